@@ -1,0 +1,124 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/imgpipe/imgpipe/bus/natsbus"
+	"github.com/imgpipe/imgpipe/roles"
+	"github.com/imgpipe/imgpipe/store"
+	"github.com/imgpipe/imgpipe/transform"
+	"github.com/imgpipe/imgpipe/web"
+)
+
+// App is one imgpipe process: whichever roles its config names, on one bus
+// and one store, under one lifecycle. Tests start it for real on port 0.
+type App struct {
+	cfg   Config
+	log   *slog.Logger
+	ready chan struct{}
+	http  *web.Server
+}
+
+// New prepares an App; nothing is opened until Run.
+func New(cfg Config, log *slog.Logger) *App {
+	return &App{cfg: cfg, log: log, ready: make(chan struct{})}
+}
+
+// Ready is closed once every role has started.
+func (a *App) Ready() <-chan struct{} { return a.ready }
+
+// Addr is the HTTP address, valid after Ready.
+func (a *App) Addr() net.Addr { return a.http.Addr() }
+
+// Run opens the bus and the store, runs the roles until ctx ends or one
+// fails, drains them, and closes everything in reverse order.
+func (a *App) Run(ctx context.Context) (err error) {
+	if err := a.cfg.Validate(); err != nil {
+		return err
+	}
+	var ns *server.Server
+	natsCfg := a.cfg.NATS
+	if a.cfg.Embedded && natsCfg.URL == "" {
+		if ns, err = natsbus.StartEmbedded(natsbus.EmbeddedOptions{Dir: filepath.Join(a.cfg.DataDir, "nats")}, a.log.With("component", "nats")); err != nil {
+			return fmt.Errorf("embedded NATS: %w", err)
+		}
+		a.log.Info("embedded NATS server with JetStream", "dir", filepath.Join(a.cfg.DataDir, "nats"))
+	}
+	startCtx, cancel := context.WithTimeout(ctx, a.cfg.StartupTimeout)
+	defer cancel()
+	b, err := waitFor(startCtx, a.log, "bus", func(ctx context.Context) (*natsbus.Bus, error) {
+		return natsbus.Connect(ctx, natsCfg, ns, a.cfg.Instance, a.log.With("component", "bus"))
+	})
+	if err != nil {
+		if ns != nil {
+			ns.Shutdown()
+		}
+		return err
+	}
+	defer func() { err = errors.Join(err, b.Close()) }()
+
+	st, err := waitFor(startCtx, a.log, "store", func(ctx context.Context) (store.Store, error) {
+		s, err := store.Open(ctx, a.cfg.Store.URL, a.cfg.DataDir, a.log.With("component", "store"))
+		if err == nil {
+			if err = s.Ping(ctx); err != nil {
+				s.Close()
+			}
+		}
+		return s, err
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, st.Close()) }()
+
+	eng, err := transform.New(a.cfg.Transform, a.log.With("component", "vips"))
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	metrics := roles.NewMetrics()
+	deps := roles.Deps{Bus: b, Store: st, Engine: eng, Instance: a.cfg.Instance, Log: a.log, Metrics: metrics}
+	mgr := a.manager(deps)
+	go func() {
+		select {
+		case <-mgr.Started():
+			close(a.ready)
+		case <-ctx.Done():
+		}
+	}()
+	return mgr.Run(ctx)
+}
+
+// waitFor retries open with backoff until it succeeds or ctx ends, so that a
+// process started before its bus or store (as in a cluster coming up) waits
+// for them instead of failing. The first failure is logged at once.
+func waitFor[T any](ctx context.Context, log *slog.Logger, what string, open func(context.Context) (T, error)) (T, error) {
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		v, err := open(tctx)
+		cancel()
+		if err == nil {
+			return v, nil
+		}
+		if ctx.Err() != nil {
+			return v, fmt.Errorf("%s: %w", what, err)
+		}
+		log.Warn("waiting for "+what, "attempt", attempt, "retry_in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return v, fmt.Errorf("%s not reachable: %w", what, err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}

@@ -1,0 +1,118 @@
+// Package app composes the packages into one process: configuration, the
+// command line, and the App that opens the bus and the store and runs the
+// chosen roles under one lifecycle.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus/natsbus"
+	"github.com/imgpipe/imgpipe/roles"
+	"github.com/imgpipe/imgpipe/store"
+	"github.com/imgpipe/imgpipe/transform"
+	"github.com/imgpipe/imgpipe/web"
+)
+
+// Role names, as given to --roles.
+const (
+	RoleAPI       = "api"
+	RoleUI        = "ui"
+	RoleTransform = "transform"
+	RoleSave2DB   = "save2db"
+	RoleLogger    = "logger"
+)
+
+// AllRoles in start order: consumers first, the HTTP face last.
+var AllRoles = []string{RoleLogger, RoleSave2DB, RoleTransform, RoleAPI, RoleUI}
+
+// Config is the whole process's configuration. Each part belongs to its
+// package, which owns its defaults and validation; this only composes.
+type Config struct {
+	DataDir         string           `mapstructure:"data_dir"`
+	Roles           []string         `mapstructure:"roles"`
+	Instance        string           `mapstructure:"instance"`
+	ShutdownTimeout time.Duration    `mapstructure:"shutdown_timeout"`
+	StartupTimeout  time.Duration    `mapstructure:"startup_timeout"`
+	Log             LogConfig        `mapstructure:"log"`
+	HTTP            web.Config       `mapstructure:"http"`
+	NATS            natsbus.Config   `mapstructure:"nats"`
+	Store           store.Config     `mapstructure:"store"`
+	Transform       transform.Config `mapstructure:"transform"`
+	Workers         roles.Config     `mapstructure:"workers"`
+
+	// Embedded is set by `imgpipe dev`: an in-process NATS server and the
+	// local store under DataDir stand in for URLs not given.
+	Embedded bool `mapstructure:"-"`
+}
+
+// LogConfig chooses the log format and level.
+type LogConfig struct {
+	Format string `mapstructure:"format"` // text or json
+	Level  string `mapstructure:"level"`  // debug, info, warn, error
+}
+
+// DefaultConfig is what runs with no flags, environment or file.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		DataDir:         "./data",
+		Roles:           slices.Clone(AllRoles),
+		Instance:        fmt.Sprintf("%s-%d", host, os.Getpid()),
+		ShutdownTimeout: 30 * time.Second,
+		StartupTimeout:  2 * time.Minute,
+		Log:             LogConfig{Format: "text", Level: "info"},
+		HTTP:            web.DefaultConfig(),
+		NATS:            natsbus.DefaultConfig(),
+		Transform:       transform.DefaultConfig(),
+		Workers:         roles.DefaultConfig(),
+	}
+}
+
+// Validate checks everything and says what to fix.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Roles) == 0 {
+		errs = append(errs, errors.New("no roles: give --roles with one or more of "+strings.Join(AllRoles, ",")))
+	}
+	for _, r := range c.Roles {
+		if !slices.Contains(AllRoles, r) {
+			errs = append(errs, fmt.Errorf("unknown role %q: roles are %s", r, strings.Join(AllRoles, ", ")))
+		}
+	}
+	if !c.Embedded {
+		if c.NATS.URL == "" {
+			errs = append(errs, errors.New("--nats is required (for example --nats nats://h1:4222,h2:4222); only `imgpipe dev` runs an embedded server"))
+		}
+		if c.Store.URL == "" {
+			errs = append(errs, errors.New("--store is required (for example --store mongodb://db1,db2/imgpipe); only `imgpipe dev` uses the embedded local store"))
+		}
+	}
+	if c.Embedded && c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	if c.ShutdownTimeout <= 0 || c.StartupTimeout <= 0 {
+		errs = append(errs, errors.New("shutdown_timeout and startup_timeout must be positive"))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q: use text or json", c.Log.Format))
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		errs = append(errs, err)
+	}
+	for _, v := range []interface{ Validate() error }{c.HTTP, c.NATS, c.Store, c.Transform, c.Workers} {
+		if err := v.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// has reports whether the process runs role r.
+func (c *Config) has(r string) bool { return slices.Contains(c.Roles, r) }

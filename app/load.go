@@ -1,0 +1,83 @@
+package app
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// flagKeys maps command-line flags to configuration keys. Everything else
+// is reachable through the file or IMGPIPE_<KEY> variables.
+var flagKeys = map[string]string{
+	"data-dir":   "data_dir",
+	"listen":     "http.listen",
+	"nats":       "nats.url",
+	"store":      "store.url",
+	"roles":      "roles",
+	"instance":   "instance",
+	"log-format": "log.format",
+	"log-level":  "log.level",
+}
+
+// Load reads the configuration with precedence flags, then environment
+// (IMGPIPE_HTTP_LISTEN for http.listen), then the YAML file, then defaults.
+// def holds the command's defaults (serve and worker run different roles).
+func Load(flags *pflag.FlagSet, file string, def Config) (Config, error) {
+	v := viper.New()
+	setDefaults(v, "", reflect.ValueOf(def))
+	v.SetEnvPrefix("IMGPIPE")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for name, key := range flagKeys {
+		if f := flags.Lookup(name); f != nil {
+			if err := v.BindPFlag(key, f); err != nil {
+				return def, err
+			}
+		}
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return def, fmt.Errorf("config file %s: %w", file, err)
+		}
+	}
+	var cfg Config
+	if err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true }); err != nil {
+		return def, fmt.Errorf("configuration: %w", err)
+	}
+	// A map from the file (presets) replaces the default map as a whole in
+	// viper; keep the built-in presets unless the file names them again.
+	for name, spec := range def.Transform.Presets {
+		if _, ok := cfg.Transform.Presets[name]; !ok {
+			if cfg.Transform.Presets == nil {
+				cfg.Transform.Presets = map[string]string{}
+			}
+			cfg.Transform.Presets[name] = spec
+		}
+	}
+	return cfg, nil
+}
+
+// setDefaults registers every leaf of the default config with viper, which
+// is what lets AutomaticEnv find IMGPIPE_ variables for keys no file names.
+func setDefaults(v *viper.Viper, prefix string, val reflect.Value) {
+	t := val.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("mapstructure"), ",")[0]
+		if tag == "" || tag == "-" || !f.IsExported() {
+			continue
+		}
+		fv := val.Field(i)
+		if fv.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+			setDefaults(v, prefix+tag+".", fv)
+			continue
+		}
+		v.SetDefault(prefix+tag, fv.Interface())
+	}
+}

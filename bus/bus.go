@@ -1,0 +1,149 @@
+// Package bus is the publish/subscribe backbone between roles. Bus is the
+// interface the roles use; the NATS JetStream implementation lives in
+// bus/natsbus. Image bytes never ride in messages: they are staged in
+// Bus.Stage and messages carry ids.
+package bus
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/imgpipe/imgpipe/model"
+)
+
+// Queue names a stream of work with its routing rule.
+type Queue string
+
+const (
+	// Transform carries uploads to the transform role (work queue: each
+	// message goes to one transformer).
+	Transform Queue = "transform"
+	// Save carries records and results to save2db (work queue).
+	Save Queue = "save"
+	// Activity carries events to the logger and to live feeds (fan-out:
+	// every durable consumer sees every event).
+	Activity Queue = "activity"
+)
+
+// Queues lists every queue, for setup and docs.
+var Queues = []Queue{Transform, Save, Activity}
+
+// Message is one publish. Subject is appended to the queue's subject prefix
+// for routing (for example the image id); ID deduplicates retried publishes.
+type Message struct {
+	Queue   Queue
+	Subject string
+	ID      string
+	Data    []byte
+}
+
+// Delivery is one received message. The handler's return decides its fate:
+// nil acks it, an error asks for redelivery after a backoff, and an error
+// wrapped with Permanent terminates it without retry.
+type Delivery interface {
+	Subject() string
+	Data() []byte
+	// Attempt counts deliveries of this message, from 1.
+	Attempt() int
+	// LastAttempt is true when a failure now will not be retried; the
+	// handler must record the failure itself before returning.
+	LastAttempt() bool
+	// InProgress tells the bus the handler is still working, pushing back
+	// the redelivery deadline.
+	InProgress()
+}
+
+// Handler processes one delivery.
+type Handler func(ctx context.Context, d Delivery) error
+
+// ConsumerConfig shapes one durable subscription.
+type ConsumerConfig struct {
+	Queue   Queue
+	Durable string // shared name: processes using it split the work
+	// Workers is how many deliveries are handled at once in this process.
+	Workers int
+	// Filter narrows the queue's subjects (for example "done.*"); empty
+	// means all.
+	Filter string
+}
+
+// Consumer is a running subscription.
+type Consumer interface {
+	// Drain stops fetching, waits for handlers in flight (bounded by ctx),
+	// and returns.
+	Drain(ctx context.Context) error
+}
+
+// Stage holds blobs between roles until save2db has persisted them.
+type Stage interface {
+	Put(ctx context.Context, key string, data []byte) error
+	// Get returns ErrNotFound when the key is absent.
+	Get(ctx context.Context, key string) ([]byte, error)
+	Delete(ctx context.Context, key string) error
+}
+
+// StatusTable is the live state of images, shared by every instance. It is
+// what the API answers from while an image moves through the pipeline.
+type StatusTable interface {
+	// Create stores img if no record with its id exists. It returns the
+	// record now in the table and whether this call created it.
+	Create(ctx context.Context, img *model.Image) (*model.Image, bool, error)
+	// Get returns ErrNotFound when the id is unknown (or expired).
+	Get(ctx context.Context, id string) (*model.Image, error)
+	// Put replaces the record.
+	Put(ctx context.Context, img *model.Image) error
+}
+
+// Bus is the whole backbone.
+type Bus interface {
+	// Publish returns once the message is durably accepted.
+	Publish(ctx context.Context, m Message) error
+	// PublishAsync queues the message and returns at once; Flush waits for
+	// every queued publish. For activity, where a hot path must not wait.
+	PublishAsync(m Message) error
+	Flush(ctx context.Context) error
+
+	Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (Consumer, error)
+	// Watch streams new messages of a queue to fn without a durable
+	// consumer (live feeds). It returns when ctx ends.
+	Watch(ctx context.Context, q Queue, fn func(data []byte)) error
+
+	Stage() Stage
+	Status() StatusTable
+
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// ErrNotFound is returned by Stage.Get and StatusTable.Get.
+var ErrNotFound = errors.New("bus: not found")
+
+// ErrUnavailable wraps failures to reach the bus; the API turns it into 503.
+var ErrUnavailable = errors.New("bus: unavailable")
+
+// Permanent marks a handler error that retrying cannot fix.
+func Permanent(err error) error { return permanentError{err} }
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+type permanentError struct{ error }
+
+func (p permanentError) Unwrap() error { return p.error }
+
+// Retry policy shared by implementations: how often and how late a failing
+// message is redelivered before LastAttempt.
+type Retry struct {
+	MaxDeliver int
+	Backoff    []time.Duration
+}
+
+// DefaultRetry tries five times over about a minute.
+var DefaultRetry = Retry{
+	MaxDeliver: 5,
+	Backoff:    []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second},
+}

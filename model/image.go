@@ -1,0 +1,98 @@
+// Package model holds the records that travel between roles and live in the
+// store. It is plain Go with no dependencies so that every package (bus,
+// store, transform, web) can share one vocabulary without importing each other.
+package model
+
+import "time"
+
+// Status is where an image is in the pipeline.
+type Status string
+
+const (
+	StatusQueued     Status = "queued"
+	StatusProcessing Status = "processing"
+	StatusDone       Status = "done"
+	StatusFailed     Status = "failed"
+)
+
+// Valid reports whether s is one of the four statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusQueued, StatusProcessing, StatusDone, StatusFailed:
+		return true
+	}
+	return false
+}
+
+// Final reports whether no further transition will happen.
+func (s Status) Final() bool { return s == StatusDone || s == StatusFailed }
+
+// Image is the record of one upload: what came in, what was asked for, and
+// what came out. The id is derived from the original bytes and the spec, so
+// the same upload twice lands on the same record.
+type Image struct {
+	ID        string    `json:"id" bson:"_id"`
+	Status    Status    `json:"status" bson:"status"`
+	Error     string    `json:"error,omitempty" bson:"error,omitempty"`
+	Spec      string    `json:"spec" bson:"spec"` // canonical query string
+	Original  Info      `json:"original" bson:"original"`
+	Results   []Result  `json:"results,omitempty" bson:"results,omitempty"`
+	Attempts  int       `json:"attempts,omitempty" bson:"attempts,omitempty"`
+	CreatedAt time.Time `json:"created_at" bson:"created_at"`
+	UpdatedAt time.Time `json:"updated_at" bson:"updated_at"`
+}
+
+// Result returns the named variant, or false.
+func (img *Image) Result(variant string) (Result, bool) {
+	for _, r := range img.Results {
+		if r.Variant == variant {
+			return r, true
+		}
+	}
+	return Result{}, false
+}
+
+// Info describes one encoded image, original or result.
+type Info struct {
+	Format string `json:"format" bson:"format"`
+	Width  int    `json:"width" bson:"width"`
+	Height int    `json:"height" bson:"height"`
+	Size   int64  `json:"size" bson:"size"`
+	SHA256 string `json:"sha256" bson:"sha256"`
+
+	// Filled for originals: what a caller needs to know before asking for a
+	// transform (orientation, colour, animation, camera).
+	Orientation int    `json:"orientation,omitempty" bson:"orientation,omitempty"`
+	ColorSpace  string `json:"color_space,omitempty" bson:"color_space,omitempty"`
+	Alpha       bool   `json:"alpha,omitempty" bson:"alpha,omitempty"`
+	Pages       int    `json:"pages,omitempty" bson:"pages,omitempty"` // frames of an animation; 0 or 1 for stills
+	Animated    bool   `json:"animated,omitempty" bson:"animated,omitempty"`
+	ICCProfile  string `json:"icc_profile,omitempty" bson:"icc_profile,omitempty"`
+	EXIF        *EXIF  `json:"exif,omitempty" bson:"exif,omitempty"`
+	Filename    string `json:"filename,omitempty" bson:"filename,omitempty"` // as the client named it; never trusted for type
+}
+
+// EXIF is the summary of camera metadata worth showing; the full block is
+// stripped from results by default.
+type EXIF struct {
+	Make       string `json:"make,omitempty" bson:"make,omitempty"`
+	Model      string `json:"model,omitempty" bson:"model,omitempty"`
+	Lens       string `json:"lens,omitempty" bson:"lens,omitempty"`
+	DateTaken  string `json:"date_taken,omitempty" bson:"date_taken,omitempty"`
+	GPSPresent bool   `json:"gps_present" bson:"gps_present"`
+}
+
+// Result is one transformed output of an image. A plain upload has one
+// result, the variant "default"; presets or several specs give more.
+type Result struct {
+	Variant string `json:"variant" bson:"variant"`
+	Spec    string `json:"spec" bson:"spec"`
+	Info    `bson:"inline"`
+}
+
+// DefaultVariant names the result of an upload that asked for one spec.
+const DefaultVariant = "default"
+
+// Keys under which blobs are kept, in staging and in the store alike.
+func OriginalKey(id string) string        { return "originals/" + id }
+func ResultKey(id, variant string) string { return "results/" + id + "/" + variant }

@@ -1,0 +1,141 @@
+package roles
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/model"
+	"github.com/imgpipe/imgpipe/store"
+	"github.com/imgpipe/imgpipe/transform"
+)
+
+// API is the pipeline side of the api role: what the HTTP handlers in web/
+// call. It keeps no state of its own; every answer comes from the bus's
+// status table or the store, so any instance answers for any image.
+type API struct {
+	deps Deps
+	act  activity
+}
+
+// NewAPI builds the api role's pipeline side.
+func NewAPI(d Deps) *API { return &API{deps: d, act: activity{d, "api"}} }
+
+// ErrWatermarkMissing is returned when a spec names an image that does not exist.
+var ErrWatermarkMissing = errors.New("watermark image not found")
+
+// ImageID derives the id from the original's digest and the canonical
+// request, so the same bytes with the same spec land on the same record. It
+// is a hash, which also spreads ids evenly over store shards.
+func ImageID(originalSHA256, canonicalSpec string) string {
+	h := sha256.Sum256([]byte(originalSHA256 + "\n" + canonicalSpec))
+	return hex.EncodeToString(h[:16])
+}
+
+// Ingest takes one upload whose header has already been probed. It returns
+// the record and whether it is new. The bytes are staged, the transform is
+// queued and the record is created before it returns: once it has returned
+// without error, the image cannot be lost.
+func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req transform.Request) (*model.Image, bool, error) {
+	spec := req.Canonical()
+	id := ImageID(info.SHA256, spec)
+	if img, err := a.Lookup(ctx, id); err == nil {
+		a.act.emit(id, model.EventDuplicate, 0, "")
+		return img, false, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, false, err
+	}
+	for _, wm := range req.WatermarkIDs() {
+		if _, err := a.Lookup(ctx, wm); errors.Is(err, store.ErrNotFound) {
+			return nil, false, fmt.Errorf("%w: %s", ErrWatermarkMissing, wm)
+		} else if err != nil {
+			return nil, false, err
+		}
+	}
+
+	now := time.Now().UTC()
+	img := &model.Image{ID: id, Status: model.StatusQueued, Spec: spec, Original: info, CreatedAt: now, UpdatedAt: now}
+	if err := a.deps.Bus.Stage().Put(ctx, model.OriginalKey(id), data); err != nil {
+		return nil, false, err
+	}
+	msg, err := json.Marshal(img)
+	if err != nil {
+		return nil, false, err
+	}
+	// Queue first, then create the record: if the create fails the work is
+	// still queued and the transformer writes the record itself, so a client
+	// that retries finds the image instead of a record with no work behind it.
+	if err := a.deps.Bus.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: id, ID: "transform." + id, Data: msg}); err != nil {
+		return nil, false, err
+	}
+	if err := PublishAccepted(ctx, a.deps.Bus, img); err != nil {
+		return nil, false, err
+	}
+	cur, created, err := a.deps.Bus.Status().Create(ctx, img)
+	if err != nil {
+		return nil, false, err
+	}
+	if created {
+		a.act.emit(id, model.EventAccepted, 1, fmt.Sprintf("%s %dx%d %d bytes", info.Format, info.Width, info.Height, info.Size))
+	}
+	return cur, created, nil
+}
+
+// Lookup returns the live record from the status table, or the stored one
+// when the table no longer has it. Unknown ids give store.ErrNotFound.
+func (a *API) Lookup(ctx context.Context, id string) (*model.Image, error) {
+	img, err := a.deps.Bus.Status().Get(ctx, id)
+	if err == nil {
+		return img, nil
+	}
+	busErr := err
+	img, err = a.deps.Store.GetImage(ctx, id)
+	if err == nil {
+		return img, nil
+	}
+	if errors.Is(err, store.ErrNotFound) && !errors.Is(busErr, bus.ErrNotFound) {
+		// The table could not answer and the store has nothing: the image
+		// may exist but be unreachable, which is not a 404.
+		return nil, busErr
+	}
+	return nil, err
+}
+
+// Blob returns the bytes under key from the stage or the store.
+func (a *API) Blob(ctx context.Context, key string) ([]byte, error) {
+	b, err := a.deps.Bus.Stage().Get(ctx, key)
+	if err == nil {
+		return b, nil
+	}
+	b, serr := a.deps.Store.GetBlob(ctx, key)
+	if serr == nil {
+		return b, nil
+	}
+	if errors.Is(serr, store.ErrNotFound) && !errors.Is(err, bus.ErrNotFound) {
+		return nil, err
+	}
+	return nil, serr
+}
+
+// List pages through stored records, newest first.
+func (a *API) List(ctx context.Context, q store.ListQuery) (store.Page, error) {
+	return a.deps.Store.ListImages(ctx, q)
+}
+
+// Activity returns the logger's records for one image, oldest first.
+func (a *API) Activity(ctx context.Context, id string) ([]model.Event, error) {
+	return a.deps.Store.ImageEvents(ctx, id)
+}
+
+// Watch streams live activity to fn until ctx ends.
+func (a *API) Watch(ctx context.Context, fn func([]byte)) error {
+	return a.deps.Bus.Watch(ctx, bus.Activity, fn)
+}
+
+// Engine exposes the spec parser and prober to the HTTP layer.
+func (a *API) Engine() *transform.Engine { return a.deps.Engine }

@@ -1,0 +1,32 @@
+package roles
+
+import (
+	"errors"
+	"runtime"
+)
+
+// Config sizes the worker roles of one process.
+type Config struct {
+	// TransformWorkers is how many images this process transforms at once.
+	// libvips runs one thread per operation here (see transform.Config), so
+	// one worker per core keeps every core busy without oversubscribing.
+	TransformWorkers int `mapstructure:"transform_workers"`
+	// SaveWorkers write to the store at once; writes wait on disk or
+	// network, not CPU, so more than cores pays off.
+	SaveWorkers int `mapstructure:"save_workers"`
+	// LoggerWorkers let the store batch many events into one commit.
+	LoggerWorkers int `mapstructure:"logger_workers"`
+}
+
+// DefaultConfig sizes workers for this machine.
+func DefaultConfig() Config {
+	return Config{TransformWorkers: runtime.NumCPU(), SaveWorkers: 16, LoggerWorkers: 32}
+}
+
+// Validate checks the sizes.
+func (c Config) Validate() error {
+	if c.TransformWorkers < 1 || c.SaveWorkers < 1 || c.LoggerWorkers < 1 {
+		return errors.New("workers.transform_workers, workers.save_workers and workers.logger_workers must be at least 1")
+	}
+	return nil
+}

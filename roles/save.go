@@ -1,0 +1,35 @@
+package roles
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/model"
+)
+
+// Subjects on the save queue, after the queue prefix. The api publishes
+// accepted records; the transformer publishes done or failed ones.
+const (
+	saveAccepted = "accepted"
+	saveFinal    = "final"
+)
+
+// publishSave hands a record to save2db. The message id makes a repeated
+// publish of the same state a no-op within the bus's duplicate window.
+func publishSave(ctx context.Context, b bus.Bus, img *model.Image) error {
+	kind := saveFinal
+	if !img.Status.Final() {
+		kind = saveAccepted
+	}
+	data, err := json.Marshal(img)
+	if err != nil {
+		return err
+	}
+	return b.Publish(ctx, bus.Message{Queue: bus.Save, Subject: kind + "." + img.ID, ID: "save." + kind + "." + img.ID, Data: data})
+}
+
+// PublishAccepted is how the api hands a new record to save2db.
+func PublishAccepted(ctx context.Context, b bus.Bus, img *model.Image) error {
+	return publishSave(ctx, b, img)
+}

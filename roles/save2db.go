@@ -1,0 +1,99 @@
+package roles
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/model"
+	"github.com/imgpipe/imgpipe/store"
+)
+
+// Saver is the save2db role: it moves originals, results and records from
+// the bus's staging area into the store for good, then clears the stage.
+type Saver struct {
+	deps     Deps
+	workers  int
+	act      activity
+	consumer bus.Consumer
+}
+
+// NewSaver runs workers saves at once.
+func NewSaver(d Deps, workers int) *Saver {
+	return &Saver{deps: d, workers: workers, act: activity{d, "save2db"}}
+}
+
+func (s *Saver) Name() string { return "save2db" }
+
+func (s *Saver) Start(ctx context.Context) error {
+	c, err := s.deps.Bus.Consume(ctx, bus.ConsumerConfig{Queue: bus.Save, Durable: "save2db", Workers: s.workers}, s.handle)
+	s.consumer = c
+	return err
+}
+
+func (s *Saver) Stop(ctx context.Context) error { return s.consumer.Drain(ctx) }
+
+func (s *Saver) handle(ctx context.Context, d bus.Delivery) error {
+	var img model.Image
+	if err := json.Unmarshal(d.Data(), &img); err != nil || img.ID == "" {
+		s.deps.Metrics.Handled.WithLabelValues("save2db", "malformed").Inc()
+		return bus.Permanent(fmt.Errorf("malformed save message: %v", err))
+	}
+	// A record never moves backwards: an accepted record redelivered after
+	// the final one must not overwrite it.
+	if prev, err := s.deps.Store.GetImage(ctx, img.ID); err == nil && prev.Status.Final() && !img.Status.Final() {
+		return nil
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+
+	if err := s.persist(ctx, model.OriginalKey(img.ID)); err != nil {
+		return err
+	}
+	for _, r := range img.Results {
+		if err := s.persist(ctx, model.ResultKey(img.ID, r.Variant)); err != nil {
+			return err
+		}
+	}
+	if err := s.deps.Store.PutImage(ctx, &img); err != nil {
+		return err
+	}
+	if !img.Status.Final() {
+		s.act.emit(img.ID, model.EventRecorded, d.Attempt(), "")
+		s.deps.Metrics.Handled.WithLabelValues("save2db", "recorded").Inc()
+		return nil
+	}
+	// Everything is in the store: the stage can let go. A failure here only
+	// leaves garbage behind, never loses data, so it is logged, not retried.
+	keys := []string{model.OriginalKey(img.ID)}
+	for _, r := range img.Results {
+		keys = append(keys, model.ResultKey(img.ID, r.Variant))
+	}
+	for _, k := range keys {
+		if err := s.deps.Bus.Stage().Delete(ctx, k); err != nil && !errors.Is(err, bus.ErrNotFound) {
+			s.deps.Log.Warn("stage not cleared", "key", k, "err", err)
+		}
+	}
+	s.act.emit(img.ID, model.EventSaved, d.Attempt(), strings.Join(keys, " "))
+	s.deps.Metrics.Handled.WithLabelValues("save2db", "saved").Inc()
+	return nil
+}
+
+// persist copies a staged blob into the store unless it is already there
+// (a redelivery after the stage was cleared).
+func (s *Saver) persist(ctx context.Context, key string) error {
+	data, err := s.deps.Bus.Stage().Get(ctx, key)
+	if errors.Is(err, bus.ErrNotFound) {
+		if ok, herr := s.deps.Store.HasBlob(ctx, key); herr != nil || ok {
+			return herr
+		}
+		return bus.Permanent(fmt.Errorf("%s is neither staged nor stored", key))
+	}
+	if err != nil {
+		return err
+	}
+	return s.deps.Store.PutBlob(ctx, key, data)
+}

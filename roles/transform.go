@@ -1,0 +1,146 @@
+package roles
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/model"
+	"github.com/imgpipe/imgpipe/store"
+	"github.com/imgpipe/imgpipe/transform"
+)
+
+// Transformer is the transform role: it takes uploads off the transform
+// queue, renders every variant with libvips, stages the results, marks the
+// image done in the status table (what the API serves) and hands the record
+// to save2db.
+type Transformer struct {
+	deps     Deps
+	workers  int
+	act      activity
+	consumer bus.Consumer
+}
+
+// NewTransformer runs workers transforms at once.
+func NewTransformer(d Deps, workers int) *Transformer {
+	return &Transformer{deps: d, workers: workers, act: activity{d, "transform"}}
+}
+
+func (t *Transformer) Name() string { return "transform" }
+
+func (t *Transformer) Start(ctx context.Context) error {
+	c, err := t.deps.Bus.Consume(ctx, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: t.workers}, t.handle)
+	t.consumer = c
+	return err
+}
+
+func (t *Transformer) Stop(ctx context.Context) error { return t.consumer.Drain(ctx) }
+
+// handle is idempotent: a redelivery of an image already done republishes
+// its record for save2db (the first publish may have been lost) and stops.
+func (t *Transformer) handle(ctx context.Context, d bus.Delivery) error {
+	var img model.Image
+	if err := json.Unmarshal(d.Data(), &img); err != nil || img.ID == "" {
+		t.deps.Metrics.Handled.WithLabelValues("transform", "malformed").Inc()
+		return bus.Permanent(fmt.Errorf("malformed transform message: %v", err))
+	}
+	if cur, err := t.deps.Bus.Status().Get(ctx, img.ID); err == nil && cur.Status.Final() {
+		return publishSave(ctx, t.deps.Bus, cur)
+	}
+
+	img.Status, img.Attempts, img.UpdatedAt = model.StatusProcessing, d.Attempt(), time.Now().UTC()
+	if err := t.deps.Bus.Status().Put(ctx, &img); err != nil {
+		return err
+	}
+	t.act.emit(img.ID, model.EventTransformStarted, d.Attempt(), "")
+
+	results, err := t.render(ctx, &img, d)
+	if err != nil {
+		if !bus.IsPermanent(err) && !d.LastAttempt() {
+			t.deps.Metrics.Handled.WithLabelValues("transform", "retry").Inc()
+			t.act.emit(img.ID, model.EventTransformRetry, d.Attempt(), publicMessage(err))
+			return err
+		}
+		img.Status, img.Error = model.StatusFailed, publicMessage(err)
+		t.deps.Log.Warn("transform failed", "image", img.ID, "attempt", d.Attempt(), "err", err)
+		t.act.emit(img.ID, model.EventTransformFailed, d.Attempt(), img.Error)
+		t.deps.Metrics.Handled.WithLabelValues("transform", "failed").Inc()
+	} else {
+		img.Status, img.Results, img.Error = model.StatusDone, results, ""
+		t.act.emit(img.ID, model.EventTransformDone, d.Attempt(), fmt.Sprintf("%d variant(s)", len(results)))
+		t.deps.Metrics.Handled.WithLabelValues("transform", "done").Inc()
+	}
+	img.UpdatedAt = time.Now().UTC()
+	// The status record goes first: once it says done, a crash before the
+	// save publish is repaired by the redelivery above.
+	if err := t.deps.Bus.Status().Put(ctx, &img); err != nil {
+		return err
+	}
+	return publishSave(ctx, t.deps.Bus, &img)
+}
+
+// render produces and stages every variant of img.
+func (t *Transformer) render(ctx context.Context, img *model.Image, d bus.Delivery) ([]model.Result, error) {
+	req, err := transform.ParseCanonical(img.Spec)
+	if err != nil {
+		return nil, bus.Permanent(err)
+	}
+	original, err := fetchBlob(ctx, t.deps, model.OriginalKey(img.ID))
+	if err != nil {
+		return nil, fmt.Errorf("original: %w", err)
+	}
+	marks := map[string][]byte{}
+	for _, id := range req.WatermarkIDs() {
+		if marks[id], err = fetchBlob(ctx, t.deps, model.OriginalKey(id)); err != nil {
+			return nil, fmt.Errorf("watermark image %s: %w", id, err)
+		}
+	}
+	results := make([]model.Result, 0, len(req.Variants))
+	for _, v := range req.Variants {
+		d.InProgress()
+		start := time.Now()
+		out, info, err := t.deps.Engine.Process(ctx, transform.Input{Data: original, Spec: v.Spec, Watermarks: marks})
+		if err != nil {
+			var te *transform.Error
+			if errors.As(err, &te) && te.Permanent() {
+				return nil, bus.Permanent(err)
+			}
+			return nil, err
+		}
+		t.deps.Metrics.Transform.WithLabelValues(info.Format).Observe(time.Since(start).Seconds())
+		if err := t.deps.Bus.Stage().Put(ctx, model.ResultKey(img.ID, v.Name), out); err != nil {
+			return nil, err
+		}
+		results = append(results, model.Result{Variant: v.Name, Spec: v.Spec.Canonical(), Info: info})
+	}
+	return results, nil
+}
+
+// fetchBlob reads a blob from staging, or from the store once save2db has
+// persisted it and cleared the stage.
+func fetchBlob(ctx context.Context, d Deps, key string) ([]byte, error) {
+	b, err := d.Bus.Stage().Get(ctx, key)
+	if errors.Is(err, bus.ErrNotFound) {
+		b, err = d.Store.GetBlob(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, bus.Permanent(fmt.Errorf("%s is neither staged nor stored", key))
+		}
+	}
+	return b, err
+}
+
+// publicMessage is what a client may read about a failure: the engine's
+// public text, never C or network internals.
+func publicMessage(err error) string {
+	var te *transform.Error
+	if errors.As(err, &te) {
+		return te.Message
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "processing timed out"
+	}
+	return "processing failed"
+}

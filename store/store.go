@@ -1,0 +1,79 @@
+// Package store persists originals, results, image records and activity for
+// good. Store is the interface the roles use; implementations live in
+// sub-packages (local, mongo) and are chosen by URL scheme in Open.
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/imgpipe/imgpipe/model"
+)
+
+// ErrNotFound is returned when a blob, image or page does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// Store is durable storage. Every write is idempotent: writing the same key
+// or id twice leaves one copy, so redelivered messages are harmless.
+type Store interface {
+	// PutBlob stores data under key (see model.OriginalKey, model.ResultKey),
+	// replacing what was there. It returns only when the data is durable.
+	PutBlob(ctx context.Context, key string, data []byte) error
+	// GetBlob returns the bytes under key, or ErrNotFound.
+	GetBlob(ctx context.Context, key string) ([]byte, error)
+	// HasBlob reports whether key exists without reading it.
+	HasBlob(ctx context.Context, key string) (bool, error)
+
+	// PutImage inserts or replaces the record with img.ID.
+	PutImage(ctx context.Context, img *model.Image) error
+	// GetImage returns the record, or ErrNotFound.
+	GetImage(ctx context.Context, id string) (*model.Image, error)
+	// ListImages returns records newest first (CreatedAt, then ID, both
+	// descending). Page.Next is empty on the last page.
+	ListImages(ctx context.Context, q ListQuery) (Page, error)
+
+	// AppendEvents stores events; an event whose ID is already stored is
+	// skipped.
+	AppendEvents(ctx context.Context, events ...model.Event) error
+	// ImageEvents returns the events of one image, oldest first.
+	ImageEvents(ctx context.Context, imageID string) ([]model.Event, error)
+	// RecentEvents returns the newest events across all images, newest first.
+	RecentEvents(ctx context.Context, limit int) ([]model.Event, error)
+
+	// Ping checks that the store is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// ListQuery selects a page of images.
+type ListQuery struct {
+	Status model.Status // empty: all
+	Limit  int          // 1..1000; 0 means 50
+	Cursor string       // opaque, from Page.Next
+}
+
+// Page is one page of a listing.
+type Page struct {
+	Images []model.Image
+	Next   string
+}
+
+// Limits on listing sizes, shared by implementations.
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 1000
+)
+
+// Normalize applies the default limit and clamps it.
+func (q ListQuery) Normalize() ListQuery {
+	if q.Limit <= 0 {
+		q.Limit = DefaultListLimit
+	}
+	if q.Limit > MaxListLimit {
+		q.Limit = MaxListLimit
+	}
+	return q
+}
+
+// ErrBadCursor is returned for a cursor the store did not make.
+var ErrBadCursor = errors.New("store: bad cursor")

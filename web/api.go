@@ -1,0 +1,43 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/imgpipe/imgpipe/roles"
+)
+
+// API is the api role's HTTP handlers. It holds no image state: every
+// answer comes through roles.API from the shared status table or the store.
+type API struct {
+	cfg     Config
+	pipe    *roles.API
+	metrics *roles.Metrics
+}
+
+// NewAPI builds the handlers.
+func NewAPI(cfg Config, pipe *roles.API, m *roles.Metrics) *API {
+	return &API{cfg: cfg, pipe: pipe, metrics: m}
+}
+
+// Mount adds the v1 API and the prototype's endpoints.
+func (a *API) Mount(e *echo.Echo) {
+	v1 := e.Group("/v1")
+	v1.POST("/images", a.postImages)
+	v1.GET("/images", a.listImages)
+	v1.GET("/images/:id", a.getImage)
+	v1.GET("/images/:id/result", a.getResult)
+	v1.GET("/images/:id/original", a.getOriginal)
+	v1.GET("/images/:id/activity", a.getActivity)
+	v1.GET("/events", a.events)
+	v1.GET("/presets", a.presets)
+
+	e.POST("/image", a.legacyPost)
+	e.GET("/image/:id", a.legacyGet)
+}
+
+// presets is GET /v1/presets: name -> canonical spec.
+func (a *API) presets(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"presets": a.pipe.Engine().Presets()})
+}

@@ -1,0 +1,44 @@
+// Package web is the HTTP face of imgpipe: the REST API, the prototype's
+// endpoints, the UI's assets, and the health and metrics endpoints every
+// process serves whatever its roles.
+package web
+
+import (
+	"errors"
+	"net"
+	"time"
+)
+
+// Config is the HTTP listener and the upload limits.
+type Config struct {
+	Listen string `mapstructure:"listen"`
+	// MaxUploadBytes bounds one image; larger ones get 413 before they are
+	// read whole.
+	MaxUploadBytes int64 `mapstructure:"max_upload_bytes"`
+	// MaxFiles bounds the images of one multipart request.
+	MaxFiles int `mapstructure:"max_files"`
+	// MaxWait bounds ?wait= long polls.
+	MaxWait time.Duration `mapstructure:"max_wait"`
+}
+
+// DefaultConfig listens on loopback only: exposing the API is a choice.
+func DefaultConfig() Config {
+	return Config{Listen: "127.0.0.1:8080", MaxUploadBytes: 50 << 20, MaxFiles: 100, MaxWait: time.Minute}
+}
+
+// Validate checks the listen address and limits.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return errors.New("http.listen must be host:port, for example 127.0.0.1:8080 or :8080")
+	}
+	if c.MaxUploadBytes < 1 {
+		return errors.New("http.max_upload_bytes must be positive")
+	}
+	if c.MaxFiles < 1 {
+		return errors.New("http.max_files must be at least 1")
+	}
+	if c.MaxWait < 0 {
+		return errors.New("http.max_wait must not be negative")
+	}
+	return nil
+}

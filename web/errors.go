@@ -1,0 +1,87 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/roles"
+	"github.com/imgpipe/imgpipe/store"
+	"github.com/imgpipe/imgpipe/transform"
+)
+
+// apiError is the one error shape of the API: {"error":{"code","message"}}.
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func newError(status int, code, msg string) *apiError {
+	return &apiError{Status: status, Code: code, Message: msg}
+}
+
+// classify turns any error into the answer a client may see. Client mistakes
+// keep their 4xx; outages are 503 with Retry-After; only what is left is a
+// 500, with the cause in the log and not in the body.
+func classify(err error) *apiError {
+	var ae *apiError
+	var te *transform.Error
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &te):
+		return newError(te.Status, te.Code, te.Message)
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, bus.ErrNotFound):
+		return newError(http.StatusNotFound, "not_found", "no such image")
+	case errors.Is(err, store.ErrBadCursor):
+		return newError(http.StatusBadRequest, "bad_cursor", "cursor is not one this server made")
+	case errors.Is(err, roles.ErrWatermarkMissing):
+		return newError(http.StatusBadRequest, "bad_spec", err.Error())
+	case errors.Is(err, bus.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return newError(http.StatusServiceUnavailable, "unavailable", "the pipeline is unavailable, retry later")
+	case errors.As(err, &he):
+		msg, _ := he.Message.(string)
+		if msg == "" {
+			msg = http.StatusText(he.Code)
+		}
+		return newError(he.Code, codeFor(he.Code), msg)
+	}
+	return newError(http.StatusInternalServerError, "internal", "internal error")
+}
+
+func codeFor(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	}
+	return "bad_request"
+}
+
+// errorHandler is echo's last stop for every error a handler returns.
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		ae := classify(err)
+		if ae.Status >= 500 {
+			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", ae.Status, "err", err)
+		}
+		if ae.Status == http.StatusServiceUnavailable {
+			c.Response().Header().Set("Retry-After", "5")
+		}
+		_ = c.JSON(ae.Status, map[string]*apiError{"error": ae})
+	}
+}

@@ -1,0 +1,163 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/imgpipe/imgpipe/model"
+	"github.com/imgpipe/imgpipe/store"
+)
+
+// getImage is GET /v1/images/{id}.
+func (a *API) getImage(c echo.Context) error {
+	img, err := a.pipe.Lookup(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewOf(img))
+}
+
+// getResult is GET /v1/images/{id}/result[?variant=][&wait=].
+func (a *API) getResult(c echo.Context) error {
+	wait, err := a.parseWait(c.QueryParam("wait"))
+	if err != nil {
+		return err
+	}
+	img, err := a.awaitFinal(c.Request().Context(), c.Param("id"), wait)
+	if err != nil {
+		return err
+	}
+	switch img.Status {
+	case model.StatusFailed:
+		return newError(http.StatusUnprocessableEntity, "transform_failed", img.Error)
+	case model.StatusDone:
+		return a.sendResult(c, img, c.QueryParam("variant"))
+	}
+	return c.JSON(http.StatusAccepted, viewOf(img))
+}
+
+// sendResult writes a done image's variant (the first when none is named).
+// Results never change for an id, so the digest is a strong ETag and
+// clients may cache for good.
+func (a *API) sendResult(c echo.Context, img *model.Image, variant string) error {
+	var res model.Result
+	switch {
+	case variant != "":
+		r, ok := img.Result(variant)
+		if !ok {
+			return newError(http.StatusNotFound, "no_variant", fmt.Sprintf("image %s has no variant %q", img.ID, variant))
+		}
+		res = r
+	case len(img.Results) > 0:
+		res = img.Results[0]
+	default:
+		return newError(http.StatusInternalServerError, "internal", "done image without results")
+	}
+	return a.sendBlob(c, model.ResultKey(img.ID, res.Variant), res.Info)
+}
+
+func (a *API) sendBlob(c echo.Context, key string, info model.Info) error {
+	etag := `"` + info.SHA256 + `"`
+	h := c.Response().Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	if c.Request().Header.Get("If-None-Match") == etag {
+		return c.NoContent(http.StatusNotModified)
+	}
+	data, err := a.pipe.Blob(c.Request().Context(), key)
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, contentType(info.Format), data)
+}
+
+// getOriginal is GET /v1/images/{id}/original: the bytes as uploaded.
+func (a *API) getOriginal(c echo.Context) error {
+	img, err := a.pipe.Lookup(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return a.sendBlob(c, model.OriginalKey(img.ID), img.Original)
+}
+
+// getActivity is GET /v1/images/{id}/activity.
+func (a *API) getActivity(c echo.Context) error {
+	ctx := c.Request().Context()
+	id := c.Param("id")
+	if _, err := a.pipe.Lookup(ctx, id); err != nil {
+		return err
+	}
+	events, err := a.pipe.Activity(ctx, id)
+	if err != nil {
+		return err
+	}
+	if events == nil {
+		events = []model.Event{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"id": id, "events": events})
+}
+
+// listImages is GET /v1/images?status=&limit=&cursor=.
+func (a *API) listImages(c echo.Context) error {
+	q := store.ListQuery{Status: model.Status(c.QueryParam("status")), Cursor: c.QueryParam("cursor")}
+	if q.Status != "" && !q.Status.Valid() {
+		return newError(http.StatusBadRequest, "bad_status", "status must be queued, processing, done or failed")
+	}
+	if s := c.QueryParam("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > store.MaxListLimit {
+			return newError(http.StatusBadRequest, "bad_limit", fmt.Sprintf("limit must be a whole number from 1 to %d", store.MaxListLimit))
+		}
+		q.Limit = n
+	}
+	page, err := a.pipe.List(c.Request().Context(), q)
+	if err != nil {
+		return err
+	}
+	views := make([]*imageView, len(page.Images))
+	for i := range page.Images {
+		views[i] = viewOf(&page.Images[i])
+	}
+	return c.JSON(http.StatusOK, map[string]any{"images": views, "next_cursor": page.Next})
+}
+
+func (a *API) parseWait(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		if n, nerr := strconv.Atoi(s); nerr == nil {
+			d, err = time.Duration(n)*time.Second, nil
+		}
+	}
+	if err != nil || d < 0 {
+		return 0, newError(http.StatusBadRequest, "bad_wait", "wait must be a duration such as 30s")
+	}
+	return min(d, a.cfg.MaxWait), nil
+}
+
+// awaitFinal looks the image up, and while it is pending and wait allows,
+// looks again. Polling the shared status table keeps every instance
+// stateless: the instance polling need not be the one that took the upload.
+func (a *API) awaitFinal(ctx context.Context, id string, wait time.Duration) (*model.Image, error) {
+	deadline := time.Now().Add(wait)
+	delay := 20 * time.Millisecond
+	for {
+		img, err := a.pipe.Lookup(ctx, id)
+		if err != nil || img.Status.Final() || time.Now().After(deadline) {
+			return img, err
+		}
+		select {
+		case <-ctx.Done():
+			return img, nil
+		case <-time.After(min(delay, time.Until(deadline))):
+		}
+		delay = min(delay*2, 250*time.Millisecond)
+	}
+}

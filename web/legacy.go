@@ -1,0 +1,43 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/imgpipe/imgpipe/model"
+)
+
+// The original prototype's endpoints, kept so its clients keep working:
+// POST /image with multipart field "image" answers {"id"}; GET /image/{id}
+// answers 200 with the bytes, 204 while pending, 422 on failure.
+
+func (a *API) legacyPost(c echo.Context) error {
+	req, err := a.pipe.Engine().ParseRequest(c.QueryParams())
+	if err != nil {
+		return err
+	}
+	ups, err := a.readUploads(c, "image")
+	if err != nil {
+		return err
+	}
+	img, _, err := a.ingest(c, ups[0], req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"id": img.ID})
+}
+
+func (a *API) legacyGet(c echo.Context) error {
+	img, err := a.pipe.Lookup(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	switch img.Status {
+	case model.StatusDone:
+		return a.sendResult(c, img, "")
+	case model.StatusFailed:
+		return newError(http.StatusUnprocessableEntity, "transform_failed", img.Error)
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,189 @@
+package web
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/imgpipe/imgpipe/model"
+	"github.com/imgpipe/imgpipe/transform"
+)
+
+// upload is one file taken from a request body.
+type upload struct {
+	name string
+	data []byte
+}
+
+// readUploads takes the image(s) of a request: the raw body, or every file
+// part of a multipart form (field, when set, keeps only parts of that name,
+// for the prototype's `image` field). Nothing is trusted about a file but
+// its bytes: names are kept for display, types are detected later.
+func (a *API) readUploads(c echo.Context, field string) ([]upload, error) {
+	r := c.Request()
+	max := a.cfg.MaxUploadBytes
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if mediaType != "multipart/form-data" {
+		if r.ContentLength > max {
+			return nil, tooLarge(max)
+		}
+		data, err := readLimited(r.Body, max)
+		if err != nil {
+			return nil, err
+		}
+		if len(data) == 0 {
+			return nil, newError(http.StatusBadRequest, "no_file", "the request has no image: send the bytes as the body or as multipart file parts")
+		}
+		return []upload{{data: data}}, nil
+	}
+
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, newError(http.StatusBadRequest, "bad_multipart", "malformed multipart body: "+err.Error())
+	}
+	var out []upload
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, newError(http.StatusBadRequest, "bad_multipart", "malformed multipart body: "+err.Error())
+		}
+		if part.FileName() == "" || (field != "" && part.FormName() != field) {
+			part.Close()
+			continue
+		}
+		if len(out) == a.cfg.MaxFiles {
+			return nil, newError(http.StatusRequestEntityTooLarge, "too_many_files", fmt.Sprintf("at most %d files per request", a.cfg.MaxFiles))
+		}
+		data, err := readLimited(part, max)
+		part.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, upload{name: part.FileName(), data: data})
+	}
+	if len(out) == 0 {
+		return nil, newError(http.StatusBadRequest, "no_file", "the form has no file part"+fieldHint(field))
+	}
+	return out, nil
+}
+
+func fieldHint(field string) string {
+	if field == "" {
+		return ""
+	}
+	return " named " + field
+}
+
+// readLimited reads at most max bytes, answering 413 past that without
+// reading the rest.
+func readLimited(r io.Reader, max int64) ([]byte, error) {
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, newError(http.StatusBadRequest, "bad_body", "could not read the upload: "+err.Error())
+	}
+	if n > max {
+		return nil, tooLarge(max)
+	}
+	return buf.Bytes(), nil
+}
+
+func tooLarge(max int64) *apiError {
+	return newError(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("an image may be at most %d bytes", max))
+}
+
+// accepted is one image's answer to an upload.
+type accepted struct {
+	*imageView
+	Duplicate bool      `json:"duplicate,omitempty"`
+	Filename  string    `json:"filename,omitempty"`
+	Error     *apiError `json:"error,omitempty"`
+}
+
+// ingest probes and queues one upload.
+func (a *API) ingest(c echo.Context, u upload, req transform.Request) (*model.Image, bool, error) {
+	info, err := a.pipe.Engine().Probe(u.data)
+	if err != nil {
+		return nil, false, err
+	}
+	info.Filename = sanitizeName(u.name)
+	img, created, err := a.pipe.Ingest(c.Request().Context(), u.data, info, req)
+	outcome := "accepted"
+	switch {
+	case err != nil:
+		outcome = classify(err).Code
+	case !created:
+		outcome = "duplicate"
+	}
+	a.metrics.Uploads.WithLabelValues(outcome).Inc()
+	return img, created, err
+}
+
+// postImages is POST /v1/images?<spec>.
+func (a *API) postImages(c echo.Context) error {
+	req, err := a.pipe.Engine().ParseRequest(c.QueryParams())
+	if err != nil {
+		return err
+	}
+	ups, err := a.readUploads(c, "")
+	if err != nil {
+		return err
+	}
+	if len(ups) == 1 && !isMultipart(c) {
+		img, created, err := a.ingest(c, ups[0], req)
+		if err != nil {
+			return err
+		}
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/images/"+img.ID)
+		return c.JSON(http.StatusAccepted, accepted{imageView: viewOf(img), Duplicate: !created})
+	}
+	// Several files: each gets its own answer; the request is accepted if
+	// any image was, else it carries the first refusal's status.
+	out := make([]accepted, 0, len(ups))
+	status := 0
+	for _, u := range ups {
+		img, created, err := a.ingest(c, u, req)
+		if err != nil {
+			ae := classify(err)
+			if status == 0 {
+				status = ae.Status
+			}
+			out = append(out, accepted{Filename: u.name, Error: ae})
+			continue
+		}
+		status = http.StatusAccepted
+		out = append(out, accepted{imageView: viewOf(img), Duplicate: !created, Filename: u.name})
+	}
+	if len(out) == 1 {
+		if out[0].Error != nil {
+			return out[0].Error
+		}
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/images/"+out[0].ID)
+		return c.JSON(status, out[0])
+	}
+	return c.JSON(status, map[string][]accepted{"images": out})
+}
+
+func isMultipart(c echo.Context) bool {
+	return strings.HasPrefix(c.Request().Header.Get(echo.HeaderContentType), "multipart/")
+}
+
+// sanitizeName keeps a display name only: no path, bounded length.
+func sanitizeName(name string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	if len(name) > 200 {
+		name = name[:200]
+	}
+	return name
+}
