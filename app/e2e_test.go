@@ -1,0 +1,330 @@
+package app_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/internal/apptest"
+	"github.com/imgpipe/imgpipe/internal/fixtures"
+)
+
+// TestPipelineEndToEnd pushes real images of every input format through all
+// five roles in one process and checks each result by decoding it.
+func TestPipelineEndToEnd(t *testing.T) {
+	r := apptest.Start(t, apptest.Config(t))
+
+	// A WebP input is made by the pipeline itself from a PNG, then fed back.
+	webp := waitOK(t, r.URL, upload(t, r.URL, "format=webp&width=320", fixtures.PNG(640, 480, 7, false))).Body
+
+	cases := []struct {
+		name         string
+		data         []byte
+		spec         string
+		format       string
+		width, hight int
+	}{
+		{"jpeg", fixtures.JPEG(640, 480, 1), "width=200&height=200&format=png", "png", 200, 150},
+		{"png-alpha", fixtures.PNG(300, 200, 2, true), "width=150&format=webp", "webp", 150, 100},
+		{"webp", webp, "width=160&format=jpeg", "jpeg", 160, 120},
+		{"gif", fixtures.GIF(120, 80, 1, 3), "width=60&format=gif", "gif", 60, 40},
+		{"tiny", fixtures.PNG(1, 1, 4, false), "width=100&format=png", "png", 1, 1},
+		{"extreme-aspect", fixtures.JPEG(4000, 20, 5), "width=400&format=jpeg", "jpeg", 400, 2},
+		{"default-spec", fixtures.JPEG(2000, 1000, 6), "", "webp", 1600, 800},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := upload(t, r.URL, tc.spec, tc.data)
+			res := waitOK(t, r.URL, id)
+			if ct := res.Header.Get("Content-Type"); ct != "image/"+tc.format {
+				t.Errorf("Content-Type %q, want image/%s", ct, tc.format)
+			}
+			if res.Header.Get("ETag") == "" {
+				t.Error("result has no ETag")
+			}
+			format, img := apptest.Decode(t, res.Body)
+			if format != tc.format || img.Bounds().Dx() != tc.width || img.Bounds().Dy() != tc.hight {
+				t.Fatalf("result is %s %dx%d, want %s %dx%d", format, img.Bounds().Dx(), img.Bounds().Dy(), tc.format, tc.width, tc.hight)
+			}
+			if tc.name == "png-alpha" {
+				// The left half of the fixture is transparent: it must stay so.
+				if _, _, _, a := img.At(5, 50).RGBA(); a != 0 {
+					t.Errorf("alpha lost: pixel (5,50) has alpha %d", a>>8)
+				}
+				if _, _, _, a := img.At(140, 50).RGBA(); a != 0xffff {
+					t.Errorf("opaque half has alpha %d", a>>8)
+				}
+			}
+			orig := apptest.Get(t, r.URL+"/v1/images/"+id+"/original")
+			if orig.Status != http.StatusOK || !bytes.Equal(orig.Body, tc.data) {
+				t.Fatalf("original: status %d, %d bytes, identical=%v", orig.Status, len(orig.Body), bytes.Equal(orig.Body, tc.data))
+			}
+			info := apptest.Get(t, r.URL+"/v1/images/"+id).JSON(t)
+			if info["status"] != "done" || info["result"] == nil {
+				t.Fatalf("record: %v", info)
+			}
+			o := info["original"].(map[string]any)
+			if o["size"].(float64) != float64(len(tc.data)) || o["sha256"] == "" || o["width"].(float64) == 0 {
+				t.Errorf("original info: %v", o)
+			}
+		})
+	}
+
+	t.Run("activity", func(t *testing.T) {
+		id := upload(t, r.URL, "width=10", fixtures.JPEG(64, 64, 99))
+		waitOK(t, r.URL, id)
+		roles := map[string]bool{}
+		apptest.Eventually(t, "activity from api, transform and save2db", func() bool {
+			var body struct {
+				Events []struct{ Role, Event, Instance string }
+			}
+			_ = json.Unmarshal(apptest.Get(t, r.URL+"/v1/images/"+id+"/activity").Body, &body)
+			for _, e := range body.Events {
+				roles[e.Role+":"+e.Event] = true
+			}
+			return roles["api:accepted"] && roles["transform:transform.done"] && roles["save2db:saved"]
+		})
+	})
+}
+
+func TestDuplicateUploadsShareOneImage(t *testing.T) {
+	r := apptest.Start(t, apptest.Config(t))
+	data := fixtures.JPEG(320, 240, 11)
+	a := upload(t, r.URL, "width=100&format=png", data)
+	b := upload(t, r.URL, "format=png&width=100", data) // same spec, other order
+	if a != b {
+		t.Fatalf("same bytes and spec gave ids %s and %s", a, b)
+	}
+	if c := upload(t, r.URL, "width=101&format=png", data); c == a {
+		t.Fatal("a different spec gave the same id")
+	}
+	resp := r.Upload(t, "width=100&format=png", data).JSON(t)
+	if resp["duplicate"] != true {
+		t.Errorf("third upload not marked duplicate: %v", resp)
+	}
+}
+
+func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
+	cfg := apptest.Config(t)
+	cfg.HTTP.MaxUploadBytes = 2 << 20
+	r := apptest.Start(t, cfg)
+	jpeg := fixtures.JPEG(800, 600, 3)
+	cases := []struct {
+		name   string
+		spec   string
+		data   []byte
+		status int
+	}{
+		{"empty", "", nil, 400},
+		{"text", "", fixtures.Text(), 415},
+		{"truncated", "", jpeg[:len(jpeg)/2], 422},
+		{"pixel-bomb", "", fixtures.PNGBomb(30000, 30000), 422},
+		{"svg", "", fixtures.SVG(), 415},
+		{"too-large", "", bytes.Repeat([]byte{0xff}, 3<<20), 413},
+		{"unknown-param", "wdth=10", jpeg, 400},
+		{"bad-width", "width=abc", jpeg, 400},
+		{"bad-fit", "fit=squash", jpeg, 400},
+		{"bad-quality", "quality=101", jpeg, 400},
+		{"missing-watermark", "watermark_image=0123456789abcdef0123456789abcdef", jpeg, 400},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			resp := r.Upload(t, tc.spec, tc.data)
+			if resp.Status != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.Status, tc.status, resp.Body)
+			}
+			e, _ := resp.JSON(t)["error"].(map[string]any)
+			if e == nil || e["code"] == "" || e["message"] == "" {
+				t.Fatalf("error body %s lacks code and message", resp.Body)
+			}
+			if tc.name == "pixel-bomb" && time.Since(start) > 5*time.Second {
+				t.Errorf("bomb took %v: it was decoded, not refused from the header", time.Since(start))
+			}
+		})
+	}
+	ct, body := apptest.Multipart(t, "notes", nil)
+	if resp := apptest.Do(t, http.MethodPost, r.URL+"/v1/images", ct, body); resp.Status != 400 {
+		t.Errorf("multipart without files: %d %s", resp.Status, resp.Body)
+	}
+	for _, u := range []string{"/v1/images/nope", "/v1/images/nope/result", "/image/nope"} {
+		if resp := apptest.Get(t, r.URL+u); resp.Status != 404 {
+			t.Errorf("GET %s: %d, want 404", u, resp.Status)
+		}
+	}
+	for _, u := range []string{"/v1/images?status=weird", "/v1/images?limit=0", "/v1/images?cursor=zzz"} {
+		if resp := apptest.Get(t, r.URL+u); resp.Status != 400 {
+			t.Errorf("GET %s: %d, want 400: %s", u, resp.Status, resp.Body)
+		}
+	}
+	if resp := apptest.Get(t, r.URL+"/healthz"); resp.Status != 200 {
+		t.Fatalf("server not healthy after bad input: %d", resp.Status)
+	}
+	// And it still works.
+	waitOK(t, r.URL, upload(t, r.URL, "width=50", jpeg))
+}
+
+func TestMultipartBatchAndPrototypeEndpoints(t *testing.T) {
+	r := apptest.Start(t, apptest.Config(t))
+	ct, body := apptest.Multipart(t, "files", map[string][]byte{
+		"a.jpg":   fixtures.JPEG(300, 200, 21),
+		"b.png":   fixtures.PNG(200, 300, 22, false),
+		"bad.txt": fixtures.Text(),
+	})
+	resp := apptest.Do(t, http.MethodPost, r.URL+"/v1/images?width=100&format=png", ct, body)
+	if resp.Status != http.StatusAccepted {
+		t.Fatalf("batch: %d %s", resp.Status, resp.Body)
+	}
+	var batch struct {
+		Images []struct {
+			ID, Filename string
+			Error        *struct{ Code, Message string }
+		}
+	}
+	if err := json.Unmarshal(resp.Body, &batch); err != nil || len(batch.Images) != 3 {
+		t.Fatalf("batch body: %v %s", err, resp.Body)
+	}
+	for _, im := range batch.Images {
+		switch {
+		case im.Filename == "bad.txt":
+			if im.Error == nil || im.Error.Code == "" {
+				t.Errorf("text file not refused: %+v", im)
+			}
+		case im.ID == "":
+			t.Errorf("%s not accepted: %+v", im.Filename, im.Error)
+		default:
+			_, img := apptest.Decode(t, waitOK(t, r.URL, im.ID).Body)
+			if img.Bounds().Dx() > 100 {
+				t.Errorf("%s: width %d", im.Filename, img.Bounds().Dx())
+			}
+		}
+	}
+
+	// The prototype's API: POST /image with field "image", GET /image/{id}
+	// with 204 until ready.
+	ct, body = apptest.Multipart(t, "image", map[string][]byte{"p.jpg": fixtures.JPEG(500, 500, 23)})
+	resp = apptest.Do(t, http.MethodPost, r.URL+"/image", ct, body)
+	id, _ := resp.JSON(t)["id"].(string)
+	if resp.Status != http.StatusOK || id == "" {
+		t.Fatalf("POST /image: %d %s", resp.Status, resp.Body)
+	}
+	var got apptest.Response
+	apptest.Eventually(t, "GET /image/{id} to answer 200", func() bool {
+		got = apptest.Get(t, r.URL+"/image/"+id)
+		if got.Status != http.StatusOK && got.Status != http.StatusNoContent {
+			t.Fatalf("GET /image/%s: %d %s", id, got.Status, got.Body)
+		}
+		return got.Status == http.StatusOK
+	})
+	if format, _ := apptest.Decode(t, got.Body); format != "webp" {
+		t.Errorf("prototype result format %s, want the default webp", format)
+	}
+}
+
+func TestListingAndLiveEvents(t *testing.T) {
+	r := apptest.Start(t, apptest.Config(t))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+"/v1/events", nil)
+	stream, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	if ct := stream.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("events Content-Type %q", ct)
+	}
+
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, upload(t, r.URL, "width=20", fixtures.JPEG(100, 100, uint64(100+i))))
+	}
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(stream.Body)
+	for sc.Scan() && !seen[ids[2]+"transform.done"] {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var ev struct{ ImageID, Event string }
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("event is not JSON: %q", line)
+		}
+		seen[ev.ImageID+ev.Event] = true
+	}
+	if !seen[ids[0]+"accepted"] || !seen[ids[2]+"transform.done"] {
+		t.Fatalf("live feed missed events; saw %v", seen)
+	}
+
+	for _, id := range ids {
+		waitOK(t, r.URL, id)
+	}
+	// Listing reads the store, which save2db fills a moment after done.
+	var all []string
+	apptest.Eventually(t, "three done images listed", func() bool {
+		all = all[:0]
+		cursor := ""
+		for {
+			var page struct {
+				Images     []struct{ ID string }
+				NextCursor string `json:"next_cursor"`
+			}
+			_ = json.Unmarshal(apptest.Get(t, r.URL+"/v1/images?status=done&limit=2&cursor="+cursor).Body, &page)
+			if len(page.Images) > 2 {
+				t.Fatalf("page of %d with limit 2", len(page.Images))
+			}
+			for _, im := range page.Images {
+				all = append(all, im.ID)
+			}
+			if cursor = page.NextCursor; cursor == "" {
+				break
+			}
+		}
+		return len(all) == 3
+	})
+	// Newest first.
+	if all[0] != ids[2] || all[2] != ids[0] {
+		t.Errorf("listing order %v, uploads were %v", all, ids)
+	}
+}
+
+func TestPresetsEndpoint(t *testing.T) {
+	r := apptest.Start(t, apptest.Config(t))
+	p, _ := apptest.Get(t, r.URL+"/v1/presets").JSON(t)["presets"].(map[string]any)
+	for _, name := range []string{"thumb", "preview", "web"} {
+		if s, _ := p[name].(string); s == "" {
+			t.Errorf("preset %s missing: %v", name, p)
+		}
+	}
+}
+
+// upload posts data and returns the new image's id.
+func upload(t *testing.T, base, spec string, data []byte) string {
+	t.Helper()
+	resp := apptest.Upload(t, base, spec, data)
+	body := resp.JSON(t)
+	id, _ := body["id"].(string)
+	if resp.Status != http.StatusAccepted || id == "" {
+		t.Fatalf("upload: %d %s", resp.Status, resp.Body)
+	}
+	if loc := resp.Header.Get("Location"); loc != "/v1/images/"+id {
+		t.Errorf("Location %q", loc)
+	}
+	return id
+}
+
+// waitOK waits for a result and requires 200.
+func waitOK(t *testing.T, base, id string) apptest.Response {
+	t.Helper()
+	resp := apptest.Result(t, base, id, "")
+	if resp.Status != http.StatusOK {
+		t.Fatalf("result of %s: %d %s", id, resp.Status, resp.Body)
+	}
+	return resp
+}

@@ -1,0 +1,196 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus/natsbus"
+	"github.com/imgpipe/imgpipe/internal/apptest"
+	"github.com/imgpipe/imgpipe/internal/ferrettest"
+	"github.com/imgpipe/imgpipe/internal/fixtures"
+)
+
+// TestSeparateProcesses runs the roles as the binary would run in a cluster:
+// two api processes, one transform worker and one save2db+logger worker, on
+// one NATS server and FerretDB (a real MongoDB wire server). An image taken
+// by one api instance is served by the other.
+func TestSeparateProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts four processes")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "imgpipe")
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ns, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Dir: filepath.Join(dir, "nats"), Listen: "127.0.0.1:-1"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	mongoURI, stopMongo, err := ferrettest.Start(filepath.Join(dir, "ferret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopMongo()
+
+	common := []string{"--nats", ns.ClientURL(), "--store", mongoURI, "--log-format", "json"}
+	api1 := startProcess(t, bin, "api1", append([]string{"serve", "--roles=api"}, common...)...)
+	api2 := startProcess(t, bin, "api2", append([]string{"serve", "--roles=api"}, common...)...)
+	transformer := startProcess(t, bin, "transform", append([]string{"worker", "--roles=transform"}, common...)...)
+	saver := startProcess(t, bin, "save2db", append([]string{"worker", "--roles=save2db,logger"}, common...)...)
+
+	data := fixtures.JPEG(640, 480, 77)
+	id := upload(t, api1.url, "width=320&format=png", data)
+	res := waitOK(t, api2.url, id)
+	if format, img := apptest.Decode(t, res.Body); format != "png" || img.Bounds().Dx() != 320 || img.Bounds().Dy() != 240 {
+		t.Fatalf("result via the other api: %s %v", format, img.Bounds())
+	}
+	if orig := apptest.Get(t, api2.url+"/v1/images/"+id+"/original"); !bytes.Equal(orig.Body, data) {
+		t.Fatal("original via the other api differs")
+	}
+	waitSaved(t, api2.url, id)
+	var roles []string
+	for _, e := range activity(t, api1.url, id) {
+		roles = append(roles, e.Role+"@"+e.Instance)
+	}
+	for _, want := range []string{"api@api1", "transform@transform", "save2db@save2db"} {
+		if !strings.Contains(strings.Join(roles, " "), want) {
+			t.Errorf("activity %v lacks %s", roles, want)
+		}
+	}
+
+	// Every process drains and exits cleanly on SIGTERM.
+	for _, p := range []*process{transformer, saver, api2} {
+		if err := p.stop(); err != nil {
+			t.Errorf("%s: %v\n%s", p.name, err, p.logs.String())
+		}
+	}
+
+	// With the bus gone, an upload is refused with 503 and Retry-After, and
+	// the process stays up.
+	ns.Shutdown()
+	resp := apptest.Upload(t, api1.url, "width=10", fixtures.JPEG(50, 50, 78))
+	if resp.Status != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("upload without a bus: %d %s (Retry-After %q)", resp.Status, resp.Body, resp.Header.Get("Retry-After"))
+	}
+	if ready := apptest.Get(t, api1.url+"/readyz"); ready.Status != http.StatusServiceUnavailable {
+		t.Errorf("/readyz without a bus: %d", ready.Status)
+	}
+	if health := apptest.Get(t, api1.url+"/healthz"); health.Status != http.StatusOK {
+		t.Errorf("/healthz: %d", health.Status)
+	}
+	if err := api1.stop(); err != nil {
+		t.Errorf("api1: %v", err)
+	}
+}
+
+func TestServeRequiresNATSAndStore(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "imgpipe")
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "serve", "--roles=api").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--nats is required") || !strings.Contains(string(out), "--store is required") {
+		t.Fatalf("serve without URLs: err=%v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "worker", "--roles=transform,painter", "--nats", "nats://x", "--store", "mongodb://x").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `unknown role "painter"`) {
+		t.Fatalf("unknown role: err=%v\n%s", err, out)
+	}
+	out, _ = exec.Command(bin, "--help").CombinedOutput()
+	for _, role := range []string{"api", "ui", "transform", "save2db", "logger"} {
+		if !strings.Contains(string(out), "  "+role) {
+			t.Errorf("--help does not explain role %s", role)
+		}
+	}
+}
+
+type process struct {
+	name string
+	url  string
+	cmd  *exec.Cmd
+	logs *bytes.Buffer
+	done chan error
+}
+
+// startProcess runs the binary on a free port and waits for /readyz.
+func startProcess(t *testing.T, bin, name string, args ...string) *process {
+	t.Helper()
+	port := freePort(t)
+	args = append(args, "--listen", port, "--instance", name)
+	p := &process{name: name, url: "http://" + port, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	p.cmd.Env = append(os.Environ(), "IMGPIPE_DATA_DIR="+t.TempDir())
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("--- %s logs ---\n%s", name, p.logs.String())
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("%s exited: %v\n%s", name, err, p.logs.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after 60s\n%s", name, p.logs.String())
+		}
+	}
+}
+
+// stop sends SIGTERM and requires a clean exit within 30 s.
+func (p *process) stop() error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("did not exit within 30s of SIGTERM")
+	}
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type event struct{ Role, Event, Instance string }
+
+func activity(t *testing.T, base, id string) []event {
+	var body struct{ Events []event }
+	_ = json.Unmarshal(apptest.Get(t, base+"/v1/images/"+id+"/activity").Body, &body)
+	return body.Events
+}

@@ -1,0 +1,79 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/imgpipe/imgpipe/app"
+	"github.com/imgpipe/imgpipe/internal/apptest"
+	"github.com/imgpipe/imgpipe/internal/ferrettest"
+	"github.com/imgpipe/imgpipe/internal/fixtures"
+)
+
+// What was processed before a restart is served after it, on both stores.
+func TestRestartKeepsImages(t *testing.T) {
+	t.Run("local", func(t *testing.T) {
+		cfg := apptest.Config(t)
+		checkSurvivesRestart(t, cfg, cfg)
+	})
+	t.Run("mongo", func(t *testing.T) {
+		uri, stop, err := ferrettest.Start(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		cfg := apptest.Config(t)
+		cfg.Store.URL = uri
+		// After the restart the bus is brand new (another data dir): every
+		// answer must come from MongoDB, the store of record.
+		after := apptest.Config(t)
+		after.Store.URL = uri
+		checkSurvivesRestart(t, cfg, after)
+	})
+}
+
+func checkSurvivesRestart(t *testing.T, before, after app.Config) {
+	r := apptest.Start(t, before)
+	data := fixtures.JPEG(400, 300, 42)
+	id := upload(t, r.URL, "width=100&format=png", data)
+	result := waitOK(t, r.URL, id).Body
+	waitSaved(t, r.URL, id)
+	if err := r.Stop(); err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+
+	r = apptest.Start(t, after)
+	if got := apptest.Get(t, r.URL+"/v1/images/"+id+"/result"); got.Status != http.StatusOK || !bytes.Equal(got.Body, result) {
+		t.Fatalf("result after restart: %d, identical=%v", got.Status, bytes.Equal(got.Body, result))
+	}
+	if got := apptest.Get(t, r.URL+"/v1/images/"+id+"/original"); !bytes.Equal(got.Body, data) {
+		t.Fatalf("original after restart: %d, %d bytes", got.Status, len(got.Body))
+	}
+	if rec := apptest.Get(t, r.URL+"/v1/images/"+id).JSON(t); rec["status"] != "done" {
+		t.Fatalf("record after restart: %v", rec)
+	}
+	// The same upload again is still recognised.
+	if again := upload(t, r.URL, "width=100&format=png", data); again != id {
+		t.Fatalf("re-upload after restart got id %s, want %s", again, id)
+	}
+}
+
+// waitSaved waits until save2db has persisted the image (its "saved" event
+// is in the activity log).
+func waitSaved(t *testing.T, base, id string) {
+	t.Helper()
+	apptest.Eventually(t, "save2db to persist "+id, func() bool {
+		var body struct {
+			Events []struct{ Role, Event string }
+		}
+		_ = json.Unmarshal(apptest.Get(t, base+"/v1/images/"+id+"/activity").Body, &body)
+		for _, e := range body.Events {
+			if e.Event == "saved" {
+				return true
+			}
+		}
+		return false
+	})
+}
