@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/imgpipe/imgpipe/app"
+)
+
+// uploaders is how many clients post at once: enough to keep every
+// transformer fed while uploads of the next images are in flight.
+const uploaders = 8
+
+// runPipeline starts imgpipe dev in this process and pushes the images
+// through it: upload all, then wait for every result, then for save2db to
+// have persisted every image.
+func runPipeline(w workload, images [][]byte) (phaseResult, error) {
+	dir, err := os.MkdirTemp("", "imgpipe-bench-")
+	if err != nil {
+		return phaseResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	cfg := app.DefaultConfig()
+	cfg.Embedded, cfg.DataDir, cfg.HTTP.Listen = true, dir, "127.0.0.1:0"
+	a := app.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	select {
+	case <-a.Ready():
+	case err := <-done:
+		cancel()
+		return phaseResult{}, err
+	}
+	defer func() { cancel(); <-done }()
+	base := "http://" + a.Addr().String()
+
+	bar := progressbar.NewOptions(len(images), progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(w.Name+" pipeline"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+	start := time.Now()
+	ids := make([]string, len(images))
+	errs := make(chan error, len(images))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range uploaders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				id, err := post(base, w.Spec, images[i])
+				if err != nil {
+					errs <- err
+					continue
+				}
+				ids[i] = id
+			}
+		}()
+	}
+	for i := range images {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return phaseResult{}, err
+	}
+	// Every result, fetched as a client would.
+	for _, id := range ids {
+		if err := fetch(base, id); err != nil {
+			return phaseResult{}, err
+		}
+		_ = bar.Add(1)
+	}
+	elapsed := time.Since(start)
+	if err := waitPersisted(base, len(images)); err != nil {
+		return phaseResult{}, err
+	}
+	return phaseResult{Images: len(images), Seconds: elapsed.Seconds(), PersistSeconds: time.Since(start).Seconds()}, nil
+}
+
+func post(base, spec string, data []byte) (string, error) {
+	resp, err := http.Post(base+"/v1/images?"+spec, "image/jpeg", bytes.NewReader(data))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusAccepted {
+		return "", fmt.Errorf("upload: %d %s", resp.StatusCode, body)
+	}
+	_, rest, _ := strings.Cut(string(body), `"id":"`)
+	id, _, _ := strings.Cut(rest, `"`)
+	return id, nil
+}
+
+func fetch(base, id string) error {
+	for {
+		resp, err := http.Get(base + "/v1/images/" + id + "/result?wait=30s")
+		if err != nil {
+			return err
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusOK && n > 0:
+			return nil
+		case resp.StatusCode != http.StatusAccepted:
+			return fmt.Errorf("result %s: %d", id, resp.StatusCode)
+		}
+	}
+}
+
+// waitPersisted reads save2db's counter from /metrics until it reaches n.
+func waitPersisted(base string, n int) error {
+	want := fmt.Sprintf(`imgpipe_messages_handled_total{outcome="saved",role="save2db"} %d`, n)
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), want) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("save2db did not persist %d images within 5 minutes", n)
+}
