@@ -66,6 +66,8 @@ type ConsumerConfig struct {
 	// Filter narrows the queue's subjects (for example "done.*"); empty
 	// means all.
 	Filter string
+	// Retry overrides the bus's redelivery policy for this consumer.
+	Retry *Retry
 }
 
 // Consumer is a running subscription.
@@ -138,8 +140,20 @@ func (p permanentError) Unwrap() error { return p.error }
 // Retry policy shared by implementations: how often and how late a failing
 // message is redelivered before LastAttempt.
 type Retry struct {
-	MaxDeliver int
-	Backoff    []time.Duration
+	// MaxDeliver bounds deliveries; 0 or less retries for ever.
+	MaxDeliver int             `mapstructure:"max_deliver"`
+	Backoff    []time.Duration `mapstructure:"backoff"`
+}
+
+// Forever reports whether failures are retried without end.
+func (r Retry) Forever() bool { return r.MaxDeliver <= 0 }
+
+// RetryForever is for consumers whose failures come from an outage, not
+// from the message (save2db and logger waiting for the store): giving up
+// would lose what was accepted, so they wait it out, backing off to a minute.
+var RetryForever = Retry{
+	MaxDeliver: -1,
+	Backoff:    []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute},
 }
 
 // DefaultRetry tries five times over about a minute.

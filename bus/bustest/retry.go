@@ -1,0 +1,143 @@
+package bustest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+)
+
+var errTransient = errors.New("bustest: transient failure")
+
+// failUntil returns a handler that records every delivery and fails (with
+// fail) until the given attempt.
+func failUntil(got chan<- delivered, attempt int, fail func() error) bus.Handler {
+	return func(_ context.Context, d bus.Delivery) error {
+		got <- record(d)
+		if d.Attempt() < attempt {
+			return fail()
+		}
+		return nil
+	}
+}
+
+// testRetryAfterError: an error brings the message back, with the attempt
+// counted and not before the first backoff.
+func testRetryAfterError(t *testing.T, b bus.Bus) {
+	got := make(chan delivered, 10)
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
+		failUntil(got, 2, func() error { return errTransient }))
+	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "abc", Data: []byte("x")})
+	first := recv(t, got, "attempt 1")
+	second := recv(t, got, "attempt 2")
+	if first.Attempt != 1 || second.Attempt != 2 || first.Last || second.Last {
+		t.Fatalf("attempts %+v then %+v, want 1 then 2, neither last", first, second)
+	}
+	if gap, min := second.At.Sub(first.At), Retry.Backoff[0]*9/10; gap < min {
+		t.Errorf("redelivered after %s, want at least the backoff %s", gap, Retry.Backoff[0])
+	}
+	none(t, got, "delivery after success")
+}
+
+// testLastAttempt: a message that always fails is delivered MaxDeliver
+// times, LastAttempt set on the final one only, and then no more.
+func testLastAttempt(t *testing.T, b bus.Bus) {
+	got := make(chan delivered, 10)
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
+		failUntil(got, 1<<30, func() error { return errTransient }))
+	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "abc", Data: []byte("x")})
+	for i := 1; i <= Retry.MaxDeliver; i++ {
+		d := recv(t, got, "a retry")
+		if d.Attempt != i || d.Last != (i == Retry.MaxDeliver) {
+			t.Fatalf("delivery %d: attempt %d last %v", i, d.Attempt, d.Last)
+		}
+	}
+	none(t, got, "delivery after the last attempt")
+}
+
+// testRetryForever: a consumer with its own unbounded policy keeps getting
+// a failing message past the bus's MaxDeliver, never marked last.
+func testRetryForever(t *testing.T, b bus.Bus) {
+	got := make(chan delivered, 20)
+	forever := bus.Retry{MaxDeliver: -1, Backoff: []time.Duration{20 * time.Millisecond}}
+	want := Retry.MaxDeliver + 2
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Save, Durable: "save2db", Workers: 1, Retry: &forever},
+		failUntil(got, want, func() error { return errTransient }))
+	publish(t, b, bus.Message{Queue: bus.Save, Subject: "abc", Data: []byte("x")})
+	for i := 1; i <= want; i++ {
+		if d := recv(t, got, "a retry"); d.Attempt != i || d.Last {
+			t.Fatalf("delivery %d: attempt %d last %v", i, d.Attempt, d.Last)
+		}
+	}
+	none(t, got, "delivery after success")
+}
+
+// testPermanent: a Permanent error is not retried.
+func testPermanent(t *testing.T, b bus.Bus) {
+	got := make(chan delivered, 10)
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
+		failUntil(got, 1<<30, func() error { return bus.Permanent(errors.New("bustest: corrupt image")) }))
+	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "abc", Data: []byte("x")})
+	if d := recv(t, got, "the delivery"); d.Attempt != 1 {
+		t.Fatalf("attempt %d, want 1", d.Attempt)
+	}
+	none(t, got, "redelivery of a permanent failure")
+}
+
+// testPanic: a panicking handler is recovered, the message redelivered,
+// and the consumer keeps working.
+func testPanic(t *testing.T, b bus.Bus) {
+	got := make(chan delivered, 10)
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
+		failUntil(got, 2, func() error { panic("bustest: handler bug") }))
+	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "abc", Data: []byte("x")})
+	if d := recv(t, got, "attempt 1"); d.Attempt != 1 {
+		t.Fatalf("attempt %d, want 1", d.Attempt)
+	}
+	if d := recv(t, got, "attempt 2 after the panic"); d.Attempt != 2 {
+		t.Fatalf("attempt %d, want 2", d.Attempt)
+	}
+	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "def", Data: []byte("y")})
+	if d := recv(t, got, "the next message"); d.Subject != "def" {
+		t.Fatalf("got %+v, want subject def", d)
+	}
+}
+
+// testDrainWaits: Drain returns only after the handler in flight has.
+func testDrainWaits(t *testing.T, b bus.Bus) {
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	finished := make(chan struct{})
+	c, err := b.Consume(ctxFor(t), bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
+		func(context.Context, bus.Delivery) error {
+			close(entered)
+			<-release
+			close(finished)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "abc", Data: []byte("x")})
+	recv(t, entered, "the handler to start")
+
+	drained := make(chan error, 1)
+	ctx := ctxFor(t)
+	go func() { drained <- c.Drain(ctx) }()
+	select {
+	case err := <-drained:
+		t.Fatalf("drain returned (%v) while the handler was in flight", err)
+	case <-time.After(quiet):
+	}
+	close(release)
+	if err := recv(t, drained, "drain to return"); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	select {
+	case <-finished:
+	default:
+		t.Fatal("drain returned before the handler finished")
+	}
+}

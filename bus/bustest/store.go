@@ -1,0 +1,148 @@
+package bustest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/model"
+)
+
+// testStage: blobs of every size round-trip (3 MiB is beyond a 1 MB
+// message), can be replaced and deleted, and absent keys say so.
+func testStage(t *testing.T, b bus.Bus) {
+	st := b.Stage()
+	ctx := ctxFor(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, size := range []int{0, 1, 300 << 10, 3 << 20} {
+		key := model.ResultKey("img"+fmt.Sprint(size), model.DefaultVariant)
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
+		if err := st.Put(ctx, key, data); err != nil {
+			t.Fatalf("put %d bytes: %v", size, err)
+		}
+		back, err := st.Get(ctx, key)
+		if err != nil {
+			t.Fatalf("get %d bytes: %v", size, err)
+		}
+		if !bytes.Equal(back, data) {
+			t.Fatalf("get %d bytes: got %d different bytes", size, len(back))
+		}
+	}
+
+	key := model.OriginalKey("abc")
+	for _, v := range []string{"first version, longer", "second"} {
+		if err := st.Put(ctx, key, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if back, err := st.Get(ctx, key); err != nil || string(back) != "second" {
+		t.Fatalf("after replace: %q, %v", back, err)
+	}
+	if err := st.Delete(ctx, key); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := st.Get(ctx, key); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("get deleted: %v, want ErrNotFound", err)
+	}
+	if err := st.Delete(ctx, key); err != nil {
+		t.Fatalf("delete twice (a redelivered save does): %v", err)
+	}
+	if _, err := st.Get(ctx, "originals/never"); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("get unknown: %v, want ErrNotFound", err)
+	}
+}
+
+func image(id, spec string) *model.Image {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	return &model.Image{ID: id, Status: model.StatusQueued, Spec: spec,
+		Original:  model.Info{Format: "jpeg", Width: 640, Height: 480, Size: 1234},
+		CreatedAt: now, UpdatedAt: now}
+}
+
+// testStatusCreateRace: ten instances create the same id at once; one
+// wins and every one of them gets the winner's record back.
+func testStatusCreateRace(t *testing.T, b bus.Bus) {
+	const n = 10
+	type result struct {
+		img     *model.Image
+		created bool
+		err     error
+	}
+	ctx := ctxFor(t)
+	results := make([]result, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			img, created, err := b.Status().Create(ctx, image("race1", fmt.Sprintf("w=%d", i)))
+			results[i] = result{img, created, err}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	winners := 0
+	var spec string
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("create %d: %v", i, r.err)
+		}
+		if r.created {
+			winners++
+			spec = r.img.Spec
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("%d creates succeeded, want exactly 1", winners)
+	}
+	for i, r := range results {
+		if r.img == nil || r.img.ID != "race1" || r.img.Spec != spec {
+			t.Errorf("create %d returned %+v, want the winner's record (spec %s)", i, r.img, spec)
+		}
+	}
+	if got, err := b.Status().Get(ctx, "race1"); err != nil || got.Spec != spec {
+		t.Fatalf("get: %+v, %v; want spec %s", got, err, spec)
+	}
+}
+
+// testStatusGetPut: unknown ids are ErrNotFound; Put replaces the record.
+func testStatusGetPut(t *testing.T, b bus.Bus) {
+	ctx := ctxFor(t)
+	if _, err := b.Status().Get(ctx, "unknown0"); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("get unknown: %v, want ErrNotFound", err)
+	}
+	img := image("put1", "w=100")
+	if _, created, err := b.Status().Create(ctx, img); err != nil || !created {
+		t.Fatalf("create: created %v, %v", created, err)
+	}
+	img.Status = model.StatusDone
+	img.Attempts = 2
+	img.UpdatedAt = img.UpdatedAt.Add(time.Second)
+	img.Results = []model.Result{{Variant: model.DefaultVariant, Spec: "w=100", Info: model.Info{Format: "webp", Width: 100, Height: 75, Size: 99}}}
+	if err := b.Status().Put(ctx, img); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	got, err := b.Status().Get(ctx, "put1")
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if got.Status != model.StatusDone || got.Attempts != 2 || !got.UpdatedAt.Equal(img.UpdatedAt) ||
+		!got.CreatedAt.Equal(img.CreatedAt) || len(got.Results) != 1 || got.Results[0] != img.Results[0] {
+		t.Fatalf("got %+v, want %+v", got, img)
+	}
+}
+
+func testPing(t *testing.T, b bus.Bus) {
+	if err := b.Ping(ctxFor(t)); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+}

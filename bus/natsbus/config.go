@@ -1,0 +1,101 @@
+package natsbus
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+)
+
+// Config shapes the connection and the streams. The zero value is not
+// usable: start from DefaultConfig.
+type Config struct {
+	// URL lists the servers, comma-separated ("nats://a:4222,nats://b:4222").
+	// Ignored when Connect is given an embedded server.
+	URL string `mapstructure:"url"`
+	// Replicas of every stream and bucket: 1 for a single server, 3 for a
+	// cluster (survives one node). Forced to 1 with an embedded server.
+	Replicas int `mapstructure:"replicas"`
+	// StatusTTL is how long a status record lives after its last write;
+	// 0 keeps records forever.
+	StatusTTL time.Duration `mapstructure:"status_ttl"`
+	// ActivityMaxAge is how long activity events stay in the stream for
+	// consumers that fall behind and for replay; 0 keeps them forever.
+	ActivityMaxAge time.Duration `mapstructure:"activity_max_age"`
+	// Retry is the redelivery policy of failing handlers.
+	Retry bus.Retry `mapstructure:"retry"`
+	// AckWait is how long a delivery may stay unacknowledged before the
+	// server hands it to another worker. It must cover the slowest handler
+	// (or the handler calls InProgress): a large transform takes seconds.
+	AckWait time.Duration `mapstructure:"ack_wait"`
+	// MaxAckPending bounds unacknowledged deliveries per durable consumer
+	// across every process; 0 leaves the server default (1000).
+	MaxAckPending int `mapstructure:"max_ack_pending"`
+	// AsyncMaxPending bounds PublishAsync messages awaiting their ack;
+	// beyond it PublishAsync fails rather than grows memory.
+	AsyncMaxPending int `mapstructure:"async_max_pending"`
+	// Prefix starts every subject, stream and bucket name, so that two
+	// deployments (or two tests) can share one cluster.
+	Prefix string `mapstructure:"prefix"`
+}
+
+// DefaultConfig returns the settings for a single local server.
+func DefaultConfig() Config {
+	return Config{
+		URL:             "nats://127.0.0.1:4222",
+		Replicas:        1,
+		StatusTTL:       7 * 24 * time.Hour,
+		ActivityMaxAge:  24 * time.Hour,
+		Retry:           bus.DefaultRetry,
+		AckWait:         60 * time.Second,
+		AsyncMaxPending: 4096,
+		Prefix:          "imgpipe",
+	}
+}
+
+// prefixRe keeps the prefix usable as a subject token, a stream name (once
+// upper-cased) and a bucket name. Lower case only, so that two prefixes
+// differing in case cannot map to the same stream.
+var prefixRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// Validate reports every invalid field at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("replicas must be 1..5, got %d", c.Replicas))
+	}
+	if c.StatusTTL < 0 {
+		errs = append(errs, errors.New("status_ttl must not be negative"))
+	}
+	if c.ActivityMaxAge < 0 {
+		errs = append(errs, errors.New("activity_max_age must not be negative"))
+	}
+	// A finite MaxDeliver is what makes LastAttempt meaningful.
+	if c.Retry.MaxDeliver < 1 {
+		errs = append(errs, fmt.Errorf("retry.max_deliver must be at least 1, got %d", c.Retry.MaxDeliver))
+	}
+	for _, d := range c.Retry.Backoff {
+		if d < 0 {
+			errs = append(errs, errors.New("retry.backoff must not hold negative durations"))
+			break
+		}
+	}
+	if c.AckWait <= 0 {
+		errs = append(errs, errors.New("ack_wait must be positive"))
+	}
+	if c.MaxAckPending < 0 {
+		errs = append(errs, errors.New("max_ack_pending must not be negative"))
+	}
+	if c.AsyncMaxPending < 1 {
+		errs = append(errs, errors.New("async_max_pending must be at least 1"))
+	}
+	if !prefixRe.MatchString(c.Prefix) {
+		errs = append(errs, fmt.Errorf("prefix %q must match %s", c.Prefix, prefixRe))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("natsbus: invalid config: %w", err)
+	}
+	return nil
+}

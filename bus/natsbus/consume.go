@@ -1,0 +1,165 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Consume starts Workers handlers on the durable pull consumer cfg.Durable,
+// shared by every process using that name (competing consumers). ctx bounds
+// the setup only: the subscription lives until Drain or Close, and handlers
+// receive a context carrying ctx's values that is cancelled only on a hard
+// shutdown (Drain's or Close's deadline passing).
+//
+// Each process holds at most 2×Workers messages: Workers in handlers and
+// as many prefetched. The consumer's MaxAckPending bounds all processes
+// together, so a stalled fleet stops pulling instead of piling up work.
+//
+// Outcome of a handler:
+//   - nil: Ack (fire-and-forget, not AckSync: handlers are idempotent
+//     anyway, since a late ack can always race a redelivery);
+//   - error: Nak with Retry.Backoff[attempt-1] (last value repeated);
+//   - Permanent error, or any error on the last attempt: Term, which also
+//     removes the message from a work queue stream;
+//   - panic: recovered, logged with its stack, treated as an error.
+func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) (bus.Consumer, error) {
+	if err := knownQueue(cfg.Queue); err != nil {
+		return nil, err
+	}
+	if cfg.Durable == "" || strings.ContainsAny(cfg.Durable, ".*> \t\r\n") {
+		return nil, fmt.Errorf("natsbus: invalid durable name %q", cfg.Durable)
+	}
+	if h == nil {
+		return nil, errors.New("natsbus: nil handler")
+	}
+	retry := b.cfg.Retry
+	if cfg.Retry != nil {
+		retry = *cfg.Retry
+	}
+	if retry.Forever() {
+		retry.MaxDeliver = -1 // JetStream's "unlimited"
+	}
+	jcfg := jetstream.ConsumerConfig{
+		Durable:       cfg.Durable,
+		Description:   fmt.Sprintf("imgpipe %s consumer", cfg.Queue),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		// No server-side BackOff: JetStream applies BackOff to ack
+		// timeouts only (not to Naks), and it replaces AckWait by
+		// BackOff[0], so a 1s first backoff would hand every transform
+		// longer than 1s to a second worker. AckWait covers crashed or
+		// hung workers; Retry.Backoff is applied with NakWithDelay.
+		AckWait:       b.cfg.AckWait,
+		MaxDeliver:    retry.MaxDeliver,
+		MaxAckPending: b.cfg.MaxAckPending,
+	}
+	if cfg.Filter != "" {
+		if err := checkSubject(cfg.Filter, true); err != nil {
+			return nil, err
+		}
+		jcfg.FilterSubject = b.names.subject(cfg.Queue, cfg.Filter)
+	}
+
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c := &consumer{
+		b:       b,
+		cfg:     cfg,
+		jcfg:    jcfg,
+		stream:  b.names.stream(cfg.Queue),
+		workers: max(cfg.Workers, 1),
+		retry:   retry,
+		h:       h,
+		log:     b.log.With("queue", string(cfg.Queue), "durable", cfg.Durable),
+		hctx:    hctx,
+		cancel:  cancel,
+		stopCh:  make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if err := b.track(c); err != nil {
+		cancel()
+		return nil, err
+	}
+	p, err := c.open(ctx)
+	if err != nil {
+		b.forget(c)
+		cancel()
+		return nil, err
+	}
+	c.it = p.it
+	go c.run(p)
+	return c, nil
+}
+
+func (c *consumer) handle(msg jetstream.Msg) {
+	d := c.newDelivery(msg)
+	if c.stopping.Load() && !d.last {
+		// Prefetched but not started when Drain began: hand it back now
+		// rather than after AckWait. This counts as a delivery; a message
+		// on its last attempt is handled instead, lest it be stranded.
+		c.settle(d, "nak", msg.Nak())
+		return
+	}
+	err := c.call(d)
+	switch {
+	case err == nil:
+		c.settle(d, "ack", msg.Ack())
+	case bus.IsPermanent(err):
+		c.settle(d, "term", msg.TermWithReason(termReason("permanent", err)))
+	case d.last:
+		c.settle(d, "term", msg.TermWithReason(termReason("last attempt", err)))
+	default:
+		delay := retryDelay(c.retry, d.attempt)
+		c.log.Debug("handler failed; will retry", "subject", d.subject, "attempt", d.attempt, "in", delay, "err", err)
+		if delay > 0 {
+			c.settle(d, "nak", msg.NakWithDelay(delay))
+		} else {
+			c.settle(d, "nak", msg.Nak())
+		}
+	}
+}
+
+// call runs the handler; a panic becomes an error so that one bad message
+// cannot take the process (and every other in-flight message) down.
+func (c *consumer) call(d *delivery) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("handler panicked", "subject", d.subject, "attempt", d.attempt,
+				"panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("natsbus: handler panicked: %v", r)
+		}
+	}()
+	return c.h(c.hctx, d)
+}
+
+// settle logs a failed ack/nak/term: the server then redelivers after
+// AckWait, which idempotent handlers absorb.
+func (c *consumer) settle(d *delivery, what string, err error) {
+	if err != nil {
+		c.log.Warn(what+" failed", "subject", d.subject, "attempt", d.attempt, "err", err)
+	}
+}
+
+// retryDelay is the wait before redelivering after the attempt-th failure.
+func retryDelay(r bus.Retry, attempt int) time.Duration {
+	if len(r.Backoff) == 0 {
+		return 0
+	}
+	return r.Backoff[min(max(attempt-1, 0), len(r.Backoff)-1)]
+}
+
+// termReason fits the error on the one-line, bounded +TERM reason, which
+// the server puts in its terminated advisory.
+func termReason(why string, err error) string {
+	s := why + ": " + strings.Join(strings.Fields(err.Error()), " ")
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}

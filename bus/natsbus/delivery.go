@@ -1,0 +1,38 @@
+package natsbus
+
+import (
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// delivery is bus.Delivery over one JetStream message.
+type delivery struct {
+	msg     jetstream.Msg
+	c       *consumer
+	subject string
+	attempt int
+	last    bool
+}
+
+func (c *consumer) newDelivery(msg jetstream.Msg) *delivery {
+	d := &delivery{msg: msg, c: c, subject: c.b.names.trim(c.cfg.Queue, msg.Subject()), attempt: 1}
+	if md, err := msg.Metadata(); err == nil {
+		d.attempt = int(md.NumDelivered)
+	} else {
+		c.log.Warn("delivery without metadata", "subject", msg.Subject(), "err", err)
+	}
+	d.last = !c.retry.Forever() && d.attempt >= c.retry.MaxDeliver
+	return d
+}
+
+func (d *delivery) Subject() string   { return d.subject }
+func (d *delivery) Data() []byte      { return d.msg.Data() }
+func (d *delivery) Attempt() int      { return d.attempt }
+func (d *delivery) LastAttempt() bool { return d.last }
+
+// InProgress pushes the redelivery deadline back by AckWait. A failure
+// (lost connection) only risks a redelivery, which handlers absorb.
+func (d *delivery) InProgress() {
+	if err := d.msg.InProgress(); err != nil {
+		d.c.log.Debug("in-progress failed", "subject", d.subject, "err", err)
+	}
+}

@@ -1,0 +1,22 @@
+// Package natsbus implements bus.Bus on NATS JetStream (nats.go's
+// jetstream package), against a cluster or an embedded in-process server.
+//
+// Layout, for a Prefix of "imgpipe":
+//
+//	queue     subjects              stream              retention
+//	transform imgpipe.transform.>   IMGPIPE_TRANSFORM   work queue
+//	save      imgpipe.save.>        IMGPIPE_SAVE        work queue
+//	activity  imgpipe.activity.>    IMGPIPE_ACTIVITY    limits (MaxAge)
+//	status    KV bucket imgpipe_status      (stream KV_imgpipe_status)
+//	stage     object bucket imgpipe_stage   (stream OBJ_imgpipe_stage)
+//
+// A Message with Subject "ab12" on Transform is published to
+// imgpipe.transform.ab12 and delivered with Subject() "ab12"; its ID is the
+// Nats-Msg-Id, deduplicated for two minutes.
+//
+// Delivery is at least once: acks are fire-and-forget and a late ack can
+// race a redelivery, so every handler must be idempotent. Failed handlers
+// are retried with Retry.Backoff through NakWithDelay; AckWait alone covers
+// workers that crash or hang (see Consume). Work queue streams admit one
+// consumer per subject, so Watch (live feeds) works on activity only.
+package natsbus

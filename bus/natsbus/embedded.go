@@ -1,0 +1,126 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// EmbeddedOptions shapes an in-process nats-server, for a single-node
+// deployment or a developer laptop. Streams on it run with one replica.
+type EmbeddedOptions struct {
+	// Dir holds the JetStream file store; required. A server restarted on
+	// the same Dir finds its streams, status records and staged blobs.
+	Dir string
+	// Listen is "host:port" to also accept TCP clients (the nats CLI, other
+	// processes, tests); port 0 picks a free port, read it back with
+	// ClientURL. Empty means in-process only: no port is opened.
+	Listen string
+	// SyncAlways fsyncs every write before acknowledging it. The default
+	// (fsync every 2 minutes) loses nothing on a process crash but can lose
+	// recent writes on power loss.
+	SyncAlways bool
+	// ReadyTimeout bounds the wait for the server to start; default 10s.
+	ReadyTimeout time.Duration
+}
+
+// StartEmbedded starts an in-process nats-server with JetStream storing
+// under dir, without a network listener. Stop it with Shutdown (or let a Bus
+// from OpenEmbedded own it).
+func StartEmbedded(dir string, log *slog.Logger) (*server.Server, error) {
+	return StartEmbeddedWith(EmbeddedOptions{Dir: dir}, log)
+}
+
+// StartEmbeddedWith is StartEmbedded with every option.
+func StartEmbeddedWith(o EmbeddedOptions, log *slog.Logger) (*server.Server, error) {
+	if o.Dir == "" {
+		return nil, errors.New("natsbus: embedded server needs a store directory")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	opts := &server.Options{
+		ServerName: "imgpipe-embedded",
+		JetStream:  true,
+		StoreDir:   o.Dir,
+		SyncAlways: o.SyncAlways,
+		DontListen: o.Listen == "",
+		// The process owns its signals and its log; the server gets neither.
+		NoSigs: true,
+		NoLog:  true,
+	}
+	if o.Listen != "" {
+		host, port, err := net.SplitHostPort(o.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("natsbus: embedded listen address %q: %w", o.Listen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 0 || p > 65535 {
+			return nil, fmt.Errorf("natsbus: embedded listen port %q is invalid", port)
+		}
+		if p == 0 {
+			p = server.RANDOM_PORT // for nats-server, 0 means 4222
+		}
+		opts.Host, opts.Port = host, p
+	}
+
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: embedded server: %w", err)
+	}
+	sl := serverLogger{log.With("component", "nats-server")}
+	ns.SetLoggerV2(sl, sl.enabled(slog.LevelDebug), sl.enabled(levelTrace), false)
+	ns.Start()
+
+	wait := o.ReadyTimeout
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	if !ns.ReadyForConnections(wait) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, fmt.Errorf("natsbus: embedded server not ready after %s", wait)
+	}
+	if !ns.JetStreamEnabled() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, errors.New("natsbus: embedded server started without JetStream (is the store directory writable?)")
+	}
+	return ns, nil
+}
+
+// levelTrace sits below Debug: the server's protocol traces are only for
+// someone chasing a bug.
+const levelTrace = slog.LevelDebug - 4
+
+// serverLogger routes the server's printf-style log into slog so that it
+// shares the process's format, level and destination.
+type serverLogger struct{ log *slog.Logger }
+
+func (l serverLogger) enabled(level slog.Level) bool {
+	return l.log.Enabled(context.Background(), level)
+}
+
+func (l serverLogger) logf(level slog.Level, format string, v []any) {
+	if l.enabled(level) {
+		l.log.Log(context.Background(), level, fmt.Sprintf(format, v...))
+	}
+}
+
+func (l serverLogger) Noticef(format string, v ...any) { l.logf(slog.LevelInfo, format, v) }
+func (l serverLogger) Warnf(format string, v ...any)   { l.logf(slog.LevelWarn, format, v) }
+func (l serverLogger) Errorf(format string, v ...any)  { l.logf(slog.LevelError, format, v) }
+func (l serverLogger) Debugf(format string, v ...any)  { l.logf(slog.LevelDebug, format, v) }
+func (l serverLogger) Tracef(format string, v ...any)  { l.logf(levelTrace, format, v) }
+
+// Fatalf is logged as an error; the embedding process decides whether to
+// exit (the server's own logger would call os.Exit).
+func (l serverLogger) Fatalf(format string, v ...any) {
+	l.logf(slog.LevelError, "fatal: "+format, v)
+}

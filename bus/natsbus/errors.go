@@ -1,0 +1,53 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// unavailable lists the errors that mean "the bus cannot be reached right
+// now" rather than "this request is wrong": the API answers them with 503
+// and handlers retry them.
+var unavailable = []error{
+	nats.ErrConnectionClosed,
+	nats.ErrConnectionDraining,
+	nats.ErrConnectionReconnecting,
+	nats.ErrDisconnected,
+	nats.ErrNoServers,
+	nats.ErrNoResponders,
+	nats.ErrReconnectBufExceeded,
+	nats.ErrStaleConnection,
+	nats.ErrTimeout,
+	jetstream.ErrNoStreamResponse,
+	jetstream.ErrAsyncPublishTimeout,
+	jetstream.ErrTooManyStalledMsgs,
+	jetstream.ErrJetStreamPublisherClosed,
+	context.DeadlineExceeded,
+}
+
+func isUnavailable(err error) bool {
+	for _, u := range unavailable {
+		if errors.Is(err, u) {
+			return true
+		}
+	}
+	// JetStream answers 503 while it has no leader or quorum.
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code == 503
+}
+
+// wrap names the operation and adds bus.ErrUnavailable where it applies.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if isUnavailable(err) && !errors.Is(err, bus.ErrUnavailable) {
+		return fmt.Errorf("natsbus: %s: %w: %w", op, bus.ErrUnavailable, err)
+	}
+	return fmt.Errorf("natsbus: %s: %w", op, err)
+}

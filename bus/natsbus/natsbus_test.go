@@ -1,0 +1,477 @@
+package natsbus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/bus/bustest"
+	"github.com/imgpipe/imgpipe/bus/natsbus"
+	"github.com/imgpipe/imgpipe/model"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const patience = 10 * time.Second
+
+// testLog is quiet unless -v: the suite makes handlers panic on purpose.
+func testLog() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func testConfig(prefix string) natsbus.Config {
+	cfg := natsbus.DefaultConfig()
+	cfg.Prefix = prefix
+	cfg.Retry = bustest.Retry
+	return cfg
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), patience)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// startServer starts an embedded server, shut down when the test ends
+// (a second Shutdown is harmless).
+func startServer(t *testing.T, dir, listen string) *server.Server {
+	t.Helper()
+	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: dir, Listen: listen}, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns
+}
+
+func connect(t *testing.T, cfg natsbus.Config, ns *server.Server) *natsbus.Bus {
+	t.Helper()
+	b, err := natsbus.Connect(ctxFor(t), cfg, ns, "test-"+t.Name(), testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// TestConformance runs the suite on one in-process server, each bus
+// isolated by its own prefix.
+func TestConformance(t *testing.T) {
+	ns := startServer(t, t.TempDir(), "")
+	var n atomic.Int32
+	bustest.Run(t, func(t *testing.T) bus.Bus {
+		return connect(t, testConfig(fmt.Sprintf("c%d", n.Add(1))), ns)
+	})
+}
+
+func recvData(t *testing.T, ch <-chan string) string {
+	t.Helper()
+	select {
+	case s := <-ch:
+		return s
+	case <-time.After(patience):
+		t.Fatal("timed out waiting for a delivery")
+		return ""
+	}
+}
+
+func collect(ch chan<- string) bus.Handler {
+	return func(_ context.Context, d bus.Delivery) error { ch <- string(d.Data()); return nil }
+}
+
+// TestRestartKeepsState: streams, status records and staged blobs survive
+// a restart of the embedded server on the same directory.
+func TestRestartKeepsState(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig("restart")
+	ctx := ctxFor(t)
+	blob := make([]byte, 300<<10)
+	for i := range blob {
+		blob[i] = byte(i * 7)
+	}
+
+	ns := startServer(t, dir, "")
+	b := connect(t, cfg, ns)
+	if err := b.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: "abc", ID: "abc", Data: []byte("work")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Stage().Put(ctx, model.OriginalKey("abc"), blob); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Status().Create(ctx, &model.Image{ID: "abc", Status: model.StatusQueued, Spec: "w=1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+
+	b = connect(t, cfg, startServer(t, dir, ""))
+	img, err := b.Status().Get(ctx, "abc")
+	if err != nil || img.Spec != "w=1" {
+		t.Fatalf("status after restart: %+v, %v", img, err)
+	}
+	back, err := b.Stage().Get(ctx, model.OriginalKey("abc"))
+	if err != nil || len(back) != len(blob) {
+		t.Fatalf("stage after restart: %d bytes, %v", len(back), err)
+	}
+	got := make(chan string, 4)
+	if _, err := b.Consume(ctx, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform"}, collect(got)); err != nil {
+		t.Fatal(err)
+	}
+	if s := recvData(t, got); s != "work" {
+		t.Fatalf("queued message after restart: %q", s)
+	}
+}
+
+// TestServerDown: with the server gone, Publish and Ping fail fast with
+// ErrUnavailable; once it is back, the bus reconnects by itself and its
+// consumers resume.
+func TestServerDown(t *testing.T) {
+	dir := t.TempDir()
+	ns := startServer(t, dir, "127.0.0.1:0")
+	u, err := url.Parse(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig("down")
+	cfg.URL = u.String()
+	b := connect(t, cfg, nil)
+	msg := bus.Message{Queue: bus.Activity, Subject: "abc", Data: []byte("event")}
+	if err := b.Publish(ctxFor(t), msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 4)
+	if _, err := b.Consume(ctxFor(t), bus.ConsumerConfig{Queue: bus.Save, Durable: "save"}, collect(got)); err != nil {
+		t.Fatal(err)
+	}
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	const timeout = 2 * time.Second
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	start := time.Now()
+	err = b.Publish(ctx, msg)
+	if !errors.Is(err, bus.ErrUnavailable) {
+		t.Fatalf("publish with the server down: %v, want ErrUnavailable", err)
+	}
+	// The drop is seen at once: the publish must not wait for its ctx.
+	if took := time.Since(start); took > timeout/2 {
+		t.Fatalf("publish took %s to fail", took)
+	}
+	if err := b.Ping(ctxFor(t)); !errors.Is(err, bus.ErrUnavailable) {
+		t.Fatalf("ping with the server down: %v, want ErrUnavailable", err)
+	}
+
+	ns2 := startServer(t, dir, u.Host)
+	deadline := time.Now().Add(patience)
+	for b.Ping(ctxFor(t)) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no reconnect after the server came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := b.Publish(ctxFor(t), msg); err != nil {
+		t.Fatalf("publish after reconnect: %v", err)
+	}
+	// The consumer started before the outage resumes on its own.
+	if err := b.Publish(ctxFor(t), bus.Message{Queue: bus.Save, Subject: "abc", Data: []byte("work")}); err != nil {
+		t.Fatal(err)
+	}
+	if s := recvData(t, got); s != "work" {
+		t.Fatalf("consumer after reconnect got %q", s)
+	}
+
+	// Close must not wait on a server that is gone.
+	ns2.Shutdown()
+	ns2.WaitForShutdown()
+	start = time.Now()
+	if err := b.Close(); err != nil {
+		t.Errorf("close with the server down: %v", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("close with the server down took %s", took)
+	}
+}
+
+// TestConcurrentConnect: processes starting together all set up the same
+// streams and buckets without failing.
+func TestConcurrentConnect(t *testing.T) {
+	ns := startServer(t, t.TempDir(), "")
+	cfg := testConfig("together")
+	const n = 4
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			b, err := natsbus.Connect(ctxFor(t), cfg, ns, fmt.Sprintf("p%d", i), testLog())
+			if err == nil {
+				err = b.Publish(ctxFor(t), bus.Message{Queue: bus.Save, Subject: "x", Data: []byte("y")})
+				err = errors.Join(err, b.Close())
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("connect %d: %v", i, err)
+		}
+	}
+}
+
+// TestDrainHandsBackPrefetched: messages fetched but not started when
+// Drain begins reach another consumer at once, not after AckWait (60s),
+// while the handlers in flight finish.
+func TestDrainHandsBackPrefetched(t *testing.T) {
+	b := connect(t, testConfig("handback"), startServer(t, t.TempDir(), ""))
+	ctx := ctxFor(t)
+	entered := make(chan string, 8)
+	release := make(chan struct{})
+	c, err := b.Consume(ctx, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 2},
+		func(_ context.Context, d bus.Delivery) error {
+			if strings.HasPrefix(d.Subject(), "quick") {
+				return nil // lets a worker come back for more: the next pull fills the buffer
+			}
+			entered <- d.Subject()
+			<-release
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	for _, s := range []string{"m0", "quick", "m1", "m2", "m3", "m4", "m5"} {
+		if err := b.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busy := map[string]bool{recvData(t, entered): true, recvData(t, entered): true}
+	drained := make(chan error, 1)
+	go func() { drained <- c.Drain(ctx) }()
+
+	got := make(chan string, 8)
+	if _, err := b.Consume(ctx, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 2},
+		func(_ context.Context, d bus.Delivery) error { got <- d.Subject(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for range n - len(busy) {
+		if s := recvData(t, got); busy[s] || strings.HasPrefix(s, "quick") {
+			t.Fatalf("%s handed out again", s)
+		}
+	}
+	close(release)
+	if err := <-drained; err != nil {
+		t.Fatal(err)
+	}
+	if len(entered) != 0 {
+		t.Fatalf("draining consumer started %q", <-entered)
+	}
+}
+
+// TestDrainDeadlineCancelsHandlers: when Drain's ctx ends first, handlers'
+// context is cancelled (hard shutdown) and Drain reports it.
+func TestDrainDeadlineCancelsHandlers(t *testing.T) {
+	b := connect(t, testConfig("hard"), startServer(t, t.TempDir(), ""))
+	entered := make(chan struct{})
+	cancelled := make(chan struct{})
+	c, err := b.Consume(ctxFor(t), bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform"},
+		func(ctx context.Context, _ bus.Delivery) error {
+			close(entered)
+			<-ctx.Done()
+			close(cancelled)
+			return ctx.Err()
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctxFor(t), bus.Message{Queue: bus.Transform, Subject: "abc"}); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if err := c.Drain(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("drain: %v, want deadline exceeded", err)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(patience):
+		t.Fatal("handler context not cancelled")
+	}
+}
+
+// TestConsumerRecreated: a durable deleted under a running Consume (by an
+// operator, say) is recreated and delivery resumes, whether or not a pull
+// request was waiting on the server when it went.
+func TestConsumerRecreated(t *testing.T) {
+	t.Cleanup(natsbus.SetConsumerCheckEvery(50 * time.Millisecond))
+	ns := startServer(t, t.TempDir(), "")
+	b := connect(t, testConfig("recreate"), ns)
+	ctx := ctxFor(t)
+	got := make(chan string, 4)
+	if _, err := b.Consume(ctx, bus.ConsumerConfig{Queue: bus.Save, Durable: "save"}, collect(got)); err != nil {
+		t.Fatal(err)
+	}
+	deleteConsumer(t, ns, "RECREATE_SAVE", "save")
+	if err := b.Publish(ctx, bus.Message{Queue: bus.Save, Subject: "abc", Data: []byte("work")}); err != nil {
+		t.Fatal(err)
+	}
+	if s := recvData(t, got); s != "work" {
+		t.Fatalf("got %q", s)
+	}
+}
+
+// TestConsumerRecreatedNoPull: the consumer is deleted while its only
+// worker is busy, so no pull request waits on the server to be told; the
+// existence check notices and delivery resumes.
+func TestConsumerRecreatedNoPull(t *testing.T) {
+	t.Cleanup(natsbus.SetConsumerCheckEvery(50 * time.Millisecond))
+	ns := startServer(t, t.TempDir(), "")
+	b := connect(t, testConfig("nopull"), ns)
+	ctx := ctxFor(t)
+	got := make(chan string, 4)
+	release := make(chan struct{})
+	if _, err := b.Consume(ctx, bus.ConsumerConfig{Queue: bus.Save, Durable: "save", Workers: 1},
+		func(_ context.Context, d bus.Delivery) error {
+			got <- string(d.Data())
+			<-release
+			return nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, bus.Message{Queue: bus.Save, Subject: "a", Data: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	if s := recvData(t, got); s != "first" {
+		t.Fatalf("got %q", s)
+	}
+	deleteConsumer(t, ns, "NOPULL_SAVE", "save")
+	close(release)
+	if err := b.Publish(ctx, bus.Message{Queue: bus.Save, Subject: "b", Data: []byte("second")}); err != nil {
+		t.Fatal(err)
+	}
+	// "first" comes again: its ack went to the deleted consumer.
+	seen := map[string]bool{}
+	for !seen["second"] {
+		seen[recvData(t, got)] = true
+	}
+}
+
+func deleteConsumer(t *testing.T, ns *server.Server, stream, name string) {
+	t.Helper()
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteConsumer(ctxFor(t), stream, name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWatchWorkQueueRefused(t *testing.T) {
+	b := connect(t, testConfig("watchwq"), startServer(t, t.TempDir(), ""))
+	if err := b.Watch(ctxFor(t), bus.Transform, func([]byte) {}); err == nil {
+		t.Fatal("watch on a work queue succeeded")
+	}
+}
+
+// TestInvalidInput: malformed subjects, keys and ids are refused up front,
+// and not reported as the bus being unavailable.
+func TestInvalidInput(t *testing.T) {
+	b := connect(t, testConfig("invalid"), startServer(t, t.TempDir(), ""))
+	ctx := ctxFor(t)
+	errs := map[string]error{
+		"empty subject":    b.Publish(ctx, bus.Message{Queue: bus.Transform}),
+		"wildcard subject": b.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: "a.*"}),
+		"unknown queue":    b.Publish(ctx, bus.Message{Queue: "nope", Subject: "a"}),
+		"empty stage key":  b.Stage().Put(ctx, "", nil),
+		"upper-case id":    b.Status().Put(ctx, &model.Image{ID: "ABC"}),
+	}
+	_, err := b.Status().Get(ctx, "a/b")
+	errs["id with slash"] = err
+	_, err = b.Consume(ctx, bus.ConsumerConfig{Queue: bus.Save, Durable: "a.b"}, collect(nil))
+	errs["dotted durable"] = err
+	for name, err := range errs {
+		if err == nil || errors.Is(err, bus.ErrUnavailable) || errors.Is(err, bus.ErrNotFound) {
+			t.Errorf("%s: %v, want a validation error", name, err)
+		}
+	}
+}
+
+// TestClosed: after Close, calls fail with ErrUnavailable.
+func TestClosed(t *testing.T) {
+	b := connect(t, testConfig("closed"), startServer(t, t.TempDir(), ""))
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxFor(t)
+	if err := b.Publish(ctx, bus.Message{Queue: bus.Save, Subject: "a"}); !errors.Is(err, bus.ErrUnavailable) {
+		t.Errorf("publish: %v", err)
+	}
+	if err := b.PublishAsync(bus.Message{Queue: bus.Activity, Subject: "a"}); !errors.Is(err, bus.ErrUnavailable) {
+		t.Errorf("publish async: %v", err)
+	}
+	if err := b.Ping(ctx); !errors.Is(err, bus.ErrUnavailable) {
+		t.Errorf("ping: %v", err)
+	}
+	if _, err := b.Status().Get(ctx, "abc"); !errors.Is(err, bus.ErrUnavailable) {
+		t.Errorf("status get: %v", err)
+	}
+	if _, err := b.Stage().Get(ctx, "originals/abc"); !errors.Is(err, bus.ErrUnavailable) {
+		t.Errorf("stage get: %v", err)
+	}
+	if _, err := b.Consume(ctx, bus.ConsumerConfig{Queue: bus.Save, Durable: "d"}, collect(nil)); !errors.Is(err, bus.ErrUnavailable) {
+		t.Errorf("consume: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := natsbus.DefaultConfig().Validate(); err != nil {
+		t.Fatalf("default config: %v", err)
+	}
+	bad := map[string]func(*natsbus.Config){
+		"replicas 0":        func(c *natsbus.Config) { c.Replicas = 0 },
+		"replicas 6":        func(c *natsbus.Config) { c.Replicas = 6 },
+		"negative ttl":      func(c *natsbus.Config) { c.StatusTTL = -1 },
+		"negative age":      func(c *natsbus.Config) { c.ActivityMaxAge = -1 },
+		"max deliver 0":     func(c *natsbus.Config) { c.Retry.MaxDeliver = 0 },
+		"negative backoff":  func(c *natsbus.Config) { c.Retry.Backoff = []time.Duration{-1} },
+		"ack wait 0":        func(c *natsbus.Config) { c.AckWait = 0 },
+		"max ack pending":   func(c *natsbus.Config) { c.MaxAckPending = -1 },
+		"async max pending": func(c *natsbus.Config) { c.AsyncMaxPending = 0 },
+		"empty prefix":      func(c *natsbus.Config) { c.Prefix = "" },
+		"upper-case prefix": func(c *natsbus.Config) { c.Prefix = "Img" },
+		"dotted prefix":     func(c *natsbus.Config) { c.Prefix = "a.b" },
+	}
+	for name, mutate := range bad {
+		c := natsbus.DefaultConfig()
+		mutate(&c)
+		if c.Validate() == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package natsbus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/model"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// status is bus.StatusTable on a JetStream key-value bucket holding the
+// JSON of model.Image by id, one revision per key, expiring StatusTTL
+// after the last write.
+type status struct{ b *Bus }
+
+// Status returns the live status table.
+func (b *Bus) Status() bus.StatusTable { return status{b} }
+
+// idRe is the shape of image ids (hex or base32 digests); it also keeps
+// ids valid as KV keys.
+var idRe = regexp.MustCompile(`^[a-z0-9]{1,128}$`)
+
+func checkID(id string) error {
+	if !idRe.MatchString(id) {
+		return fmt.Errorf("natsbus: invalid image id %q (want %s)", id, idRe)
+	}
+	return nil
+}
+
+// Create relies on the bucket's create-if-absent (a write expecting no
+// previous revision), so racing instances end with one record; the losers
+// read the winner's.
+func (s status) Create(ctx context.Context, img *model.Image) (*model.Image, bool, error) {
+	if img == nil {
+		return nil, false, errors.New("natsbus: status create: nil image")
+	}
+	if err := checkID(img.ID); err != nil {
+		return nil, false, err
+	}
+	op := "status create " + img.ID
+	ctx, done, err := s.b.begin(ctx, op)
+	if err != nil {
+		return nil, false, err
+	}
+	defer done()
+	data, err := json.Marshal(img)
+	if err != nil {
+		return nil, false, fmt.Errorf("natsbus: %s: %w", op, err)
+	}
+	// Loop for the rare case where the record expires between our failed
+	// create and the read of the winner.
+	for range 3 {
+		_, err := s.b.kv.Create(ctx, img.ID, data)
+		if err == nil {
+			created, err := decode(data)
+			return created, true, err
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, false, s.b.fail(ctx, op, err)
+		}
+		cur, err := s.Get(ctx, img.ID)
+		if !errors.Is(err, bus.ErrNotFound) {
+			return cur, false, err
+		}
+	}
+	return nil, false, fmt.Errorf("natsbus: %s: record keeps vanishing", op)
+}
+
+func (s status) Get(ctx context.Context, id string) (*model.Image, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	op := "status get " + id
+	ctx, done, err := s.b.begin(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	e, err := s.b.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("natsbus: %s: %w", op, bus.ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.b.fail(ctx, op, err)
+	}
+	img, err := decode(e.Value())
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: %s: %w", op, err)
+	}
+	return img, nil
+}
+
+func (s status) Put(ctx context.Context, img *model.Image) error {
+	if img == nil {
+		return errors.New("natsbus: status put: nil image")
+	}
+	if err := checkID(img.ID); err != nil {
+		return err
+	}
+	op := "status put " + img.ID
+	data, err := json.Marshal(img)
+	if err != nil {
+		return fmt.Errorf("natsbus: %s: %w", op, err)
+	}
+	ctx, done, err := s.b.begin(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer done()
+	_, err = s.b.kv.Put(ctx, img.ID, data)
+	return s.b.fail(ctx, op, err)
+}
+
+func decode(data []byte) (*model.Image, error) {
+	img := new(model.Image)
+	if err := json.Unmarshal(data, img); err != nil {
+		return nil, fmt.Errorf("decode status record: %w", err)
+	}
+	return img, nil
+}

@@ -1,0 +1,94 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// setup creates or updates every stream and bucket. Processes starting
+// together race on it: CreateOrUpdate is idempotent for identical configs,
+// and the one race it loses ("name already in use" when two creates cross
+// with different configs, as during an upgrade) is retried, as are the
+// moments when the servers are unreachable, until ctx ends.
+func (b *Bus) setup(ctx context.Context) error {
+	delay := 50 * time.Millisecond
+	for {
+		err := b.setupOnce(ctx)
+		if err == nil {
+			return nil
+		}
+		if !isUnavailable(err) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return err
+		}
+		b.log.Debug("setup: retrying", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return wrap("setup", errors.Join(ctx.Err(), err))
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+func (b *Bus) setupOnce(ctx context.Context) error {
+	for _, q := range bus.Queues {
+		if _, err := b.js.CreateOrUpdateStream(ctx, b.streamConfig(q)); err != nil {
+			return wrap("stream "+b.names.stream(q), err)
+		}
+	}
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      b.names.statusBucket(),
+		Description: "imgpipe image status, JSON of model.Image by id",
+		History:     1,
+		TTL:         b.cfg.StatusTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.replicas,
+	})
+	if err != nil {
+		return wrap("status bucket "+b.names.statusBucket(), err)
+	}
+	// No TTL on staged blobs: save2db deletes them once persisted, and a
+	// TTL would lose the bytes of an image stuck behind a long outage.
+	obs, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      b.names.stageBucket(),
+		Description: "imgpipe staged originals and results until save2db persists them",
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.replicas,
+	})
+	if err != nil {
+		return wrap("stage bucket "+b.names.stageBucket(), err)
+	}
+	b.kv, b.obs = kv, obs
+	return nil
+}
+
+func (b *Bus) streamConfig(q bus.Queue) jetstream.StreamConfig {
+	sc := jetstream.StreamConfig{
+		Name:        b.names.stream(q),
+		Description: fmt.Sprintf("imgpipe %s queue", q),
+		Subjects:    []string{b.names.wildcard(q)},
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.replicas,
+		Duplicates:  dupWindow,
+		// Work queues: a message lives until one consumer acks it. A
+		// second consumer with an overlapping filter is refused by the
+		// server, which is what keeps "each message handled once" true.
+		Retention: jetstream.WorkQueuePolicy,
+	}
+	if fanOut(q) {
+		// Fan-out: every durable reads at its own pace; age bounds the
+		// stream instead of acks (Interest retention would drop events
+		// before a new logger durable ever saw them).
+		sc.Retention = jetstream.LimitsPolicy
+		sc.MaxAge = b.cfg.ActivityMaxAge
+		if sc.MaxAge > 0 && sc.MaxAge < sc.Duplicates {
+			sc.Duplicates = sc.MaxAge // the server refuses a window beyond MaxAge
+		}
+	}
+	return sc
+}

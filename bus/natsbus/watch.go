@@ -1,0 +1,64 @@
+package natsbus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Watch feeds fn, one call at a time, with messages of q published after
+// the watch started, through an ordered ephemeral consumer (no acks, no
+// state on the server beyond the watch). It returns nil when ctx ends.
+//
+// Only fan-out queues can be watched: a work queue stream admits a single
+// consumer per subject, and it belongs to the role that does the work.
+func (b *Bus) Watch(ctx context.Context, q bus.Queue, fn func(data []byte)) error {
+	if err := knownQueue(q); err != nil {
+		return err
+	}
+	if !fanOut(q) {
+		return fmt.Errorf("natsbus: watch %s: only fan-out queues (%s) can be watched", q, bus.Activity)
+	}
+	if err := b.ready("watch " + string(q)); err != nil {
+		return err
+	}
+	stream := b.names.stream(q)
+	cons, err := b.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+		// A watcher that vanishes (crash, lost connection) leaves a
+		// consumer behind; the server drops it after this idle time.
+		InactiveThreshold: 30 * time.Second,
+	})
+	if err != nil {
+		return wrap("watch "+string(q), err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return wrap("watch "+string(q), err)
+	}
+	defer func() {
+		it.Stop()
+		// Remove the server side now rather than after InactiveThreshold.
+		if info := cons.CachedInfo(); info != nil && !b.nc.IsClosed() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			_ = b.js.DeleteConsumer(dctx, stream, info.Name)
+			cancel()
+		}
+	}()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			// The ordered consumer recreates itself after gaps and
+			// reconnects; what it returns here (the connection closed,
+			// say) it could not fix.
+			return wrap("watch "+string(q), err)
+		}
+		fn(msg.Data())
+	}
+}
