@@ -14,6 +14,7 @@ import (
 	"github.com/imgpipe/imgpipe/bus/natsbus"
 	"github.com/imgpipe/imgpipe/roles"
 	"github.com/imgpipe/imgpipe/store"
+	"github.com/imgpipe/imgpipe/store/storeopen"
 	"github.com/imgpipe/imgpipe/transform"
 	"github.com/imgpipe/imgpipe/web"
 )
@@ -47,7 +48,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	var ns *server.Server
 	natsCfg := a.cfg.NATS
 	if a.cfg.Embedded && natsCfg.URL == "" {
-		if ns, err = natsbus.StartEmbedded(natsbus.EmbeddedOptions{Dir: filepath.Join(a.cfg.DataDir, "nats")}, a.log.With("component", "nats")); err != nil {
+		if ns, err = natsbus.StartEmbedded(filepath.Join(a.cfg.DataDir, "nats"), a.log.With("component", "nats")); err != nil {
 			return fmt.Errorf("embedded NATS: %w", err)
 		}
 		a.log.Info("embedded NATS server with JetStream", "dir", filepath.Join(a.cfg.DataDir, "nats"))
@@ -66,7 +67,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	defer func() { err = errors.Join(err, b.Close()) }()
 
 	st, err := waitFor(startCtx, a.log, "store", func(ctx context.Context) (store.Store, error) {
-		s, err := store.Open(ctx, a.cfg.Store.URL, a.cfg.DataDir, a.log.With("component", "store"))
+		s, err := storeopen.Open(ctx, a.cfg.Store.URL, a.cfg.DataDir, a.log.With("component", "store"))
 		if err == nil {
 			if err = s.Ping(ctx); err != nil {
 				s.Close()

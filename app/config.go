@@ -67,10 +67,18 @@ func DefaultConfig() Config {
 		StartupTimeout:  2 * time.Minute,
 		Log:             LogConfig{Format: "text", Level: "info"},
 		HTTP:            web.DefaultConfig(),
-		NATS:            natsbus.DefaultConfig(),
+		NATS:            natsDefaults(),
 		Transform:       transform.DefaultConfig(),
 		Workers:         roles.DefaultConfig(),
 	}
+}
+
+// natsDefaults has no URL: dev then embeds a server, and serve and worker
+// ask for one rather than guess.
+func natsDefaults() natsbus.Config {
+	c := natsbus.DefaultConfig()
+	c.URL = ""
+	return c
 }
 
 // Validate checks everything and says what to fix.

@@ -252,7 +252,10 @@ func TestListingAndLiveEvents(t *testing.T) {
 		if !ok {
 			continue
 		}
-		var ev struct{ ImageID, Event string }
+		var ev struct {
+			ImageID string `json:"image_id"`
+			Event   string
+		}
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatalf("event is not JSON: %q", line)
 		}

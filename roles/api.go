@@ -80,6 +80,9 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 	if err != nil {
 		return nil, false, err
 	}
+	// A fast transformer may have written the record from our message
+	// before Create ran: it is still this upload's record, not a duplicate.
+	created = created || cur.CreatedAt.Equal(img.CreatedAt)
 	if created {
 		a.act.emit(id, model.EventAccepted, 1, fmt.Sprintf("%s %dx%d %d bytes", info.Format, info.Width, info.Height, info.Size))
 	}

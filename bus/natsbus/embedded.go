@@ -113,7 +113,7 @@ func (l serverLogger) logf(level slog.Level, format string, v []any) {
 	}
 }
 
-func (l serverLogger) Noticef(format string, v ...any) { l.logf(slog.LevelInfo, format, v) }
+func (l serverLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) } // the startup banner is notices
 func (l serverLogger) Warnf(format string, v ...any)   { l.logf(slog.LevelWarn, format, v) }
 func (l serverLogger) Errorf(format string, v ...any)  { l.logf(slog.LevelError, format, v) }
 func (l serverLogger) Debugf(format string, v ...any)  { l.logf(slog.LevelDebug, format, v) }

@@ -1,0 +1,373 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"golang.org/x/image/webp"
+
+	"github.com/imgpipe/imgpipe/app"
+)
+
+const uiChromium = "/usr/bin/chromium"
+
+// TestBrowserUploadFlow drives the web UI in a real Chromium against the
+// real app: pick two images and a text file, ask for width=200 as WebP,
+// upload, and follow the cards until the images are done and the text file
+// is refused. The results the page shows are fetched and checked.
+//
+// IMGPIPE_UI_SCREENSHOT=path.png keeps a copy of the final screenshot.
+func TestBrowserUploadFlow(t *testing.T) {
+	if _, err := os.Stat(uiChromium); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("no browser at %s (set CI to make this a failure): %v", uiChromium, err)
+		}
+		t.Fatalf("CI is set but there is no browser at %s: %v", uiChromium, err)
+	}
+	base := startUIApp(t)
+	files := writeUIFixtures(t, t.TempDir())
+	ctx, console := newUIBrowser(t)
+
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v\nconsole:\n%s", what, err, console)
+		}
+	}
+	eval := func(what, js string) []byte {
+		t.Helper()
+		b, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](js))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return b
+	}
+
+	run("open the page", chromedp.Navigate(base+"/"))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.body.dataset.ready === "true"`,
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("page never got ready: %v\nconsole:\n%s", err, console)
+	}
+	presets := string(eval("presets", `JSON.stringify([...document.querySelectorAll('[data-testid=preset-option] input')].map(i => i.value))`))
+	if !strings.Contains(presets, "thumb") {
+		t.Errorf("preset list %s lacks the default preset thumb", presets)
+	}
+
+	run("pick files and a transform",
+		chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{files.png, files.jpeg, files.text}),
+		chromedp.SendKeys(chromedp.ID("width"), "200"),
+		chromedp.SetValue(chromedp.ID("format"), "webp"),
+		chromedp.WaitEnabled(chromedp.ID("upload-button")),
+	)
+	if n := string(eval("selection", `String(document.querySelectorAll('[data-testid=selected-file]').length)`)); n != `"3"` {
+		t.Fatalf("%s files listed as selected, want 3", n)
+	}
+	if preview := string(eval("spec preview", `document.getElementById('spec-preview').textContent`)); !strings.Contains(preview, "width=200") || !strings.Contains(preview, "format=webp") {
+		t.Errorf("spec preview %s does not show width=200&format=webp", preview)
+	}
+	run("upload", chromedp.Click(chromedp.ID("upload-button")))
+
+	// Follow the cards until every file has its final state.
+	type card struct {
+		Name, Status, ID, Error, Before, After string
+		Src                                    []string
+		Natural                                [][2]int
+		Complete                               bool
+	}
+	const readCards = `[...document.querySelectorAll('#uploads [data-testid=image-card]')].map(c => {
+		const imgs = [...c.querySelectorAll('[data-testid=result-img]')];
+		const text = (sel) => { const e = c.querySelector(sel); return e ? e.textContent : ''; };
+		return {
+			Name: c.dataset.filename, Status: c.dataset.status, ID: c.dataset.id || '',
+			Error: text('[data-testid=error]'), Before: text('[data-testid=before]'), After: text('[data-testid=after]'),
+			Src: imgs.map(i => i.src), Natural: imgs.map(i => [i.naturalWidth, i.naturalHeight]),
+			Complete: imgs.every(i => i.complete),
+		};
+	})`
+	var cards map[string]card
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		list, err := chromedp.Run(ctx, chromedp.Evaluate[[]card](readCards))
+		if err != nil {
+			t.Fatalf("read cards: %v", err)
+		}
+		cards = map[string]card{}
+		for _, c := range list {
+			cards[c.Name] = c
+		}
+		img1, img2, txt := cards[filepath.Base(files.png)], cards[filepath.Base(files.jpeg)], cards[filepath.Base(files.text)]
+		if img1.Status == "failed" || img2.Status == "failed" {
+			t.Fatalf("an image failed: %+v", list)
+		}
+		if len(list) == 3 && img1.Status == "done" && img2.Status == "done" && img1.Complete && img2.Complete &&
+			txt.Status == "refused" && txt.Error != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cards did not settle: %+v\nconsole:\n%s", list, console)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	refused := cards[filepath.Base(files.text)]
+	t.Logf("text file refused next to its name: %q", refused.Error)
+	if !strings.Contains(refused.Error, "415") {
+		t.Errorf("refusal of the text file %q does not show the 415", refused.Error)
+	}
+
+	for _, name := range []string{filepath.Base(files.png), filepath.Base(files.jpeg)} {
+		c := cards[name]
+		if c.ID == "" || len(c.Src) != 1 {
+			t.Fatalf("%s: card %+v, want an id and one result image", name, c)
+		}
+		// The browser decoded the result it shows.
+		if w, h := c.Natural[0][0], c.Natural[0][1]; w < 1 || w > 200 || h < 1 {
+			t.Errorf("%s: the page shows a %dx%d result, want 1..200 px wide", name, w, h)
+		}
+		if !strings.Contains(c.After, "WEBP") || !strings.Contains(c.After, "200×") || c.Before == "" {
+			t.Errorf("%s: before %q, after %q: want the WEBP 200×… result and the original", name, c.Before, c.After)
+		}
+
+		// Fetch what the page shows, as any client would, and read it.
+		resp, err := http.Get(c.Src[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/webp" {
+			t.Fatalf("%s: GET %s: %d %s", name, c.Src[0], resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		img, err := webp.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("%s: result does not decode as WebP: %v (%d bytes, starts %.16q)", name, err, len(data), data)
+		}
+		w, h := img.Bounds().Dx(), img.Bounds().Dy()
+		t.Logf("%s: %s -> WebP %dx%d, %d bytes (page: %s)", name, c.Before, w, h, len(data), c.After)
+		if w < 1 || w > 200 || h < 1 {
+			t.Errorf("%s: result is %dx%d, want at most 200 px wide", name, w, h)
+		}
+		if w != c.Natural[0][0] || h != c.Natural[0][1] {
+			t.Errorf("%s: header says %dx%d, the browser decoded %dx%d", name, w, h, c.Natural[0][0], c.Natural[0][1])
+		}
+	}
+
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	shotPath := filepath.Join(t.TempDir(), "ui.png")
+	if err := os.WriteFile(shotPath, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", shotPath, len(shot))
+	if keep := os.Getenv("IMGPIPE_UI_SCREENSHOT"); keep != "" {
+		if err := os.WriteFile(keep, shot, 0o644); err != nil {
+			t.Errorf("keep screenshot: %v", err)
+		}
+	}
+
+	// A fresh load lists the images under "Recent images" (GET /v1/images,
+	// which reads the store: the saver may still be writing).
+	run("reload", chromedp.Navigate(base+"/"))
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		n := string(eval("recent", `String(document.querySelectorAll('#recent-list [data-testid=recent-card][data-status=done]').length)`))
+		if n == `"2"` {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recent list shows %s done images after a reload, want 2", n)
+		}
+		run("refresh recent", chromedp.Click(chromedp.ID("recent-refresh")))
+		time.Sleep(time.Second)
+	}
+
+	for _, m := range console.exceptions() {
+		t.Errorf("page exception: %s", m)
+	}
+}
+
+// startUIApp runs the whole app in-process until the test ends.
+func startUIApp(t *testing.T) string {
+	t.Helper()
+	cfg := app.DefaultConfig()
+	cfg.Embedded = true
+	cfg.DataDir = t.TempDir()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	logs := &uiLockedBuffer{}
+	a := app.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	select {
+	case <-a.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("app stopped before it was ready: %v\n%s", err, logs)
+	case <-time.After(90 * time.Second):
+		cancel()
+		t.Fatalf("app not ready after 90s\n%s", logs)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("app: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("app did not stop within 60s")
+		}
+		if t.Failed() {
+			t.Logf("app log:\n%s", logs)
+		}
+	})
+	return "http://" + a.Addr().String()
+}
+
+type uiLockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *uiLockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *uiLockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// uiConsole collects what the page writes to its console.
+type uiConsole struct {
+	mu   sync.Mutex
+	msgs []chromedp.ConsoleMessage
+}
+
+func (c *uiConsole) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var sb strings.Builder
+	for _, m := range c.msgs {
+		fmt.Fprintf(&sb, "  %s\n", m)
+	}
+	return sb.String()
+}
+
+func (c *uiConsole) exceptions() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, m := range c.msgs {
+		if m.IsException() {
+			out = append(out, m.String())
+		}
+	}
+	return out
+}
+
+// newUIBrowser starts a headless Chromium with a fresh profile; it is
+// closed (and waited for) when the test ends.
+func newUIBrowser(t *testing.T) (context.Context, *uiConsole) {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(uiChromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc() // waits for the browser to exit, before its profile is removed
+	})
+	con := &uiConsole{}
+	msgs := chromedp.Console(ctx) // starts the browser
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			con.mu.Lock()
+			con.msgs = append(con.msgs, m)
+			con.mu.Unlock()
+		}
+	}()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`1`)); err != nil {
+		t.Fatalf("start %s: %v", uiChromium, err)
+	}
+	return ctx, con
+}
+
+type uiFixtures struct{ png, jpeg, text string }
+
+// writeUIFixtures writes a 640x480 PNG, an 800x600 JPEG and a text file.
+func writeUIFixtures(t *testing.T, dir string) uiFixtures {
+	t.Helper()
+	gradient := func(w, h int) image.Image {
+		img := image.NewRGBA(image.Rect(0, 0, w, h))
+		for y := range h {
+			for x := range w {
+				img.Set(x, y, color.RGBA{uint8(x * 255 / w), uint8(y * 255 / h), uint8((x ^ y) & 0xff), 255})
+			}
+		}
+		return img
+	}
+	f := uiFixtures{
+		png:  filepath.Join(dir, "gradient.png"),
+		jpeg: filepath.Join(dir, "photo.jpg"),
+		text: filepath.Join(dir, "notes.txt"),
+	}
+	var pngBuf, jpegBuf bytes.Buffer
+	if err := png.Encode(&pngBuf, gradient(640, 480)); err != nil {
+		t.Fatal(err)
+	}
+	if err := jpeg.Encode(&jpegBuf, gradient(800, 600), &jpeg.Options{Quality: 85}); err != nil {
+		t.Fatal(err)
+	}
+	for path, data := range map[string][]byte{
+		f.png:  pngBuf.Bytes(),
+		f.jpeg: jpegBuf.Bytes(),
+		f.text: []byte("These are notes, not an image.\n"),
+	} {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
