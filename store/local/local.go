@@ -1,0 +1,136 @@
+// Package local is the embedded store: blobs as files in a sharded directory
+// tree, records and activity in one bbolt file. It needs no server, and one
+// process at a time owns a directory (bbolt holds an exclusive lock).
+//
+// Layout under the store directory:
+//
+//	meta.db              bbolt: images, events and their indexes
+//	blobs/ab/cd/<sha>    one file per blob, named by the SHA-256 of its key
+//	tmp/                 blobs being written; emptied at open
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/imgpipe/imgpipe/store"
+)
+
+// Store is the local implementation of store.Store.
+type Store struct {
+	dir     string
+	blobDir string
+	tmpDir  string
+	db      *bolt.DB
+	log     *slog.Logger
+}
+
+var _ store.Store = (*Store)(nil)
+
+// lockTimeout bounds the wait for bbolt's file lock, so that a second
+// process opening the same directory fails with a clear error instead of
+// hanging.
+const lockTimeout = 2 * time.Second
+
+// batchDelay is how long db.Batch waits to gather concurrent writers into
+// one commit (one round of fsyncs). bbolt's default of 10 ms caps a lone
+// writer below 100 writes a second; with 2 ms, BenchmarkAppendEvents on an
+// ext4 VM disk gave about 260 writes/s for one writer, 2,300 for 8 and 8,400
+// for 32 (10 ms: 85, 650, 2,300).
+const batchDelay = 2 * time.Millisecond
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if !filepath.IsAbs(dir) {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, fmt.Errorf("store/local: %w", err)
+		}
+		dir = abs
+	}
+	s := &Store{
+		dir:     dir,
+		blobDir: filepath.Join(dir, "blobs"),
+		tmpDir:  filepath.Join(dir, "tmp"),
+		log:     log,
+	}
+	for _, d := range []string{dir, s.blobDir, s.tmpDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("store/local: %w", err)
+		}
+	}
+
+	db, err := bolt.Open(filepath.Join(dir, "meta.db"), 0o640, &bolt.Options{
+		Timeout: lockTimeout,
+		// The map freelist stays fast as the file grows for years; not
+		// syncing it makes every commit smaller, at the price of a scan at
+		// open (the same trade etcd makes).
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true,
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("store/local: %s is in use by another process", dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store/local: open %s: %w", dir, err)
+	}
+	db.MaxBatchDelay = batchDelay
+	s.db = db
+
+	if err := s.db.Update(createBuckets); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store/local: %w", err)
+	}
+	// Only now, holding the lock, is it safe to clear leftovers of writes a
+	// crash interrupted: no other process can be writing there.
+	if err := clearDir(s.tmpDir); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store/local: %w", err)
+	}
+	log.Info("store opened", "kind", store.KindLocal, "dir", dir)
+	return s, nil
+}
+
+// Ping checks that the database is open and the blob directory is there.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.db.View(func(*bolt.Tx) error { return nil }); err != nil {
+		return fmt.Errorf("store/local: %w", err)
+	}
+	if _, err := os.Stat(s.blobDir); err != nil {
+		return fmt.Errorf("store/local: %w", err)
+	}
+	return nil
+}
+
+// Close releases the database and its lock.
+func (s *Store) Close() error {
+	return s.db.Close()
+}
+
+// clearDir removes everything inside dir.
+func clearDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,209 @@
+package mongo_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/url"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	driver "go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/imgpipe/imgpipe/model"
+	"github.com/imgpipe/imgpipe/store/mongo"
+)
+
+// rawDatabase connects to the database of uri directly, to look at or
+// tamper with what the store wrote.
+func rawDatabase(t *testing.T, uri string) *driver.Database {
+	t.Helper()
+	u, err := url.Parse(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := u.Path[1:]
+	if name == "" {
+		name = mongo.DefaultDatabase
+	}
+	client, err := driver.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	return client.Database(name)
+}
+
+func count(t *testing.T, coll *driver.Collection, filter bson.D) int64 {
+	t.Helper()
+	n, err := coll.CountDocuments(t.Context(), filter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestDefaultDatabase(t *testing.T) {
+	s := openStore(t, serverURI) // no database in the path
+	defer s.Close()
+	if err := s.PutImage(t.Context(), &model.Image{ID: "default-db", Status: model.StatusQueued}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, rawDatabase(t, serverURI).Collection("images"), bson.D{{Key: "_id", Value: "default-db"}}); n != 1 {
+		t.Fatalf("image not in database %q", mongo.DefaultDatabase)
+	}
+}
+
+// A writer that crashed mid-upload leaves chunks and no files document; the
+// next write of the key must not trip over them.
+func TestOrphanChunks(t *testing.T) {
+	uri := newDatabaseURI(t)
+	s := openStore(t, uri)
+	defer s.Close()
+	chunks := rawDatabase(t, uri).Collection("blobs.chunks")
+	key := model.OriginalKey("orphaned")
+	for n := range 3 {
+		_, err := chunks.InsertOne(t.Context(), bson.D{
+			{Key: "files_id", Value: key}, {Key: "n", Value: int32(n)},
+			{Key: "data", Value: bson.Binary{Data: []byte("stale")}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := s.HasBlob(t.Context(), key); err != nil || ok {
+		t.Fatalf("HasBlob with only orphan chunks = %v, %v; want false", ok, err)
+	}
+	data := bytes.Repeat([]byte("fresh"), 100)
+	if err := s.PutBlob(t.Context(), key, data); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetBlob(t.Context(), key)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("GetBlob = %d bytes, %v", len(got), err)
+	}
+	if n := count(t, chunks, bson.D{{Key: "files_id", Value: key}}); n != 1 {
+		t.Fatalf("%d chunks, want 1", n)
+	}
+}
+
+// A writer that died holding a key's lease blocks others only until the
+// lease expires; a live lease makes them wait.
+func TestLeases(t *testing.T) {
+	uri := newDatabaseURI(t)
+	s := openStore(t, uri)
+	defer s.Close()
+	leases := rawDatabase(t, uri).Collection("blobs.leases")
+	held, expired := model.OriginalKey("held"), model.OriginalKey("expired")
+	for key, expires := range map[string]time.Time{held: time.Now().Add(time.Hour), expired: time.Now().Add(-time.Second)} {
+		if _, err := leases.InsertOne(t.Context(), bson.D{{Key: "_id", Value: key}, {Key: "owner", Value: "dead"}, {Key: "expires", Value: expires}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if err := s.PutBlob(t.Context(), expired, []byte("x")); err != nil {
+		t.Fatalf("PutBlob under an expired lease: %v", err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if err := s.PutBlob(ctx, held, []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("PutBlob under a live lease: err = %v, want a deadline", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.PutBlob(t.Context(), held, []byte("y")) }()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := leases.DeleteOne(t.Context(), bson.D{{Key: "_id", Value: held}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("PutBlob after the lease went: %v", err)
+	}
+	if n := count(t, leases, bson.D{}); n != 0 {
+		t.Fatalf("%d leases left after the writes", n)
+	}
+}
+
+// An upload cut short leaves no files document: readers see the old state
+// (here: nothing) or the whole new blob, never a part.
+func TestInterruptedUpload(t *testing.T) {
+	uri := newDatabaseURI(t)
+	s := openStore(t, uri)
+	defer s.Close()
+	key := model.OriginalKey("interrupted")
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB: four chunks
+	failed := 0
+	for timeout := time.Millisecond; timeout < 2*time.Second && failed < 5; timeout *= 2 {
+		ctx, cancel := context.WithTimeout(t.Context(), timeout)
+		err := s.PutBlob(ctx, key, data)
+		cancel()
+		t.Logf("timeout %v: %v", timeout, err)
+		got, getErr := s.GetBlob(t.Context(), key)
+		switch {
+		case err == nil:
+			if getErr != nil || !bytes.Equal(got, data) {
+				t.Fatalf("after a successful write: GetBlob = %d bytes, %v", len(got), getErr)
+			}
+			return
+		case getErr == nil:
+			t.Fatalf("write failed (%v) yet GetBlob returned %d bytes", err, len(got))
+		}
+		failed++
+	}
+	// Then a write with time enough succeeds, whatever the failed ones
+	// left running on the server.
+	if err := s.PutBlob(t.Context(), key, data); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetBlob(t.Context(), key); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("GetBlob = %d bytes, %v", len(got), err)
+	}
+}
+
+// A blob whose bytes changed behind the store's back is refused, not served.
+func TestCorruptBlob(t *testing.T) {
+	uri := newDatabaseURI(t)
+	s := openStore(t, uri)
+	defer s.Close()
+	key := model.OriginalKey("corrupt")
+	if err := s.PutBlob(t.Context(), key, []byte("original bytes")); err != nil {
+		t.Fatal(err)
+	}
+	chunks := rawDatabase(t, uri).Collection("blobs.chunks")
+	_, err := chunks.UpdateOne(t.Context(), bson.D{{Key: "files_id", Value: key}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "data", Value: bson.Binary{Data: []byte("tampered bytes")}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetBlob(t.Context(), key); err == nil {
+		t.Fatal("GetBlob of a tampered blob: no error")
+	}
+}
+
+// A files document whose chunks are gone (a timed-out upload's last insert
+// landing after its cleanup) must not pass for the blob on the next write.
+func TestMissingChunksRewritten(t *testing.T) {
+	uri := newDatabaseURI(t)
+	s := openStore(t, uri)
+	defer s.Close()
+	key := model.OriginalKey("chunkless")
+	data := bytes.Repeat([]byte("x"), 300<<10) // two chunks
+	if err := s.PutBlob(t.Context(), key, data); err != nil {
+		t.Fatal(err)
+	}
+	chunks := rawDatabase(t, uri).Collection("blobs.chunks")
+	if _, err := chunks.DeleteOne(t.Context(), bson.D{{Key: "files_id", Value: key}, {Key: "n", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetBlob(t.Context(), key); err == nil {
+		t.Fatal("GetBlob with a chunk missing: no error")
+	}
+	if err := s.PutBlob(t.Context(), key, data); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetBlob(t.Context(), key); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("GetBlob after rewrite = %d bytes, %v", len(got), err)
+	}
+}

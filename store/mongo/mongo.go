@@ -1,0 +1,133 @@
+// Package mongo is the MongoDB store: blobs in the GridFS bucket "blobs"
+// (file id = blob key), image records in "images" and activity in "events"
+// (both keyed by their own id, so rewrites and redeliveries stay single).
+// It also runs on FerretDB, which the tests use.
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+
+	"github.com/imgpipe/imgpipe/store"
+)
+
+// DefaultDatabase is used when the URL names none.
+const DefaultDatabase = "imgpipe"
+
+// Names of the collections and of the GridFS bucket.
+const (
+	bucketName = "blobs"        // collections blobs.files and blobs.chunks
+	leasesName = "blobs.leases" // who is writing which blob (lease.go)
+	imagesName = "images"
+	eventsName = "events"
+)
+
+// Store is the MongoDB implementation of store.Store.
+type Store struct {
+	client *mongo.Client
+	db     *mongo.Database
+	bucket *mongo.GridFSBucket
+	files  *mongo.Collection
+	chunks *mongo.Collection
+	leases *mongo.Collection
+	images *mongo.Collection
+	events *mongo.Collection
+	log    *slog.Logger
+
+	// The driver's bucket flips an unsynchronized flag on its first upload
+	// (after checking its indexes); uploads are serialized until that has
+	// happened once, so that concurrent first uploads do not race on it.
+	firstUpload sync.Mutex
+	uploadReady atomic.Bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the MongoDB at uri (mongodb:// or mongodb+srv://), checks
+// that it answers and creates the indexes the queries need. The database is
+// the URI's path, DefaultDatabase if empty. ctx bounds the whole of it.
+func Open(ctx context.Context, uri string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// Parse first so errors never echo the URI, which may carry a password.
+	cs, err := connstring.ParseAndValidate(uri)
+	if err != nil {
+		return nil, errors.New("store/mongo: invalid MongoDB URL (check scheme, hosts and options)")
+	}
+	dbName := cs.Database
+	if dbName == "" {
+		dbName = DefaultDatabase
+	}
+
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetAppName("imgpipe"))
+	if err != nil {
+		return nil, fmt.Errorf("store/mongo: connect: %w", err)
+	}
+	// "Returns only when durable": unless the URL says otherwise, writes
+	// wait for a majority of the replica set and for the journal.
+	dbOpts := options.Database()
+	wc := writeconcern.Majority()
+	if !cs.WNumberSet && cs.WString == "" && !cs.JSet {
+		journal := true
+		wc.Journal = &journal
+		dbOpts.SetWriteConcern(wc)
+	} else {
+		wc = nil // the URL's own write concern, inherited from the client
+	}
+	db := client.Database(dbName, dbOpts)
+	s := &Store{
+		client: client,
+		db:     db,
+		bucket: db.GridFSBucket(options.GridFSBucket().SetName(bucketName).SetWriteConcern(wc)),
+		files:  db.Collection(bucketName + ".files"),
+		chunks: db.Collection(bucketName + ".chunks"),
+		leases: db.Collection(leasesName),
+		images: db.Collection(imagesName),
+		events: db.Collection(eventsName),
+		log:    log,
+	}
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	if err := s.createIndexes(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	log.Info("store opened", "kind", store.KindMongo, "hosts", strings.Join(cs.Hosts, ","), "database", dbName)
+	return s, nil
+}
+
+// Ping asks the primary for an answer.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
+		return fmt.Errorf("store/mongo: ping: %w", err)
+	}
+	return nil
+}
+
+// closeTimeout bounds how long Close waits for in-flight operations.
+const closeTimeout = 10 * time.Second
+
+// Close disconnects from the server.
+func (s *Store) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	if err := s.client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("store/mongo: close: %w", err)
+	}
+	return nil
+}

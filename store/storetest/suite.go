@@ -1,0 +1,98 @@
+// Package storetest is the conformance suite every store.Store must pass.
+// Implementations run it from their own tests:
+//
+//	storetest.Run(t, openFresh, reopenSame)
+//
+// The suite checks behaviour through the interface only, so a store passing
+// it can replace another without the roles noticing.
+package storetest
+
+import (
+	"testing"
+
+	"github.com/imgpipe/imgpipe/store"
+)
+
+// Run runs the suite as subtests of t.
+//
+// open returns a new, empty store for the test t; reopen returns another
+// store on the data of the store open returned for the same t (a new
+// process in effect: the suite has closed the first one by then). Run
+// closes every store it is given.
+//
+// Times in the suite are whole milliseconds: MongoDB keeps no finer, so
+// stores are only required to keep milliseconds. Subtests run one after the
+// other, so that a server stopped by the caller's defer is still there.
+func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testing.T) store.Store) {
+	o := opener{open: open, reopen: reopen}
+	tests := []struct {
+		name string
+		run  func(*testing.T, opener)
+	}{
+		{"Ping", testPing},
+		{"Blobs/RoundTrip", testBlobRoundTrip},
+		{"Blobs/Overwrite", testBlobOverwrite},
+		{"Blobs/NotFound", testBlobNotFound},
+		{"Images/PutGet", testImagePutGet},
+		{"Images/Update", testImageUpdate},
+		{"Images/Order", testImageOrder},
+		{"Images/StatusFilter", testImageStatusFilter},
+		{"Images/Pages", testImagePages},
+		{"Images/Limits", testImageLimits},
+		{"Images/BadCursor", testImageBadCursor},
+		{"Events/Dedup", testEventDedup},
+		{"Events/ImageEvents", testImageEvents},
+		{"Events/Recent", testRecentEvents},
+		{"Concurrent", testConcurrent},
+		{"CanceledContext", testCanceledContext},
+		{"Reopen", testReopen},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, o) })
+	}
+}
+
+// opener hands stores to subtests and closes them when the subtest ends.
+type opener struct {
+	open, reopen func(t *testing.T) store.Store
+}
+
+// fresh returns a new, empty store.
+func (o opener) fresh(t *testing.T) *handle {
+	t.Helper()
+	return o.track(t, o.open(t))
+}
+
+// again returns a store on the data of the one fresh returned for t.
+func (o opener) again(t *testing.T) *handle {
+	t.Helper()
+	return o.track(t, o.reopen(t))
+}
+
+func (o opener) track(t *testing.T, s store.Store) *handle {
+	t.Helper()
+	if s == nil {
+		t.Fatal("open returned a nil store")
+	}
+	h := &handle{Store: s}
+	t.Cleanup(func() {
+		if !h.closed {
+			if err := h.Store.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		}
+	})
+	return h
+}
+
+// handle is a store that remembers being closed, so that cleanup closes it
+// exactly once.
+type handle struct {
+	store.Store
+	closed bool
+}
+
+func (h *handle) Close() error {
+	h.closed = true
+	return h.Store.Close()
+}
