@@ -24,7 +24,7 @@ func NewLogger(d Deps, workers int) *Logger { return &Logger{deps: d, workers: w
 func (l *Logger) Name() string { return "logger" }
 
 func (l *Logger) Start(ctx context.Context) error {
-	c, err := l.deps.Bus.Consume(ctx, bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: l.workers}, l.handle)
+	c, err := l.deps.Bus.Consume(ctx, bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: l.workers, Retry: &bus.RetryForever}, l.handle)
 	l.consumer = c
 	return err
 }

@@ -28,8 +28,10 @@ func NewSaver(d Deps, workers int) *Saver {
 
 func (s *Saver) Name() string { return "save2db" }
 
+// Start subscribes with RetryForever: a save fails because the store is
+// away, not because of the message, and giving up would lose an image.
 func (s *Saver) Start(ctx context.Context) error {
-	c, err := s.deps.Bus.Consume(ctx, bus.ConsumerConfig{Queue: bus.Save, Durable: "save2db", Workers: s.workers}, s.handle)
+	c, err := s.deps.Bus.Consume(ctx, bus.ConsumerConfig{Queue: bus.Save, Durable: "save2db", Workers: s.workers, Retry: &bus.RetryForever}, s.handle)
 	s.consumer = c
 	return err
 }
@@ -42,8 +44,9 @@ func (s *Saver) handle(ctx context.Context, d bus.Delivery) error {
 		s.deps.Metrics.Handled.WithLabelValues("save2db", "malformed").Inc()
 		return bus.Permanent(fmt.Errorf("malformed save message: %v", err))
 	}
-	// A record never moves backwards: an accepted record redelivered after
-	// the final one must not overwrite it.
+	// An accepted record handled after the final one has nothing to add.
+	// (The store refuses to move a record backwards anyway; this only
+	// spares the blob writes.)
 	if prev, err := s.deps.Store.GetImage(ctx, img.ID); err == nil && prev.Status.Final() && !img.Status.Final() {
 		return nil
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -70,6 +70,33 @@ func testImageUpdate(t *testing.T, o opener) {
 	checkList(t, s, store.ListQuery{Status: model.StatusFailed}, []string{"walker"})
 }
 
+// testImageNeverBackwards: once final, a record is not replaced by a
+// record that is not (an "accepted" message handled after the "final" one),
+// but may be replaced by another final one.
+func testImageNeverBackwards(t *testing.T, o opener) {
+	s := o.fresh(t)
+	ctx := t.Context()
+	done := newImage("late", model.StatusDone, at(5))
+	putImage(t, s, done)
+	for _, st := range []model.Status{model.StatusQueued, model.StatusProcessing, ""} {
+		putImage(t, s, newImage("late", st, at(5)))
+		got, err := s.GetImage(ctx, "late")
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkImage(t, got, done)
+	}
+	checkList(t, s, store.ListQuery{Status: model.StatusQueued}, []string{})
+	checkList(t, s, store.ListQuery{Status: model.StatusDone}, []string{"late"})
+	failed := newImage("late", model.StatusFailed, at(5))
+	putImage(t, s, failed)
+	got, err := s.GetImage(ctx, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkImage(t, got, failed)
+}
+
 func testImageOrder(t *testing.T, o opener) {
 	s := o.fresh(t)
 	for _, img := range []*model.Image{

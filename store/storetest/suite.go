@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 		{"Blobs/NotFound", testBlobNotFound},
 		{"Images/PutGet", testImagePutGet},
 		{"Images/Update", testImageUpdate},
+		{"Images/NeverBackwards", testImageNeverBackwards},
 		{"Images/Order", testImageOrder},
 		{"Images/StatusFilter", testImageStatusFilter},
 		{"Images/Pages", testImagePages},
