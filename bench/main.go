@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -49,18 +50,26 @@ func main() {
 	name := flag.String("workload", "", "internal: the workload of the phase")
 	small := flag.Int("small", 400, "number of small images")
 	large := flag.Int("large", 40, "number of large images")
+	profile := flag.String("cpuprofile", "", "internal: write the phase's CPU profile here")
 	flag.Parse()
 	workloads[0].Count, workloads[1].Count = *small, *large
 
 	if *phase != "" {
 		w := find(*name)
 		w.Count = map[string]int{"small": *small, "large": *large}[w.Name]
+		if *profile != "" {
+			f, err := os.Create(*profile)
+			if err == nil && pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
 		res, err := runPhase(*phase, w)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
 		_ = json.NewEncoder(os.Stdout).Encode(res)
+		pprof.StopCPUProfile()
 		return
 	}
 
