@@ -8,8 +8,10 @@ import (
 // Config sizes the worker roles of one process.
 type Config struct {
 	// TransformWorkers is how many images this process transforms at once.
-	// libvips runs one thread per operation here (see transform.Config), so
-	// one worker per core keeps every core busy without oversubscribing.
+	// libvips runs one thread per operation here (see transform.Config).
+	// Each image also waits on the bus (fetch the original, stage the
+	// result, update the status), so two workers per core keep the cores
+	// busy through those waits.
 	TransformWorkers int `mapstructure:"transform_workers"`
 	// SaveWorkers write to the store at once; writes wait on disk or
 	// network, not CPU, so more than cores pays off.
@@ -20,7 +22,7 @@ type Config struct {
 
 // DefaultConfig sizes workers for this machine.
 func DefaultConfig() Config {
-	return Config{TransformWorkers: runtime.NumCPU(), SaveWorkers: 16, LoggerWorkers: 32}
+	return Config{TransformWorkers: 2 * runtime.NumCPU(), SaveWorkers: 16, LoggerWorkers: 32}
 }
 
 // Validate checks the sizes.

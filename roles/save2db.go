@@ -9,7 +9,6 @@ import (
 
 	"github.com/imgpipe/imgpipe/bus"
 	"github.com/imgpipe/imgpipe/model"
-	"github.com/imgpipe/imgpipe/store"
 )
 
 // Saver is the save2db role: it moves originals, results and records from
@@ -44,37 +43,33 @@ func (s *Saver) handle(ctx context.Context, d bus.Delivery) error {
 		s.deps.Metrics.Handled.WithLabelValues("save2db", "malformed").Inc()
 		return bus.Permanent(fmt.Errorf("malformed save message: %v", err))
 	}
-	// An accepted record handled after the final one has nothing to add.
-	// (The store refuses to move a record backwards anyway; this only
-	// spares the blob writes.)
-	if prev, err := s.deps.Store.GetImage(ctx, img.ID); err == nil && prev.Status.Final() && !img.Status.Final() {
-		return nil
-	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-
-	if err := s.persist(ctx, model.OriginalKey(img.ID)); err != nil {
-		return err
-	}
-	for _, r := range img.Results {
-		if err := s.persist(ctx, model.ResultKey(img.ID, r.Variant)); err != nil {
+	// An accepted record is written alone: its original stays staged (the
+	// bus keeps it durably) until the final record, when original and
+	// results move to the store together, once. Handled after the final
+	// record, it changes nothing: the store never moves a record backwards.
+	if !img.Status.Final() {
+		if err := s.deps.Store.PutImage(ctx, &img); err != nil {
 			return err
 		}
-	}
-	if err := s.deps.Store.PutImage(ctx, &img); err != nil {
-		return err
-	}
-	if !img.Status.Final() {
 		s.act.emit(img.ID, model.EventRecorded, d.Attempt(), "")
 		s.deps.Metrics.Handled.WithLabelValues("save2db", "recorded").Inc()
 		return nil
 	}
-	// Everything is in the store: the stage can let go. A failure here only
-	// leaves garbage behind, never loses data, so it is logged, not retried.
 	keys := []string{model.OriginalKey(img.ID)}
 	for _, r := range img.Results {
 		keys = append(keys, model.ResultKey(img.ID, r.Variant))
 	}
+	for _, k := range keys {
+		if err := s.persist(ctx, k); err != nil {
+			return err
+		}
+	}
+	// The record last: once it says done, every blob it names is stored.
+	if err := s.deps.Store.PutImage(ctx, &img); err != nil {
+		return err
+	}
+	// Everything is in the store: the stage can let go. A failure here only
+	// leaves garbage behind, never loses data, so it is logged, not retried.
 	for _, k := range keys {
 		if err := s.deps.Bus.Stage().Delete(ctx, k); err != nil && !errors.Is(err, bus.ErrNotFound) {
 			s.deps.Log.Warn("stage not cleared", "key", k, "err", err)

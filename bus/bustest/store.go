@@ -37,14 +37,17 @@ func testStage(t *testing.T, b bus.Bus) {
 		}
 	}
 
+	// Replacing a key with smaller, larger, then smaller bytes returns the
+	// latest whole, never a mix of versions' pieces.
 	key := model.OriginalKey("abc")
-	for _, v := range []string{"first version, longer", "second"} {
-		if err := st.Put(ctx, key, []byte(v)); err != nil {
+	big := bytes.Repeat([]byte("large blob "), 200<<10)
+	for i, v := range [][]byte{big, []byte("first version, longer"), big[:len(big)/2], []byte("second")} {
+		if err := st.Put(ctx, key, v); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if back, err := st.Get(ctx, key); err != nil || string(back) != "second" {
-		t.Fatalf("after replace: %q, %v", back, err)
+		if back, err := st.Get(ctx, key); err != nil || !bytes.Equal(back, v) {
+			t.Fatalf("after replace %d: %d bytes, %v; want %d bytes", i, len(back), err, len(v))
+		}
 	}
 	if err := st.Delete(ctx, key); err != nil {
 		t.Fatalf("delete: %v", err)

@@ -23,10 +23,12 @@ type Bus struct {
 	replicas int
 	log      *slog.Logger
 
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	kv  jetstream.KeyValue
-	obs jetstream.ObjectStore
+	nc *nats.Conn
+	js jetstream.JetStream
+	kv jetstream.KeyValue
+	// stage is the stream behind Stage; its handle knows AllowDirect, so
+	// reads by subject use direct gets.
+	stage jetstream.Stream
 
 	server   *server.Server // owned (OpenEmbedded): shut down by Close
 	closedCh chan struct{}  // closed by the connection's ClosedHandler

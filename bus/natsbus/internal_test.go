@@ -29,7 +29,7 @@ func TestNames(t *testing.T) {
 		n.wildcard(bus.Activity):                   "imgpipe.activity.>",
 		n.trim(bus.Save, "imgpipe.save.done.ab12"): "done.ab12",
 		n.statusBucket():                           "imgpipe_status",
-		n.stageBucket():                            "imgpipe_stage",
+		n.stream(stageQueue):                       "IMGPIPE_STAGE",
 	} {
 		if got != want {
 			t.Errorf("%q, want %q", got, want)

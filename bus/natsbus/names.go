@@ -13,7 +13,7 @@ import (
 //	subject  <prefix>.<queue>.<Message.Subject>   imgpipe.transform.ab12
 //	stream   <PREFIX>_<QUEUE>                     IMGPIPE_TRANSFORM
 //	status   KV bucket <prefix>_status            (stream KV_imgpipe_status)
-//	stage    object bucket <prefix>_stage         (stream OBJ_imgpipe_stage)
+//	stage    stream <PREFIX>_STAGE, <prefix>.stage.<key>.…  (see stage.go)
 type names struct{ prefix string }
 
 func (n names) stream(q bus.Queue) string {
@@ -36,7 +36,10 @@ func (n names) trim(q bus.Queue, full string) string {
 }
 
 func (n names) statusBucket() string { return n.prefix + "_status" }
-func (n names) stageBucket() string  { return n.prefix + "_stage" }
+
+// stageQueue names the staging stream like a queue, so its stream and
+// subjects follow the same pattern; it is not in bus.Queues.
+const stageQueue bus.Queue = "stage"
 
 // fanOut reports whether every durable consumer of q sees every message
 // (Limits retention) rather than one of them (WorkQueue retention).

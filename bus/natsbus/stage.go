@@ -2,18 +2,45 @@ package natsbus
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/imgpipe/imgpipe/bus"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
-// stage is bus.Stage on a JetStream object store: blobs go in 128 KiB
-// chunks with a SHA-256 digest checked on read, so they are not bound by
-// the 1 MB message limit. Keys such as "results/<id>/<variant>" are fine:
-// object names are encoded before they reach a subject.
+// stage is bus.Stage on a plain stream read with direct gets.
+//
+// JetStream's object store would do, but every read of it creates and
+// deletes an ordered consumer: about a millisecond of server work per blob,
+// several times per image on the hot path. Here a blob is a head message,
+// which carries the first chunk and is read with one direct get, plus
+// further chunks only for blobs over chunkSize:
+//
+//	<prefix>.stage.<key>.h          head: chunk 0, chunk count, size, put id
+//	<prefix>.stage.<key>.<put>.<n>  chunk n ≥ 1 of the put with that id
+//
+// <key> is the key in base64url, a single subject token. The stream keeps
+// the last message per subject, so rewriting a key replaces its head. The
+// head is published after its chunks and names their put id: a reader sees
+// a whole blob, old or new, never a mix. Delete purges <key>.>, chunks of
+// every put included.
 type stage struct{ b *Bus }
+
+// chunkSize keeps every message under NATS's default 1 MB payload limit.
+const chunkSize = 512 << 10
+
+// Headers of a head message.
+const (
+	hdrChunks = "Imgpipe-Chunks"
+	hdrSize   = "Imgpipe-Size"
+	hdrPut    = "Imgpipe-Put"
+)
 
 // Stage returns the staging area for blobs.
 func (b *Bus) Stage() bus.Stage { return stage{b} }
@@ -23,6 +50,10 @@ func checkKey(key string) error {
 		return fmt.Errorf("natsbus: stage key %q must be 1 to 512 bytes", key)
 	}
 	return nil
+}
+
+func (s stage) keySubject(key string) string {
+	return s.b.names.queueSubject(stageQueue) + "." + base64.RawURLEncoding.EncodeToString([]byte(key))
 }
 
 func (s stage) Put(ctx context.Context, key string, data []byte) error {
@@ -35,8 +66,33 @@ func (s stage) Put(ctx context.Context, key string, data []byte) error {
 		return err
 	}
 	defer done()
-	// PutBytes reads data in place, chunk by chunk: no full copy.
-	_, err = s.b.obs.PutBytes(ctx, key, data)
+	base := s.keySubject(key)
+	put := nuid.Next()
+	chunks := max(1, (len(data)+chunkSize-1)/chunkSize)
+	// Chunks beyond the first go out together and are awaited together.
+	var acks []jetstream.PubAckFuture
+	for n := 1; n < chunks; n++ {
+		part := data[n*chunkSize : min(len(data), (n+1)*chunkSize)]
+		f, err := s.b.js.PublishMsgAsync(&nats.Msg{Subject: base + "." + put + "." + strconv.Itoa(n), Data: part})
+		if err != nil {
+			return s.b.fail(ctx, op, err)
+		}
+		acks = append(acks, f)
+	}
+	for _, f := range acks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return s.b.fail(ctx, op, err)
+		case <-ctx.Done():
+			return s.b.fail(ctx, op, ctx.Err())
+		}
+	}
+	head := &nats.Msg{Subject: base + ".h", Data: data[:min(len(data), chunkSize)], Header: nats.Header{}}
+	head.Header.Set(hdrChunks, strconv.Itoa(chunks))
+	head.Header.Set(hdrSize, strconv.Itoa(len(data)))
+	head.Header.Set(hdrPut, put)
+	_, err = s.b.js.PublishMsg(ctx, head)
 	return s.b.fail(ctx, op, err)
 }
 
@@ -50,12 +106,34 @@ func (s stage) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	defer done()
-	data, err := s.b.obs.GetBytes(ctx, key)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
+	base := s.keySubject(key)
+	head, err := s.b.stage.GetLastMsgForSubject(ctx, base+".h")
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, fmt.Errorf("natsbus: %s: %w", op, bus.ErrNotFound)
 	}
 	if err != nil {
 		return nil, s.b.fail(ctx, op, err)
+	}
+	chunks, err1 := strconv.Atoi(head.Header.Get(hdrChunks))
+	size, err2 := strconv.Atoi(head.Header.Get(hdrSize))
+	if err := errors.Join(err1, err2); err != nil || chunks < 1 || size < len(head.Data) {
+		return nil, fmt.Errorf("natsbus: %s: malformed head: %v", op, err)
+	}
+	if chunks == 1 {
+		return head.Data, nil
+	}
+	data := make([]byte, 0, size)
+	data = append(data, head.Data...)
+	put := head.Header.Get(hdrPut)
+	for n := 1; n < chunks; n++ {
+		m, err := s.b.stage.GetLastMsgForSubject(ctx, base+"."+put+"."+strconv.Itoa(n))
+		if err != nil {
+			return nil, s.b.fail(ctx, op, fmt.Errorf("chunk %d of %d: %w", n, chunks, err))
+		}
+		data = append(data, m.Data...)
+	}
+	if len(data) != size {
+		return nil, fmt.Errorf("natsbus: %s: %d bytes read, head says %d", op, len(data), size)
 	}
 	return data, nil
 }
@@ -72,9 +150,6 @@ func (s stage) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	defer done()
-	err = s.b.obs.Delete(ctx, key)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil
-	}
+	err = s.b.stage.Purge(ctx, jetstream.WithPurgeSubject(s.keySubject(key)+".>"))
 	return s.b.fail(ctx, op, err)
 }

@@ -54,16 +54,20 @@ func (b *Bus) setupOnce(ctx context.Context) error {
 	}
 	// No TTL on staged blobs: save2db deletes them once persisted, and a
 	// TTL would lose the bytes of an image stuck behind a long outage.
-	obs, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      b.names.stageBucket(),
-		Description: "imgpipe staged originals and results until save2db persists them",
-		Storage:     jetstream.FileStorage,
-		Replicas:    b.replicas,
+	st, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              b.names.stream(stageQueue),
+		Description:       "imgpipe staged originals and results until save2db persists them",
+		Subjects:          []string{b.names.wildcard(stageQueue)},
+		Storage:           jetstream.FileStorage,
+		Replicas:          b.replicas,
+		MaxMsgsPerSubject: 1,
+		AllowDirect:       true, // reads by subject without a consumer
+		Discard:           jetstream.DiscardOld,
 	})
 	if err != nil {
-		return wrap("stage bucket "+b.names.stageBucket(), err)
+		return wrap("stage stream "+b.names.stream(stageQueue), err)
 	}
-	b.kv, b.obs = kv, obs
+	b.kv, b.stage = kv, st
 	return nil
 }
 
