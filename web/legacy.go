@@ -13,7 +13,7 @@ import (
 // answers 200 with the bytes, 204 while pending, 422 on failure.
 
 func (a *API) legacyPost(c echo.Context) error {
-	req, err := a.pipe.Engine().ParseRequest(c.QueryParams())
+	req, err := a.parseSpec(c)
 	if err != nil {
 		return err
 	}

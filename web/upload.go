@@ -112,7 +112,11 @@ type accepted struct {
 // ingest probes and queues one upload.
 func (a *API) ingest(c echo.Context, u upload, req transform.Request) (*model.Image, bool, error) {
 	info, err := a.pipe.Engine().Probe(u.data)
+	if err == nil {
+		err = req.CheckRequest(info) // e.g. an extract outside this image
+	}
 	if err != nil {
+		a.metrics.Uploads.WithLabelValues(classify(err).Code).Inc()
 		return nil, false, err
 	}
 	info.Filename = sanitizeName(u.name)
@@ -128,9 +132,15 @@ func (a *API) ingest(c echo.Context, u upload, req transform.Request) (*model.Im
 	return img, created, err
 }
 
+// parseSpec reads the transform spec from the raw query: net/url drops
+// pairs holding a ';', which the variant syntax uses.
+func (a *API) parseSpec(c echo.Context) (transform.Request, error) {
+	return a.pipe.Engine().ParseRequestString(c.Request().URL.RawQuery)
+}
+
 // postImages is POST /v1/images?<spec>.
 func (a *API) postImages(c echo.Context) error {
-	req, err := a.pipe.Engine().ParseRequest(c.QueryParams())
+	req, err := a.parseSpec(c)
 	if err != nil {
 		return err
 	}

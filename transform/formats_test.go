@@ -1,0 +1,298 @@
+package transform
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/color"
+	"image/gif"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/h2non/bimg"
+)
+
+func TestOutputFormats(t *testing.T) {
+	e := testEngine(t)
+	quad := encPNG(t, quadImage(200, 100))
+	for _, c := range []struct {
+		format string
+		tol    int
+	}{{"jpeg", 30}, {"png", 0}, {"webp", 30}, {"avif", 40}, {"heif", 40}, {"gif", 10}, {"tiff", 0}} {
+		out, img := process(t, e, quad, "width=100&format="+c.format)
+		if got := sniff(out); got.String() != c.format {
+			t.Errorf("%s: wrote %s", c.format, got)
+		}
+		if b := img.Bounds(); b.Dx() != 100 || b.Dy() != 50 {
+			t.Errorf("%s: %v", c.format, b)
+		}
+		wantPixel(t, img, 10, 10, red, c.tol, c.format)
+		wantPixel(t, img, 90, 40, yellow, c.tol, c.format)
+	}
+	// auto keeps the input's format.
+	for _, in := range [][]byte{quad, encJPEG(t, quadImage(40, 40)), animatedGIF(t, 1, 10, 10)} {
+		out, _ := process(t, e, in, "width=20")
+		if sniff(out) != sniff(in) {
+			t.Errorf("auto turned %s into %s", sniff(in), sniff(out))
+		}
+	}
+}
+
+func TestOutputOptions(t *testing.T) {
+	e := testEngine(t)
+	photo := encPNG(t, photoLike(300, 200))
+	lo, _ := process(t, e, photo, "format=jpeg&quality=10")
+	hi, _ := process(t, e, photo, "format=jpeg&quality=95")
+	if len(lo) >= len(hi) {
+		t.Errorf("quality 10: %d bytes, 95: %d", len(lo), len(hi))
+	}
+	prog, _ := process(t, e, photo, "format=jpeg&progressive=1")
+	if !bytes.Contains(prog, []byte{0xFF, 0xC2}) {
+		t.Error("progressive JPEG has no SOF2")
+	}
+	png, _ := process(t, e, photo, "format=png&progressive=true")
+	if png[8+8+12] != 1 { // IHDR interlace method
+		t.Error("PNG not interlaced")
+	}
+	quad := encPNG(t, quadImage(64, 64))
+	_, img := process(t, e, quad, "format=webp&lossless=1")
+	for _, p := range []px{{31, 31, red}, {32, 31, green}, {31, 32, blue}, {32, 32, yellow}} {
+		wantPixel(t, img, p.x, p.y, p.c, 0, "lossless webp")
+	}
+	// AVIF lossless goes through libheif's YCbCr, so allow a little.
+	_, img = process(t, e, quad, "format=avif&lossless=1")
+	for _, p := range []px{{31, 31, red}, {32, 32, yellow}} {
+		wantPixel(t, img, p.x, p.y, p.c, 6, "lossless avif")
+	}
+}
+
+// Metadata is stripped by default (GPS included, every output format);
+// strip=false keeps it, with orientation reset since pixels are upright.
+func TestStripMetadata(t *testing.T) {
+	e := testEngine(t)
+	ex := buildEXIF([]exifTag{{tag: tagMake, s: "Canon"}, {tag: tagOrientation, v: 6}}, nil, []exifTag{{tag: tagGPSLatitude, v: 1}})
+	data := withEXIF(encJPEG(t, quadImage(80, 40)), ex)
+	for _, f := range []string{"jpeg", "png", "webp", "avif", "tiff"} {
+		out, _ := process(t, e, data, "format="+f)
+		info, err := e.Probe(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.EXIF != nil && (info.EXIF.Make != "" || info.EXIF.GPSPresent) {
+			t.Errorf("%s kept EXIF %+v", f, info.EXIF)
+		}
+		if bytes.Contains(out, []byte("Canon")) {
+			t.Errorf("%s output contains the camera make", f)
+		}
+	}
+	for _, f := range []string{"jpeg", "webp"} {
+		out, img := process(t, e, data, "strip=false&format="+f)
+		info, _ := e.Probe(out)
+		if info.EXIF == nil || info.EXIF.Make != "Canon" || info.Orientation != 1 {
+			t.Errorf("strip=false %s: %+v exif %+v", f, info, info.EXIF)
+		}
+		if b := img.Bounds(); b.Dx() != 40 || b.Dy() != 80 {
+			t.Errorf("strip=false %s: %v", f, b)
+		}
+	}
+}
+
+// An image tagged with a wide-gamut profile comes out in sRGB with the
+// colours it had: built with bimg (libvips' own ICC transform) from sRGB
+// into Adobe RGB (1998), then processed back.
+func TestICCToSRGB(t *testing.T) {
+	const dir = "/usr/share/color/icc/ghostscript/"
+	a98, srgb := dir+"a98.icc", dir+"srgb.icc"
+	for _, p := range []string{a98, srgb} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skip("no ICC profiles on this machine (Debian's ghostscript ships them)")
+		}
+	}
+	e := testEngine(t)
+	want := color.RGBA{40, 160, 90, 255}
+	src := encPNG(t, fill(64, 64, want))
+	tagged, err := bimg.Resize(src, bimg.Options{InputICC: srgb, OutputICC: a98, Type: bimg.PNG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.Probe(tagged)
+	if err != nil || info.ICCProfile == "" {
+		t.Fatalf("probe %+v %v", info, err)
+	}
+	raw := decode(t, tagged)
+	if near(rgba(raw, 5, 5), want, 10) {
+		t.Fatalf("fixture not converted: %v", rgba(raw, 5, 5))
+	}
+	_, img := process(t, e, tagged, "format=png")
+	wantPixel(t, img, 5, 5, want, 3, "back to sRGB from "+info.ICCProfile)
+}
+
+func TestAnimation(t *testing.T) {
+	e := testEngine(t)
+	anim := animatedGIF(t, 5, 60, 40)
+	frameColours := []color.RGBA{red, green, blue, yellow, white}
+
+	// GIF -> WebP keeps the frames.
+	out, info, err := e.Process(context.Background(), Input{Data: anim, Spec: spec(t, e, "format=webp&width=30")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Animated || info.Pages != 5 || info.Width != 30 || info.Height != 20 {
+		t.Errorf("webp info %+v", info)
+	}
+	pi, err := e.Probe(out)
+	if err != nil || pi.Pages != 5 || !pi.Animated || pi.Width != 30 || pi.Height != 20 || pi.EXIF != nil {
+		t.Errorf("webp probe %+v %v", pi, err)
+	}
+
+	// GIF -> GIF keeps frames, each frame its colour, through crop and rotate.
+	out, _ = process(t, e, anim, "width=20&height=20&fit=cover&rotate=90&watermark_text=x")
+	g, err := gif.DecodeAll(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Image) != 5 || g.Config.Width != 20 || g.Config.Height != 20 {
+		t.Fatalf("gif: %d frames %dx%d", len(g.Image), g.Config.Width, g.Config.Height)
+	}
+	for i, fr := range g.Image {
+		if !near(rgba(fr, 2, 2), frameColours[i], 8) {
+			t.Errorf("frame %d: %v, want %v", i, rgba(fr, 2, 2), frameColours[i])
+		}
+	}
+
+	// Frame delays survive; WebP animations convert back; extract works on
+	// every frame.
+	if g.Delay[0] != 10 || g.Delay[4] != 10 {
+		t.Errorf("delays %v", g.Delay)
+	}
+	webp, _, err := e.Process(context.Background(), Input{Data: anim, Spec: Spec{Format: "webp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ = process(t, e, webp, "format=gif&extract=10,10,20,10")
+	if g, err = gif.DecodeAll(bytes.NewReader(out)); err != nil || len(g.Image) != 5 || g.Config.Width != 20 || g.Config.Height != 10 {
+		t.Fatalf("webp -> gif with extract: %v", err)
+	}
+	for i, fr := range g.Image {
+		if !near(rgba(fr, 5, 5), frameColours[i], 12) {
+			t.Errorf("webp frame %d: %v, want %v", i, rgba(fr, 5, 5), frameColours[i])
+		}
+	}
+
+	// Formats without animation get the first frame.
+	for _, f := range []string{"jpeg", "png"} {
+		_, img := process(t, e, anim, "format="+f)
+		if b := img.Bounds(); b.Dx() != 60 || b.Dy() != 40 {
+			t.Errorf("%s: %v", f, b)
+		}
+		wantPixel(t, img, 30, 20, red, 20, f+" first frame")
+	}
+}
+
+func TestProcessLimits(t *testing.T) {
+	e := testEngine(t, func(c *Config) { c.MaxOutputDim = 500; c.DefaultSpec = ""; c.Presets = nil })
+	quad := encPNG(t, quadImage(200, 100))
+	req, err := ParseCanonical("width=600")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = e.Process(context.Background(), Input{Data: quad, Spec: req.Variants[0].Spec})
+	wantError(t, err, http.StatusUnprocessableEntity, CodeTooLarge)
+	// Produced, not asked: enlarging past the limit.
+	_, _, err = e.Process(context.Background(), Input{Data: quad, Spec: spec(t, e, "height=300&enlarge=1")})
+	wantError(t, err, http.StatusUnprocessableEntity, CodeTooLarge)
+	_, _, err = e.Process(context.Background(), Input{Data: quad, Spec: spec(t, e, "extract=150,50,60,60")})
+	wantError(t, err, http.StatusUnprocessableEntity, CodeOutOfBounds)
+
+	small := testEngine(t, func(c *Config) { c.MaxDecodedBytes = 1 << 20 })
+	_, err = small.Probe(encPNG(t, quadImage(600, 600)))
+	wantError(t, err, http.StatusUnprocessableEntity, CodeTooLarge)
+}
+
+// The timeout interrupts libvips mid-computation and is not permanent.
+func TestTimeout(t *testing.T) {
+	e := testEngine(t, func(c *Config) { c.Timeout = 40 * time.Millisecond })
+	big := encJPEG(t, photoLike(3000, 2000))
+	start := time.Now()
+	_, _, err := e.Process(context.Background(), Input{Data: big, Spec: spec(t, e, "blur=30&format=png")})
+	took := time.Since(start)
+	pe := wantError(t, err, http.StatusGatewayTimeout, CodeTimeout)
+	if pe.Permanent() {
+		t.Error("timeout marked permanent")
+	}
+	if took > 2*time.Second {
+		t.Errorf("timeout returned after %v", took)
+	}
+
+	// A fast decode and a slow filter: the filter is interrupted too.
+	flat := encPNG(t, fill(2000, 2000, red))
+	start = time.Now()
+	_, _, err = e.Process(context.Background(), Input{Data: flat, Spec: spec(t, e, "blur=50&format=jpeg")})
+	wantError(t, err, http.StatusGatewayTimeout, CodeTimeout)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("filter timeout returned after %v", took)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _, err = e.Process(ctx, Input{Data: big})
+	wantError(t, err, http.StatusServiceUnavailable, CodeCanceled)
+}
+
+// CMYK comes out as sRGB with its colours (fixture: libvips' transform into
+// Ghostscript's default CMYK profile, through bimg).
+func TestCMYKToSRGB(t *testing.T) {
+	const dir = "/usr/share/color/icc/ghostscript/"
+	cmyk, srgb := dir+"default_cmyk.icc", dir+"srgb.icc"
+	for _, p := range []string{cmyk, srgb} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skip("no ICC profiles on this machine (Debian's ghostscript ships them)")
+		}
+	}
+	e := testEngine(t)
+	want := color.RGBA{150, 110, 90, 255} // inside the CMYK gamut
+	data, err := bimg.Resize(encPNG(t, fill(64, 64, want)), bimg.Options{InputICC: srgb, OutputICC: cmyk, Type: bimg.JPEG, Quality: 95})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.Probe(data)
+	if err != nil || info.ColorSpace != "cmyk" {
+		t.Fatalf("probe %+v %v", info, err)
+	}
+	_, img := process(t, e, data, "format=png")
+	wantPixel(t, img, 5, 5, want, 12, "cmyk to srgb")
+}
+
+// A profile lcms cannot use does not sink the image.
+func TestBrokenICCProfile(t *testing.T) {
+	e := testEngine(t)
+	data := withICC(encJPEG(t, quadImage(40, 40)), iccProfile("Broken"))
+	out, _, err := e.Process(context.Background(), Input{Data: data, Spec: Spec{Format: "png"}})
+	if err != nil {
+		wantError(t, err, http.StatusUnprocessableEntity, CodeUndecodable)
+		return
+	}
+	wantPixel(t, decode(t, out), 5, 5, red, 30, "broken profile ignored")
+}
+
+// 16-bit input comes out as 8-bit with the same colours.
+func TestSixteenBitPNG(t *testing.T) {
+	e := testEngine(t)
+	img := image.NewRGBA64(image.Rect(0, 0, 40, 20))
+	for y := 0; y < 20; y++ {
+		for x := 0; x < 40; x++ {
+			img.SetRGBA64(x, y, color.RGBA64{0xffff, 0x8080, 0, 0xffff})
+		}
+	}
+	data := encPNG(t, img)
+	info, err := e.Probe(data)
+	if err != nil || info.ColorSpace != "rgb16" {
+		t.Fatalf("probe %+v %v", info, err)
+	}
+	for _, f := range []string{"png", "jpeg", "webp"} {
+		_, out := process(t, e, data, "width=20&format="+f)
+		wantPixel(t, out, 10, 5, color.RGBA{255, 128, 0, 255}, 8, "16-bit to "+f)
+	}
+}

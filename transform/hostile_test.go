@@ -1,0 +1,261 @@
+package transform
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func maxRSS(t testing.TB) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return ru.Maxrss << 10 // KiB on Linux
+}
+
+// A 30000x30000 PNG of under 1 MB is refused from its header: fast and
+// without the 900 MB a decode would take.
+func TestPixelBombRefusedBeforeDecoding(t *testing.T) {
+	e := testEngine(t)
+	bomb := pngBomb(t, 30000, 30000)
+	if len(bomb) > 1<<20 {
+		t.Fatalf("bomb is %d bytes", len(bomb))
+	}
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rss := maxRSS(t)
+	start := time.Now()
+	_, err := e.Probe(bomb)
+	took := time.Since(start)
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	pe := wantError(t, err, http.StatusUnprocessableEntity, CodeTooLarge)
+	if !strings.Contains(pe.Message, "30000x30000") {
+		t.Errorf("message %q", pe.Message)
+	}
+	if took > 50*time.Millisecond {
+		t.Errorf("refusal took %v", took)
+	}
+	if grew := maxRSS(t) - rss; grew > 32<<20 {
+		t.Errorf("peak RSS grew by %d MiB", grew>>20)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+		t.Errorf("Go allocated %d KiB", alloc>>10)
+	}
+	_, _, err = e.Process(context.Background(), Input{Data: bomb})
+	wantError(t, err, http.StatusUnprocessableEntity, CodeTooLarge)
+
+	// It is a real PNG: with the limits lifted the header reads fine...
+	lax := testEngine(t, func(c *Config) { c.MaxInputPixels = 1e9; c.MaxDecodedBytes = 1 << 40 })
+	if info, err := lax.Probe(bomb); err != nil || info.Width != 30000 || info.Height != 30000 {
+		t.Fatalf("lax probe: %+v %v", info, err)
+	}
+	// ...and the same generator's smaller bomb decodes to zeros.
+	small := pngBomb(t, 3000, 2000)
+	img, err := png.Decode(bytes.NewReader(small))
+	if err != nil || img.Bounds().Dx() != 3000 || img.Bounds().Dy() != 2000 {
+		t.Fatalf("small bomb: %v %v", img.Bounds(), err)
+	}
+}
+
+func TestHostileInputs(t *testing.T) {
+	e := testEngine(t, func(c *Config) { c.MaxFrames = 5 })
+	jpg := encJPEG(t, photoLike(200, 150))
+	pngb := encPNG(t, quadImage(50, 40))
+	gifb := animatedGIF(t, 3, 20, 20)
+	webp, _, err := e.Process(context.Background(), Input{Data: jpg, Spec: Spec{Format: "webp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeroSOF := append([]byte{}, jpg...)
+	if i := bytes.Index(zeroSOF, []byte{0xFF, 0xC0}); i > 0 {
+		zeroSOF[i+7], zeroSOF[i+8] = 0, 0 // height 0
+	}
+	cases := []struct {
+		name   string
+		data   []byte
+		status int
+		code   string
+	}{
+		{"empty", nil, 400, CodeEmptyBody},
+		{"text", []byte("hello, this is not an image\n"), 415, CodeUnsupportedType},
+		{"html", []byte("<html><body>hi</body></html>"), 415, CodeUnsupportedType},
+		{"binary noise", bytes.Repeat([]byte{0x13, 0x37, 0x00, 0xAB}, 64), 415, CodeUnsupportedType},
+		{"jpeg cut", jpg[:len(jpg)*6/10], 422, CodeTruncated},
+		{"jpeg header only", jpg[:20], 422, CodeTruncated},
+		{"jpeg zero height", zeroSOF, 422, CodeCorrupt},
+		{"png no IEND", pngb[:len(pngb)-12], 422, CodeTruncated},
+		{"png cut in IDAT", pngb[:len(pngb)/2], 422, CodeTruncated},
+		{"gif no trailer", gifb[:len(gifb)-1], 422, CodeTruncated},
+		{"gif cut", gifb[:len(gifb)/2], 422, CodeTruncated},
+		{"webp cut", webp[:len(webp)-10], 422, CodeTruncated},
+		{"too many frames", animatedGIF(t, 6, 10, 10), 422, CodeTooManyFrames},
+		{"tiff header only", []byte("II*\x00\x08\x00\x00\x00"), 422, CodeTruncated},
+	}
+	for _, c := range cases {
+		_, err := e.Probe(c.data)
+		if err == nil {
+			t.Errorf("%s: probe accepted", c.name)
+			continue
+		}
+		pe := wantError(t, err, c.status, c.code)
+		if !pe.Permanent() {
+			t.Errorf("%s: not permanent", c.name)
+		}
+		if c.data != nil {
+			_, _, err = e.Process(context.Background(), Input{Data: c.data})
+			wantError(t, err, c.status, c.code)
+		}
+	}
+}
+
+// A damaged EXIF block does not stop the image: the summary is what could
+// be read, and processing goes on.
+func TestCorruptEXIF(t *testing.T) {
+	e := testEngine(t)
+	base := encJPEG(t, quadImage(64, 48))
+	blocks := map[string][]byte{
+		"ifd past end": []byte("II*\x00\xff\xff\x00\x00"),
+		"garbage":      bytes.Repeat([]byte{0xA5}, 40),
+		"string past end": func() []byte {
+			b := buildEXIF([]exifTag{{tag: tagMake, s: "Nikon Corporation"}}, nil, nil)
+			b[8+2+8] = 0xF0 // string offset far away
+			return b
+		}(),
+		"sub ifd loop": func() []byte {
+			b := buildEXIF([]exifTag{{tag: tagMake, s: "X"}}, []exifTag{{tag: tagLensModel, s: "L"}}, nil)
+			return b
+		}(),
+	}
+	for name, blk := range blocks {
+		data := withEXIF(base, blk)
+		info, err := e.Probe(data)
+		if err != nil {
+			t.Errorf("%s: probe: %v", name, err)
+			continue
+		}
+		if info.Width != 64 || info.Orientation != 1 {
+			t.Errorf("%s: %+v", name, info)
+		}
+		_, img := process(t, e, data, "width=32&format=png")
+		wantPixel(t, img, 4, 4, red, 20, name)
+	}
+}
+
+func TestSVGSanitising(t *testing.T) {
+	off := testEngine(t)
+	on := testEngine(t, func(c *Config) { c.AllowSVG = true })
+	head := `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="10" height="10">`
+	bad := map[string]string{
+		"script":         head + `<script>alert(1)</script></svg>`,
+		"SCRIPT":         head + `<SCRIPT>alert(1)</SCRIPT></svg>`,
+		"onload":         `<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)" width="10" height="10"/>`,
+		"onclick nested": head + `<rect onclick="x()" width="1" height="1"/></svg>`,
+		"http href":      head + `<image href="http://evil.example/x.png" width="1" height="1"/></svg>`,
+		"xlink file":     head + `<image xlink:href="file:///etc/passwd" width="1" height="1"/></svg>`,
+		"relative href":  head + `<image xlink:href="../secret.png" width="1" height="1"/></svg>`,
+		"entity-encoded": head + `<image href="&#104;ttp://evil.example/x.png" width="1" height="1"/></svg>`,
+		"svg data uri":   head + `<image href="data:image/svg+xml;base64,PHN2Zz4=" width="1" height="1"/></svg>`,
+		"javascript":     head + `<a href="javascript:alert(1)"><rect width="1" height="1"/></a></svg>`,
+		"foreignObject":  head + `<foreignObject><div xmlns="http://www.w3.org/1999/xhtml">x</div></foreignObject></svg>`,
+		"entity":         `<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaa">]>` + head + `&a;</svg>`,
+		"css import":     head + `<style>@import url(http://evil.example/a.css);</style></svg>`,
+		"css url":        head + `<rect style="fill:url(http://evil.example/p.svg#x)" width="1" height="1"/></svg>`,
+		"attr url":       head + `<rect filter="url(file:///x.svg#f)" width="1" height="1"/></svg>`,
+		"xml-stylesheet": `<?xml-stylesheet href="http://evil.example/s.css"?>` + head + `</svg>`,
+		"malformed":      head + `<rect></svg>`,
+		"iframe":         head + `<iframe src="http://x"/></svg>`,
+	}
+	for name, s := range bad {
+		_, err := off.Probe([]byte(s))
+		wantError(t, err, http.StatusUnsupportedMediaType, CodeUnsupportedType)
+		_, err = on.Probe([]byte(s))
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		pe := wantError(t, err, http.StatusUnprocessableEntity, CodeUnsafeSVG)
+		if !strings.HasPrefix(pe.Message, "SVG refused: ") {
+			t.Errorf("%s: message %q", name, pe.Message)
+		}
+	}
+	good := []string{
+		head + `<rect width="10" height="10" fill="url(#g)"/><defs><linearGradient id="g"/></defs></svg>`,
+		`<?xml version="1.0"?><!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">` + head + `<use xlink:href="#r"/><rect id="r" width="1" height="1"/></svg>`,
+		head + `<image href="data:image/png;base64,iVBORw0KGgo=" width="1" height="1"/><style>rect{fill:red}</style></svg>`,
+	}
+	for i, s := range good {
+		if err := checkSVG([]byte(s)); err != nil {
+			t.Errorf("good %d refused: %v", i, err)
+		}
+	}
+}
+
+// libvips' warnings reach slog, not stderr: a JPEG with damaged entropy
+// data (structure intact) makes libjpeg complain while decoding.
+func TestVipsWarningsGoToLog(t *testing.T) {
+	e := testEngine(t)
+	jpg := encJPEG(t, photoLike(256, 256))
+	sos := bytes.Index(jpg, []byte{0xFF, 0xDA})
+	for i := sos + 200; i < len(jpg)-400; i += 7 {
+		jpg[i] = 0x5A
+	}
+	captured := captureStderr(t, func() {
+		_, _, err := e.Process(context.Background(), Input{Data: jpg, Spec: Spec{Width: 64, Format: "png"}})
+		if err != nil {
+			t.Logf("outcome: %v", err) // either decoded with warnings or a clean 422
+		}
+	})
+	if captured != "" {
+		t.Errorf("stderr got %q", captured)
+	}
+	if !testLog.contains("Corrupt JPEG data") {
+		t.Errorf("no libvips warning logged: %v", testLog.msgs)
+	}
+}
+
+// captureStderr redirects file descriptor 2 (where C code writes) around fn.
+func captureStderr(t *testing.T, fn func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := syscall.Dup(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Dup2(int(w.Fd()), 2)
+	done := make(chan string)
+	go func() {
+		var b bytes.Buffer
+		b.ReadFrom(r)
+		done <- b.String()
+	}()
+	fn()
+	syscall.Dup2(saved, 2)
+	syscall.Close(saved)
+	w.Close()
+	return <-done
+}
+
+// Junk between JPEG segments is tolerated, as libjpeg tolerates it.
+func TestJPEGJunkBetweenSegments(t *testing.T) {
+	e := testEngine(t)
+	jpg := encJPEG(t, quadImage(40, 40))
+	end := 4 + int(jpg[4])<<8 + int(jpg[5]) // after the first segment (APP0)
+	junk := append(append(append([]byte{}, jpg[:end]...), 0x00, 0x11, 0x22), jpg[end:]...)
+	if _, err := e.Probe(junk); err != nil {
+		t.Fatal(err)
+	}
+	_, img := process(t, e, junk, "format=png")
+	wantPixel(t, img, 5, 5, red, 30, "junk jpeg")
+}

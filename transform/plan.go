@@ -1,0 +1,88 @@
+package transform
+
+import (
+	"math"
+
+	"github.com/imgpipe/imgpipe/model"
+)
+
+// job is a spec checked against one input: everything decided before any
+// pixel is touched.
+type job struct {
+	spec    Spec
+	src     inspection
+	out     format
+	animate bool  // keep every frame
+	extract *Rect // in stored orientation
+	shrink  int   // JPEG shrink-on-load: 1, 2, 4 or 8
+	resize  resizePlan
+}
+
+// plan checks the spec against the input and the limits.
+func (e *Engine) plan(s Spec, src inspection) (job, error) {
+	j := job{spec: s, src: src}
+	if s.Width > e.cfg.MaxOutputDim || s.Height > e.cfg.MaxOutputDim {
+		return j, unprocessable(CodeTooLarge, "width and height may be at most %d", e.cfg.MaxOutputDim)
+	}
+	j.out = outputFormat(s.Format, src.format)
+	j.animate = src.animated && j.out.animatable()
+
+	// Sizes in display orientation: width/height as stored, swapped for 5..8.
+	sw, sh := orientedSize(src.info.Width, src.info.Height, src.orientation)
+	if r := s.Extract; r != nil {
+		if r.Left+r.Width > sw || r.Top+r.Height > sh {
+			return j, unprocessable(CodeOutOfBounds, "extract %d,%d,%d,%d falls outside the %dx%d image",
+				r.Left, r.Top, r.Width, r.Height, sw, sh)
+		}
+		st := storedRect(src.orientation, src.info.Width, src.info.Height, *r)
+		j.extract = &st
+		sw, sh = r.Width, r.Height
+	}
+	j.resize = planResize(s, sw, sh).stored(src.orientation)
+
+	w, h := predictSize(s, sw, sh)
+	j.shrink = 1
+	if src.format == fmtJPEG {
+		j.shrink = jpegShrink(math.Min(float64(sw)/float64(w), float64(sh)/float64(h)))
+	}
+	if s.Rotate == 90 || s.Rotate == 270 {
+		w, h = h, w
+	}
+	if err := e.checkOutputDims(w, h, j.out); err != nil {
+		return j, err
+	}
+	frames := int64(1)
+	if j.animate {
+		frames = int64(src.pages)
+	}
+	if err := e.checkDecoded(int64(w)*int64(h)*4*frames, "output"); err != nil {
+		return j, err
+	}
+	return j, nil
+}
+
+// CheckRequest reports, as a 400, variants whose extract region falls
+// outside an image Probe described: the api role can refuse those before
+// queueing. Process reports the same as a 422.
+func (r Request) CheckRequest(info model.Info) error {
+	w, h := orientedSize(info.Width, info.Height, max(1, info.Orientation))
+	for _, v := range r.Variants {
+		if x := v.Spec.Extract; x != nil && (x.Left+x.Width > w || x.Top+x.Height > h) {
+			return badParam("extract", "variant %s: region %d,%d,%d,%d falls outside the %dx%d image",
+				v.Name, x.Left, x.Top, x.Width, x.Height, w, h)
+		}
+	}
+	return nil
+}
+
+// outputFormat resolves format=auto: the input's own, PNG for the formats
+// libvips reads but does not write.
+func outputFormat(name string, in format) format {
+	if f := formatByName(name); f != fmtUnknown {
+		return f
+	}
+	if in == fmtSVG || in == fmtPDF {
+		return fmtPNG
+	}
+	return in
+}

@@ -1,0 +1,167 @@
+package transform
+
+/*
+#include "vips_bridge.h"
+*/
+import "C"
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"runtime"
+	"unsafe"
+
+	"github.com/imgpipe/imgpipe/model"
+)
+
+// inspection is what Probe learns, plus what Process needs besides Info.
+type inspection struct {
+	info        model.Info
+	format      format
+	orientation int // 1..8
+	pages       int // frames (gif/webp) or pages (tiff/pdf/heif)
+	animated    bool
+	icc         bool // carries an ICC profile: convert to sRGB
+}
+
+// Probe sniffs the upload's type from its bytes, checks its structure and
+// header against the limits and describes it, without decoding pixels:
+// a 30000x30000 PNG of a few hundred KB is refused in microseconds.
+// Errors are *Error: 400 empty body; 415 not an image, unsupported, or SVG
+// or PDF while disabled; 422 truncated, corrupt, unsafe SVG, or over a limit.
+func (e *Engine) Probe(data []byte) (model.Info, error) {
+	if err := e.checkOpen(); err != nil {
+		return model.Info{}, err
+	}
+	in, err := e.inspect(data)
+	if err != nil {
+		return model.Info{}, err
+	}
+	sum := sha256.Sum256(data)
+	in.info.SHA256 = hex.EncodeToString(sum[:])
+	return in.info, nil
+}
+
+func (e *Engine) inspect(data []byte) (inspection, error) {
+	var in inspection
+	if len(data) == 0 {
+		return in, errorf(http.StatusBadRequest, CodeEmptyBody, "empty body")
+	}
+	f := sniff(data)
+	switch {
+	case f == fmtUnknown:
+		return in, errorf(http.StatusUnsupportedMediaType, CodeUnsupportedType,
+			"unsupported image type: accepted are JPEG, PNG, WebP, GIF, TIFF, AVIF and HEIF%s", e.vectorNote())
+	case f == fmtSVG && !e.cfg.AllowSVG:
+		return in, errorf(http.StatusUnsupportedMediaType, CodeUnsupportedType, "SVG input is disabled")
+	case f == fmtPDF && !e.cfg.AllowPDF:
+		return in, errorf(http.StatusUnsupportedMediaType, CodeUnsupportedType, "PDF input is disabled")
+	case f == fmtSVG:
+		if err := checkSVG(data); err != nil {
+			return in, err
+		}
+	}
+	in.format = f
+
+	l, err := walkStructure(f, data, e.cfg.MaxFrames)
+	if err != nil {
+		if errors.Is(err, errTruncated) {
+			return in, &Error{Status: http.StatusUnprocessableEntity, Code: CodeTruncated,
+				Message: "the " + f.String() + " file is truncated", Err: err}
+		}
+		return in, &Error{Status: http.StatusUnprocessableEntity, Code: CodeCorrupt,
+			Message: "the " + f.String() + " file is corrupt", Err: err}
+	}
+	// First limits check on our own reading, before libvips parses anything.
+	if err := e.checkPixels(l.width, l.height); err != nil {
+		return in, err
+	}
+	if f.animatable() {
+		if err := e.checkFrames(l.frames); err != nil {
+			return in, err
+		}
+	}
+	if err := e.readHeader(data, &in); err != nil {
+		return in, err
+	}
+	in.info.Size = int64(len(data))
+	return in, nil
+}
+
+// readHeader has libvips parse the header (no pixels) and fills Info.
+func (e *Engine) readHeader(data []byte, in *inspection) error {
+	var pin runtime.Pinner
+	pin.Pin(&data[0])
+	defer pin.Unpin()
+	var vc vctx
+	defer vc.close()
+	im, err := vc.do("header", func(out **C.VipsImage) C.int {
+		return C.ip_header(unsafe.Pointer(&data[0]), C.size_t(len(data)), C.int(in.format), out)
+	})
+	if err != nil {
+		e.log.Warn("image header unreadable", "format", in.format.String(), "err", err)
+		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeCorrupt,
+			Message: "the " + in.format.String() + " header could not be read", Err: err}
+	}
+	g := geom(im) // loaded with one page: height is a page's
+	in.pages = max(1, int(C.ip_n_pages(im)))
+	in.animated = in.format.animatable() && in.pages > 1
+	in.orientation = int(C.ip_orientation(im))
+	if in.orientation < 1 || in.orientation > 8 {
+		in.orientation = 1
+	}
+	if err := e.checkPixels(g.width, g.pageHeight); err != nil {
+		return err
+	}
+	frames := 1
+	if in.animated {
+		if err := e.checkFrames(in.pages); err != nil {
+			return err
+		}
+		frames = in.pages
+	}
+	bands := int64(C.ip_bands(im)) * int64(C.ip_sample_size(im))
+	if in.format == fmtGIF {
+		bands = 4 // libnsgif always decodes to RGBA
+	}
+	if err := e.checkDecoded(int64(g.width)*int64(g.pageHeight)*bands*int64(frames), "input"); err != nil {
+		return err
+	}
+
+	icc := blob(im, "icc-profile-data")
+	in.icc = len(icc) > 0
+	info := model.Info{
+		Format:      in.format.String(),
+		Width:       g.width,
+		Height:      g.pageHeight,
+		Orientation: in.orientation,
+		ColorSpace:  interpretation(im),
+		Alpha:       hasAlpha(im),
+		Pages:       in.pages,
+		Animated:    in.animated,
+		ICCProfile:  iccDescription(icc),
+	}
+	exif := blob(im, "exif-data")
+	if exif == nil && in.format == fmtTIFF {
+		exif = data // TIFF tags are EXIF's IFD0
+	}
+	if x := exifSummary(exif); x != nil && *x != (model.EXIF{}) {
+		info.EXIF = x // nothing worth showing stays nil
+	}
+	in.info = info
+	return nil
+}
+
+func (e *Engine) vectorNote() string {
+	switch {
+	case e.cfg.AllowSVG && e.cfg.AllowPDF:
+		return ", SVG and PDF"
+	case e.cfg.AllowSVG:
+		return " and SVG"
+	case e.cfg.AllowPDF:
+		return " and PDF"
+	}
+	return ""
+}

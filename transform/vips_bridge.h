@@ -1,0 +1,85 @@
+/* The C side of the libvips bridge: thin non-variadic wrappers (cgo cannot
+ * call variadic functions), the GLib log routing and the kill guard. Every
+ * function returning int gives 0 on success, -1 with the vips error buffer
+ * filled on failure; output images are new references the caller unrefs. */
+#ifndef IMGPIPE_VIPS_BRIDGE_H
+#define IMGPIPE_VIPS_BRIDGE_H
+
+#include <stdlib.h>
+#include <vips/vips.h>
+
+/* Input formats, same order as the Go constants. */
+enum ip_format {
+	IP_UNKNOWN = 0,
+	IP_JPEG, IP_PNG, IP_WEBP, IP_GIF, IP_TIFF, IP_AVIF, IP_HEIF, IP_SVG, IP_PDF
+};
+
+int ip_startup(void);
+void ip_configure(int concurrency, int cache_ops);
+void ip_allow_vector(int svg, int pdf);
+char *ip_error(void); /* copy of the error buffer, cleared; free() it */
+void ip_unref(VipsImage *im);
+void ip_thread_done(void);
+
+/* Loading. n_all asks for every page (animations). */
+int ip_header(const void *buf, size_t len, int format, VipsImage **out);
+int ip_load(const void *buf, size_t len, int format, int n_all, int shrink, VipsImage **out);
+int ip_thumbnail_buffer(const void *buf, size_t len, int n_all, int width, int height, int size, int icc, VipsImage **out);
+int ip_thumbnail_image(VipsImage *in, int width, int height, int size, int icc, VipsImage **out);
+
+/* Metadata. */
+int ip_width(VipsImage *im);
+int ip_height(VipsImage *im);
+int ip_bands(VipsImage *im);
+int ip_band_format(VipsImage *im);
+int ip_sample_size(VipsImage *im);
+int ip_page_height(VipsImage *im);
+int ip_n_pages(VipsImage *im);
+int ip_orientation(VipsImage *im);
+int ip_has_alpha(VipsImage *im);
+const char *ip_interpretation(VipsImage *im);
+const void *ip_blob(VipsImage *im, const char *name, size_t *len);
+int ip_set_page_height(VipsImage *in, int page_height, VipsImage **out);
+int ip_reset_orientation(VipsImage *in, VipsImage **out);
+
+/* Pixel operations. */
+int ip_extract_area(VipsImage *in, int left, int top, int width, int height, VipsImage **out);
+int ip_arrayjoin(VipsImage **in, int n, VipsImage **out);
+int ip_embed(VipsImage *in, int x, int y, int width, int height, double *bg, int nbg, VipsImage **out);
+int ip_rot(VipsImage *in, int angle, VipsImage **out);
+int ip_flip(VipsImage *in, int horizontal, VipsImage **out);
+int ip_gaussblur(VipsImage *in, double sigma, VipsImage **out);
+int ip_sharpen(VipsImage *in, double sigma, VipsImage **out);
+int ip_smartcrop(VipsImage *in, int width, int height, int entropy, VipsImage **out);
+int ip_to_srgb8(VipsImage *in, int colour, VipsImage **out);
+int ip_to_bw(VipsImage *in, VipsImage **out);
+int ip_flatten(VipsImage *in, double r, double g, double b, VipsImage **out);
+int ip_add_alpha(VipsImage *in, VipsImage **out);
+int ip_scale_alpha(VipsImage *in, double factor, VipsImage **out);
+int ip_composite_over(VipsImage *base, VipsImage *overlay, int x, int y, VipsImage **out);
+int ip_replicate(VipsImage *in, int across, int down, VipsImage **out);
+int ip_resize(VipsImage *in, double scale, VipsImage **out);
+int ip_text_mask(const char *text, int font_px, VipsImage **out);
+int ip_text_watermark(VipsImage *mask, int pad, VipsImage **out);
+
+/* Materialise into memory, interruptible: guard->cancel set to 1 or the
+ * monotonic deadline (microseconds) passing kills the computation. */
+typedef struct {
+	volatile gint cancel;
+	gint64 deadline;
+} ip_guard;
+int ip_materialize(VipsImage *in, ip_guard *guard, VipsImage **out);
+void ip_guard_cancel(ip_guard *guard);
+
+/* Saving. */
+typedef struct {
+	int format;
+	int quality;
+	int lossless;
+	int progressive;
+	int strip;
+} ip_save_options;
+int ip_save(VipsImage *in, ip_save_options *opts, void **buf, size_t *len);
+void ip_free(void *p);
+
+#endif

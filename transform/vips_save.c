@@ -1,0 +1,77 @@
+/* Materialising under the kill guard, and saving (see vips_bridge.h). */
+#include <string.h>
+#include "vips_bridge.h"
+
+/* ---- materialise under a kill guard ------------------------------------- */
+
+static void
+ip_eval_cb(VipsImage *image, VipsProgress *progress, ip_guard *guard)
+{
+	if (g_atomic_int_get(&guard->cancel) ||
+		g_get_monotonic_time() > guard->deadline)
+		vips_image_set_kill(image, TRUE);
+}
+
+/* Compute in into a new memory image. libvips checks the kill flag of the
+ * image being computed between tiles; the eval callback raises it once the
+ * guard says stop, and the write fails with "killed". */
+int
+ip_materialize(VipsImage *in, ip_guard *guard, VipsImage **out)
+{
+	VipsImage *mem = vips_image_new_memory();
+	int result;
+
+	vips_image_set_progress(mem, TRUE);
+	g_signal_connect(mem, "eval", G_CALLBACK(ip_eval_cb), guard);
+	result = vips_image_write(in, mem);
+	g_signal_handlers_disconnect_by_data(mem, guard);
+	vips_image_set_progress(mem, FALSE);
+	if (result) {
+		g_object_unref(mem);
+		return -1;
+	}
+	*out = mem;
+	return 0;
+}
+
+void
+ip_guard_cancel(ip_guard *guard)
+{
+	g_atomic_int_set(&guard->cancel, 1);
+}
+
+/* ---- saving ------------------------------------------------------------- */
+
+int
+ip_save(VipsImage *in, ip_save_options *o, void **buf, size_t *len)
+{
+	switch (o->format) {
+	case IP_JPEG:
+		return vips_jpegsave_buffer(in, buf, len, "Q", o->quality,
+			"interlace", o->progressive, "strip", o->strip, NULL);
+	case IP_PNG:
+		return vips_pngsave_buffer(in, buf, len, "compression", 6,
+			"interlace", o->progressive, "strip", o->strip, NULL);
+	case IP_WEBP:
+		return vips_webpsave_buffer(in, buf, len, "Q", o->quality,
+			"lossless", o->lossless, "strip", o->strip, NULL);
+	case IP_GIF:
+		return vips_gifsave_buffer(in, buf, len, "strip", o->strip, NULL);
+	case IP_TIFF:
+		return vips_tiffsave_buffer(in, buf, len,
+			"compression", VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE,
+			"predictor", VIPS_FOREIGN_TIFF_PREDICTOR_HORIZONTAL,
+			"strip", o->strip, NULL);
+	case IP_AVIF:
+		return vips_heifsave_buffer(in, buf, len, "Q", o->quality,
+			"lossless", o->lossless, "strip", o->strip,
+			"compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1,
+			"effort", 2, NULL);
+	case IP_HEIF:
+		return vips_heifsave_buffer(in, buf, len, "Q", o->quality,
+			"lossless", o->lossless, "strip", o->strip,
+			"compression", VIPS_FOREIGN_HEIF_COMPRESSION_HEVC, NULL);
+	}
+	vips_error("imgpipe", "cannot save format %d", o->format);
+	return -1;
+}
