@@ -43,6 +43,9 @@ type phaseResult struct {
 	// PersistSeconds is until save2db has stored every image (pipeline only).
 	PersistSeconds float64 `json:"persist_seconds,omitempty"`
 	PeakRSSKiB     int64   `json:"peak_rss_kib"`
+	// CPUSeconds is user+system time of the timed part, all threads
+	// (libvips' own included): what the images cost, whatever the wait.
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
 func main() {
@@ -57,13 +60,7 @@ func main() {
 	if *phase != "" {
 		w := find(*name)
 		w.Count = map[string]int{"small": *small, "large": *large}[w.Name]
-		if *profile != "" {
-			f, err := os.Create(*profile)
-			if err == nil && pprof.StartCPUProfile(f) == nil {
-				defer pprof.StopCPUProfile()
-			}
-		}
-		res, err := runPhase(*phase, w)
+		res, err := runPhase(*phase, w, *profile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
@@ -74,7 +71,7 @@ func main() {
 	}
 
 	fmt.Printf("imgpipe bench: %d cores; the pipeline is all roles in one process on embedded NATS and the local store\n\n", numCPU())
-	fmt.Printf("%-6s %6s  %12s  %12s  %7s  %14s  %10s  %10s\n", "set", "images", "vips img/s", "pipe img/s", "ratio", "persisted/s", "vips RSS", "pipe RSS")
+	fmt.Printf("%-6s %6s  %10s  %10s  %6s  %11s  %13s  %13s  %9s  %9s\n", "set", "images", "vips img/s", "pipe img/s", "ratio", "persisted/s", "vips CPU ms/img", "pipe CPU ms/img", "vips RSS", "pipe RSS")
 	for _, w := range workloads {
 		vips, err := child("vips", w, *small, *large)
 		if err != nil {
@@ -88,8 +85,9 @@ func main() {
 		}
 		vr := float64(vips.Images) / vips.Seconds
 		pr := float64(pipe.Images) / pipe.Seconds
-		fmt.Printf("%-6s %6d  %12.1f  %12.1f  %7.2f  %14.1f  %7d MiB  %7d MiB\n", w.Name, w.Count, vr, pr, pr/vr,
-			float64(pipe.Images)/pipe.PersistSeconds, vips.PeakRSSKiB>>10, pipe.PeakRSSKiB>>10)
+		fmt.Printf("%-6s %6d  %10.1f  %10.1f  %6.2f  %11.1f  %15.2f  %15.2f  %5d MiB  %5d MiB\n", w.Name, w.Count, vr, pr, pr/vr,
+			float64(pipe.Images)/pipe.PersistSeconds, 1000*vips.CPUSeconds/float64(vips.Images), 1000*pipe.CPUSeconds/float64(pipe.Images),
+			vips.PeakRSSKiB>>10, pipe.PeakRSSKiB>>10)
 	}
 	fmt.Println("\nratio = pipeline images/s (upload to result served) / libvips alone images/s; target ≥ 0.85")
 }
@@ -123,17 +121,33 @@ func child(phase string, w workload, small, large int) (phaseResult, error) {
 	return res, nil
 }
 
-func runPhase(phase string, w workload) (phaseResult, error) {
+func runPhase(phase string, w workload, profile string) (phaseResult, error) {
 	images := generate(w)
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
+	cpu0 := cpuSeconds()
 	start := time.Now()
+	var res phaseResult
+	var err error
 	switch phase {
 	case "vips":
-		if err := runVips(w, images); err != nil {
-			return phaseResult{}, err
-		}
-		return phaseResult{Images: len(images), Seconds: time.Since(start).Seconds()}, nil
+		err = runVips(w, images)
+		res = phaseResult{Images: len(images), Seconds: time.Since(start).Seconds()}
 	case "pipeline":
-		return runPipeline(w, images)
+		res, err = runPipeline(w, images)
+	default:
+		err = fmt.Errorf("unknown phase %q", phase)
 	}
-	return phaseResult{}, fmt.Errorf("unknown phase %q", phase)
+	res.CPUSeconds = cpuSeconds() - cpu0
+	return res, err
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
