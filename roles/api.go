@@ -135,6 +135,12 @@ func (a *API) Activity(ctx context.Context, id string) ([]model.Event, error) {
 	return a.deps.Store.ImageEvents(ctx, id)
 }
 
+// Recent returns the newest events across all images: the logger's global
+// feed.
+func (a *API) Recent(ctx context.Context, limit int) ([]model.Event, error) {
+	return a.deps.Store.RecentEvents(ctx, limit)
+}
+
 // Watch streams live activity to fn until ctx ends.
 func (a *API) Watch(ctx context.Context, fn func([]byte)) error {
 	return a.deps.Bus.Watch(ctx, bus.Activity, fn)

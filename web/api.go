@@ -31,6 +31,7 @@ func (a *API) Mount(e *echo.Echo) {
 	v1.GET("/images/:id/original", a.getOriginal)
 	v1.GET("/images/:id/activity", a.getActivity)
 	v1.GET("/events", a.events)
+	v1.GET("/activity", a.recentActivity)
 	v1.GET("/presets", a.presets)
 
 	e.POST("/image", a.legacyPost)

@@ -102,6 +102,26 @@ func (a *API) getActivity(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"id": id, "events": events})
 }
 
+// recentActivity is GET /v1/activity?limit=: the global feed, newest first.
+func (a *API) recentActivity(c echo.Context) error {
+	limit := 100
+	if s := c.QueryParam("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > store.MaxListLimit {
+			return newError(http.StatusBadRequest, "bad_limit", fmt.Sprintf("limit must be a whole number from 1 to %d", store.MaxListLimit))
+		}
+		limit = n
+	}
+	events, err := a.pipe.Recent(c.Request().Context(), limit)
+	if err != nil {
+		return err
+	}
+	if events == nil {
+		events = []model.Event{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"events": events})
+}
+
 // listImages is GET /v1/images?status=&limit=&cursor=.
 func (a *API) listImages(c echo.Context) error {
 	q := store.ListQuery{Status: model.Status(c.QueryParam("status")), Cursor: c.QueryParam("cursor")}

@@ -1,0 +1,110 @@
+package app
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// TestConfigPrecedence: flags beat the environment, which beats the file,
+// which beats the defaults, key by key.
+func TestConfigPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "imgpipe.yaml")
+	yaml := `
+http:
+  listen: 127.0.0.1:7001
+  max_upload_bytes: 1000
+nats:
+  url: nats://from-file:4222
+store:
+  url: mongodb://from-file/imgpipe
+log:
+  level: warn
+transform:
+  presets:
+    avatar: width=64&height=64&fit=cover
+`
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("IMGPIPE_NATS_URL", "nats://from-env:4222")
+	t.Setenv("IMGPIPE_LOG_LEVEL", "debug")
+	t.Setenv("IMGPIPE_WORKERS_SAVE_WORKERS", "7")
+	t.Setenv("IMGPIPE_SHUTDOWN_TIMEOUT", "5s")
+
+	cmd := NewRootCommand()
+	serve, _, err := cmd.Find([]string{"serve"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	flags.AddFlagSet(cmd.PersistentFlags())
+	flags.AddFlagSet(serve.Flags())
+	if err := flags.Parse([]string{"--log-level", "error", "--roles", "api"}); err != nil {
+		t.Fatal(err)
+	}
+	def := DefaultConfig()
+	def.Roles = []string{RoleAPI, RoleUI}
+	cfg, err := Load(flags, file, def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"flag over env (log.level)", cfg.Log.Level, "error"},
+		{"flag over default (roles)", strings.Join(cfg.Roles, ","), "api"},
+		{"env over file (nats.url)", cfg.NATS.URL, "nats://from-env:4222"},
+		{"env over default (workers)", cfg.Workers.SaveWorkers, 7},
+		{"env duration", cfg.ShutdownTimeout, 5 * time.Second},
+		{"file over default (listen)", cfg.HTTP.Listen, "127.0.0.1:7001"},
+		{"file over default (limit)", cfg.HTTP.MaxUploadBytes, int64(1000)},
+		{"file (store.url)", cfg.Store.URL, "mongodb://from-file/imgpipe"},
+		{"file preset added", cfg.Transform.Presets["avatar"], "width=64&height=64&fit=cover"},
+		{"default kept (log.format)", cfg.Log.Format, "text"},
+		{"default preset kept", cfg.Transform.Presets["thumb"] != "", true},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("valid config refused: %v", err)
+	}
+}
+
+// TestConfigValidation: mistakes are reported together, each saying what
+// to fix.
+func TestConfigValidation(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Roles = []string{"api", "painter"}
+	cfg.Log.Format = "xml"
+	cfg.HTTP.Listen = "nowhere"
+	cfg.Transform.Presets = map[string]string{"bad": "width=-5"}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{`unknown role "painter"`, "--nats is required", "--store is required", `log.format "xml"`, "http.listen", "bad"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestConfigFileTypo(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "imgpipe.yaml")
+	if err := os.WriteFile(file, []byte("http:\n  lisen: :8080\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(pflag.NewFlagSet("x", pflag.ContinueOnError), file, DefaultConfig())
+	if err == nil || !strings.Contains(err.Error(), "lisen") {
+		t.Fatalf("a misspelt key must be refused by name, got %v", err)
+	}
+}

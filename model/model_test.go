@@ -1,0 +1,30 @@
+package model
+
+import "testing"
+
+func TestStatus(t *testing.T) {
+	for _, s := range []Status{StatusQueued, StatusProcessing, StatusDone, StatusFailed} {
+		if !s.Valid() {
+			t.Errorf("%s not valid", s)
+		}
+		if s.Final() != (s == StatusDone || s == StatusFailed) {
+			t.Errorf("%s: Final %v", s, s.Final())
+		}
+	}
+	if Status("weird").Valid() || Status("").Valid() {
+		t.Error("unknown status valid")
+	}
+}
+
+func TestResultByVariant(t *testing.T) {
+	img := Image{Results: []Result{{Variant: "thumb"}, {Variant: "web"}}}
+	if r, ok := img.Result("web"); !ok || r.Variant != "web" {
+		t.Errorf("web: %v %v", r, ok)
+	}
+	if _, ok := img.Result("huge"); ok {
+		t.Error("unknown variant found")
+	}
+	if OriginalKey("x") != "originals/x" || ResultKey("x", "thumb") != "results/x/thumb" {
+		t.Error("keys changed: stored blobs would be lost")
+	}
+}
