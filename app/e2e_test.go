@@ -331,3 +331,45 @@ func waitOK(t *testing.T, base, id string) apptest.Response {
 	}
 	return resp
 }
+
+// TestFailingImageEndsFailed: an image that fails every attempt (here: a
+// processing timeout too short for it, a real libvips kill) ends failed
+// with its error, is answered 422, and is never dropped.
+func TestFailingImageEndsFailed(t *testing.T) {
+	cfg := apptest.Config(t)
+	cfg.Transform.Timeout = time.Millisecond
+	cfg.NATS.Retry.MaxDeliver = 2
+	cfg.NATS.Retry.Backoff = []time.Duration{50 * time.Millisecond}
+	r := apptest.Start(t, cfg)
+	id := upload(t, r.URL, "width=3000&height=3000&fit=fill&blur=20&format=png", fixtures.JPEG(2000, 1500, 60))
+	res := apptest.Result(t, r.URL, id, "")
+	if res.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("result: %d %s", res.Status, res.Body)
+	}
+	rec := apptest.Get(t, r.URL+"/v1/images/"+id).JSON(t)
+	if rec["status"] != "failed" || rec["error"] == "" || rec["attempts"].(float64) != 2 {
+		t.Fatalf("record: %v", rec)
+	}
+	if legacy := apptest.Get(t, r.URL+"/image/"+id); legacy.Status != http.StatusUnprocessableEntity {
+		t.Errorf("prototype GET of a failed image: %d", legacy.Status)
+	}
+	waitSaved(t, r.URL, id) // persisted as failed, original kept
+	if orig := apptest.Get(t, r.URL+"/v1/images/"+id+"/original"); orig.Status != http.StatusOK {
+		t.Errorf("original of a failed image: %d", orig.Status)
+	}
+	var events struct{ Events []struct{ Event string } }
+	_ = json.Unmarshal(apptest.Get(t, r.URL+"/v1/images/"+id+"/activity").Body, &events)
+	seen := map[string]int{}
+	for _, e := range events.Events {
+		seen[e.Event]++
+	}
+	if seen["transform.retry"] != 1 || seen["transform.failed"] != 1 {
+		t.Errorf("activity %v: want one retry then failed", seen)
+	}
+	metrics := apptest.Get(t, r.URL+"/metrics")
+	for _, series := range []string{`imgpipe_uploads_total{outcome="accepted"} 1`, `imgpipe_messages_handled_total{outcome="failed",role="transform"} 1`} {
+		if !bytes.Contains(metrics.Body, []byte(series)) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
+}
