@@ -11,33 +11,23 @@ import (
 	"github.com/imgpipe/imgpipe/model"
 )
 
-// Saver is the save2db role: it moves originals, results and records from
+// saver is the save2db role: it moves originals, results and records from
 // the bus's staging area into the store for good, then clears the stage.
-type Saver struct {
-	deps     Deps
-	workers  int
-	act      activity
-	consumer bus.Consumer
+type saver struct {
+	deps Deps
+	act  activity
 }
 
-// NewSaver runs workers saves at once.
-func NewSaver(d Deps, workers int) *Saver {
-	return &Saver{deps: d, workers: workers, act: activity{d, "save2db"}}
+// NewSaver runs workers saves at once. It retries for ever: a save fails
+// because the store is away, not because of the message, and giving up
+// would lose an image.
+func NewSaver(d Deps, workers int) Service {
+	s := &saver{deps: d, act: activity{d, "save2db"}}
+	return &consumerRole{name: "save2db", b: d.Bus, handle: s.handle,
+		cfg: bus.ConsumerConfig{Queue: bus.Save, Durable: "save2db", Workers: workers, Retry: &bus.RetryForever}}
 }
 
-func (s *Saver) Name() string { return "save2db" }
-
-// Start subscribes with RetryForever: a save fails because the store is
-// away, not because of the message, and giving up would lose an image.
-func (s *Saver) Start(ctx context.Context) error {
-	c, err := s.deps.Bus.Consume(ctx, bus.ConsumerConfig{Queue: bus.Save, Durable: "save2db", Workers: s.workers, Retry: &bus.RetryForever}, s.handle)
-	s.consumer = c
-	return err
-}
-
-func (s *Saver) Stop(ctx context.Context) error { return s.consumer.Drain(ctx) }
-
-func (s *Saver) handle(ctx context.Context, d bus.Delivery) error {
+func (s *saver) handle(ctx context.Context, d bus.Delivery) error {
 	var img model.Image
 	if err := json.Unmarshal(d.Data(), &img); err != nil || img.ID == "" {
 		s.deps.Metrics.Handled.WithLabelValues("save2db", "malformed").Inc()
@@ -82,7 +72,7 @@ func (s *Saver) handle(ctx context.Context, d bus.Delivery) error {
 
 // persist copies a staged blob into the store unless it is already there
 // (a redelivery after the stage was cleared).
-func (s *Saver) persist(ctx context.Context, key string) error {
+func (s *saver) persist(ctx context.Context, key string) error {
 	data, err := s.deps.Bus.Stage().Get(ctx, key)
 	if errors.Is(err, bus.ErrNotFound) {
 		if ok, herr := s.deps.Store.HasBlob(ctx, key); herr != nil || ok {

@@ -13,35 +13,26 @@ import (
 	"github.com/imgpipe/imgpipe/transform"
 )
 
-// Transformer is the transform role: it takes uploads off the transform
+// transformer is the transform role: it takes uploads off the transform
 // queue, renders every variant with libvips, stages the results, marks the
 // image done in the status table (what the API serves) and hands the record
-// to save2db.
-type Transformer struct {
-	deps     Deps
-	workers  int
-	act      activity
-	consumer bus.Consumer
+// to save2db. Failures are retried with the bus's bounded policy; the last
+// attempt records the image as failed.
+type transformer struct {
+	deps Deps
+	act  activity
 }
 
 // NewTransformer runs workers transforms at once.
-func NewTransformer(d Deps, workers int) *Transformer {
-	return &Transformer{deps: d, workers: workers, act: activity{d, "transform"}}
+func NewTransformer(d Deps, workers int) Service {
+	t := &transformer{deps: d, act: activity{d, "transform"}}
+	return &consumerRole{name: "transform", b: d.Bus, handle: t.handle,
+		cfg: bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: workers}}
 }
-
-func (t *Transformer) Name() string { return "transform" }
-
-func (t *Transformer) Start(ctx context.Context) error {
-	c, err := t.deps.Bus.Consume(ctx, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: t.workers}, t.handle)
-	t.consumer = c
-	return err
-}
-
-func (t *Transformer) Stop(ctx context.Context) error { return t.consumer.Drain(ctx) }
 
 // handle is idempotent: a redelivery of an image already done republishes
 // its record for save2db (the first publish may have been lost) and stops.
-func (t *Transformer) handle(ctx context.Context, d bus.Delivery) error {
+func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	var img model.Image
 	if err := json.Unmarshal(d.Data(), &img); err != nil || img.ID == "" {
 		t.deps.Metrics.Handled.WithLabelValues("transform", "malformed").Inc()
@@ -83,7 +74,7 @@ func (t *Transformer) handle(ctx context.Context, d bus.Delivery) error {
 }
 
 // render produces and stages every variant of img.
-func (t *Transformer) render(ctx context.Context, img *model.Image, d bus.Delivery) ([]model.Result, error) {
+func (t *transformer) render(ctx context.Context, img *model.Image, d bus.Delivery) ([]model.Result, error) {
 	req, err := transform.ParseCanonical(img.Spec)
 	if err != nil {
 		return nil, bus.Permanent(err)
