@@ -3,14 +3,12 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
 	"image/png"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,9 +18,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/imgpipe/imgpipe/internal/apptest"
 	"golang.org/x/image/webp"
-
-	"github.com/imgpipe/imgpipe/app"
 )
 
 const uiChromium = "/usr/bin/chromium"
@@ -40,7 +37,7 @@ func TestBrowserUploadFlow(t *testing.T) {
 		}
 		t.Fatalf("CI is set but there is no browser at %s: %v", uiChromium, err)
 	}
-	base := startUIApp(t)
+	base := apptest.Start(t, apptest.Config(t)).URL
 	files := writeUIFixtures(t, t.TempDir())
 	ctx, console := newUIBrowser(t)
 
@@ -205,61 +202,6 @@ func TestBrowserUploadFlow(t *testing.T) {
 	for _, m := range console.exceptions() {
 		t.Errorf("page exception: %s", m)
 	}
-}
-
-// startUIApp runs the whole app in-process until the test ends.
-func startUIApp(t *testing.T) string {
-	t.Helper()
-	cfg := app.DefaultConfig()
-	cfg.Embedded = true
-	cfg.DataDir = t.TempDir()
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	logs := &uiLockedBuffer{}
-	a := app.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	select {
-	case <-a.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("app stopped before it was ready: %v\n%s", err, logs)
-	case <-time.After(90 * time.Second):
-		cancel()
-		t.Fatalf("app not ready after 90s\n%s", logs)
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("app: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Error("app did not stop within 60s")
-		}
-		if t.Failed() {
-			t.Logf("app log:\n%s", logs)
-		}
-	})
-	return "http://" + a.Addr().String()
-}
-
-type uiLockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *uiLockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *uiLockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // uiConsole collects what the page writes to its console.
