@@ -2,30 +2,25 @@ package local
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/imgpipe/imgpipe/store"
 )
 
-// blobPath names the file of a key: the SHA-256 of the key, under two
-// levels of 256 directories, so that millions of blobs never crowd one
-// directory and any key (slashes, dots, length) maps to a safe name.
-func (s *Store) blobPath(key string) (dir, file string) {
-	sum := sha256.Sum256([]byte(key))
-	name := hex.EncodeToString(sum[:])
-	dir = filepath.Join(s.blobDir, name[0:2], name[2:4])
-	return dir, filepath.Join(dir, name)
-}
+// A blob lives in one of two places by size: small ones in the database
+// (blobs_small.go), large ones as files (blobs_files.go). The database is
+// the authority: a blob it holds shadows any file of the same key, so that
+// every step of moving a key from one place to the other leaves a crash
+// with the old bytes or the new ones:
+//
+//   - small over large: commit the new bytes (now visible), then remove
+//     the file (garbage from then on, even if a crash undoes the removal);
+//   - large over small: make the file durable (still shadowed), then
+//     delete the database copy (now the file is visible).
 
-// PutBlob writes data to a temporary file, syncs it and renames it over the
-// blob's name, then syncs the directory: after a crash the name holds the
-// old bytes or the new ones, never a part.
+// PutBlob stores data under key and returns once it is durable.
 func (s *Store) PutBlob(ctx context.Context, key string, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -33,19 +28,21 @@ func (s *Store) PutBlob(ctx context.Context, key string, data []byte) error {
 	if key == "" {
 		return errors.New("store/local: empty blob key")
 	}
-	dir, path := s.blobPath(key)
-	if err := s.mkdirSynced(dir); err != nil {
-		return fmt.Errorf("store/local: put blob: %w", err)
+	// Two writers of one key moving it in opposite directions could
+	// otherwise each remove the other's copy.
+	unlock := s.blobLocks.lock(key)
+	defer unlock()
+	var err error
+	if len(data) <= smallBlobMax {
+		if err = s.putSmall(key, data); err == nil {
+			err = s.removeFile(key)
+		}
+	} else {
+		if err = s.putFile(key, data); err == nil {
+			err = s.deleteSmall(key)
+		}
 	}
-	tmp, err := writeTemp(s.tmpDir, data)
 	if err != nil {
-		return fmt.Errorf("store/local: put blob: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("store/local: put blob: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("store/local: put blob: %w", err)
 	}
 	return nil
@@ -56,85 +53,57 @@ func (s *Store) GetBlob(ctx context.Context, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	_, path := s.blobPath(key)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, store.ErrNotFound
+	data, found, err := s.getBlob(key)
+	if err == nil && !found {
+		// Not in either place, or moved from one to the other between our
+		// two looks by a PutBlob: the answer is certain only while no
+		// PutBlob of the key is half done. A miss is rare; the lock is
+		// only taken then.
+		unlock := s.blobLocks.lock(key)
+		data, found, err = s.getBlob(key)
+		unlock()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store/local: get blob: %w", err)
 	}
+	if !found {
+		return nil, store.ErrNotFound
+	}
 	return data, nil
 }
 
-// HasBlob reports whether key has a blob.
+// getBlob looks in the database, then in the file.
+func (s *Store) getBlob(key string) (data []byte, found bool, err error) {
+	if data, found, err = s.getSmall(key); err != nil || found {
+		return data, found, err
+	}
+	data, err = s.readFile(key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	return data, err == nil, err
+}
+
+// HasBlob reports whether key has a blob, looking where GetBlob would.
 func (s *Store) HasBlob(ctx context.Context, key string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	_, path := s.blobPath(key)
-	_, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+	found, err := s.hasBlob(key)
+	if err == nil && !found {
+		unlock := s.blobLocks.lock(key) // as in GetBlob
+		found, err = s.hasBlob(key)
+		unlock()
 	}
 	if err != nil {
 		return false, fmt.Errorf("store/local: has blob: %w", err)
 	}
-	return true, nil
+	return found, nil
 }
 
-// mkdirSynced creates the two shard levels under blobDir as needed, syncing
-// each parent that gained an entry so the new directory survives a crash.
-func (s *Store) mkdirSynced(dir string) error {
-	parent := filepath.Dir(dir)
-	for _, d := range []struct{ path, parent string }{{parent, s.blobDir}, {dir, parent}} {
-		err := os.Mkdir(d.path, 0o750)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if err := syncDir(d.parent); err != nil {
-			return err
-		}
+func (s *Store) hasBlob(key string) (bool, error) {
+	if found, err := s.hasSmall(key); err != nil || found {
+		return found, err
 	}
-	return nil
-}
-
-// writeTemp writes data to a new file in dir and syncs it.
-func writeTemp(dir string, data []byte) (path string, err error) {
-	f, err := os.CreateTemp(dir, "blob-*")
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return "", err
-	}
-	if err = f.Sync(); err != nil {
-		return "", err
-	}
-	if err = f.Close(); err != nil {
-		return "", err
-	}
-	return f.Name(), nil
-}
-
-// syncDir makes a directory's entries (a rename, a new file) durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return s.hasFile(key)
 }

@@ -10,7 +10,8 @@ import (
 	"github.com/imgpipe/imgpipe/store"
 )
 
-// Buckets of meta.db. Records are JSON; indexes hold keys only.
+// Buckets of meta.db. Records are JSON; indexes hold keys only; small
+// blobs are raw bytes.
 var (
 	bucketImages       = []byte("images")           // image id -> image JSON
 	bucketImagesByTime = []byte("images_by_time")   // timeKey(created) + id -> nil
@@ -18,10 +19,11 @@ var (
 	bucketEvents       = []byte("events")           // event id -> event JSON (also the dedup set)
 	bucketEventsByImg  = []byte("events_by_image")  // imagePrefix(image id) + timeKey + event id -> nil
 	bucketEventsByTime = []byte("events_by_time")   // timeKey + event id -> nil
+	bucketBlobs        = []byte("blobs")            // SHA-256 of blob key -> bucket{blobDataKey -> bytes}, small blobs only
 )
 
 func createBuckets(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketImages, bucketImagesByTime, bucketImagesByStat, bucketEvents, bucketEventsByImg, bucketEventsByTime} {
+	for _, name := range [][]byte{bucketImages, bucketImagesByTime, bucketImagesByStat, bucketEvents, bucketEventsByImg, bucketEventsByTime, bucketBlobs} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

@@ -1,12 +1,13 @@
-// Package local is the embedded store: blobs as files in a sharded directory
-// tree, records and activity in one bbolt file. It needs no server, and one
-// process at a time owns a directory (bbolt holds an exclusive lock).
+// Package local is the embedded store: records, activity and small blobs in
+// one bbolt file, large blobs as files in a sharded directory tree. It needs
+// no server, and one process at a time owns a directory (bbolt holds an
+// exclusive lock).
 //
 // Layout under the store directory:
 //
-//	meta.db              bbolt: images, events and their indexes
-//	blobs/ab/cd/<sha>    one file per blob, named by the SHA-256 of its key
-//	tmp/                 blobs being written; emptied at open
+//	meta.db              bbolt: images, events, their indexes, small blobs
+//	blobs/ab/cd/<sha>    one file per large blob, named by the SHA-256 of its key
+//	tmp/                 large blobs being written; emptied at open
 package local
 
 import (
@@ -31,6 +32,8 @@ type Store struct {
 	tmpDir  string
 	db      *bolt.DB
 	log     *slog.Logger
+
+	blobLocks keyLocks // one PutBlob at a time per key
 }
 
 var _ store.Store = (*Store)(nil)
@@ -75,7 +78,10 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		Timeout: lockTimeout,
 		// The map freelist stays fast as the file grows for years; not
 		// syncing it makes every commit smaller, at the price of a scan at
-		// open (the same trade etcd makes).
+		// open (the same trade etcd makes). The scan grows with the file,
+		// small blobs included: about 0.35 s per GiB (20,000 images of
+		// 55 KiB) on a VM, against 10-20% more CPU per commit when the
+		// freelist is synced (BenchmarkPipelineLoad).
 		FreelistType:   bolt.FreelistMapType,
 		NoFreelistSync: true,
 	})

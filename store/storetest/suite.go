@@ -33,6 +33,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 		{"Blobs/RoundTrip", testBlobRoundTrip},
 		{"Blobs/Overwrite", testBlobOverwrite},
 		{"Blobs/NotFound", testBlobNotFound},
+		{"Blobs/OverwriteReopen", testBlobOverwriteReopen},
+		{"Blobs/ConcurrentOverwrite", testBlobConcurrentOverwrite},
 		{"Images/PutGet", testImagePutGet},
 		{"Images/Update", testImageUpdate},
 		{"Images/NeverBackwards", testImageNeverBackwards},
