@@ -7,8 +7,9 @@ import "C"
 
 import "unsafe"
 
-// encode saves the image; metadata is stripped unless strip=false.
-func encode(im *C.VipsImage, j job) ([]byte, error) {
+// encode saves the image under the guard; metadata is stripped unless
+// strip=false. The encoded bytes are copied once into Go memory.
+func encode(im *C.VipsImage, j job, g *C.ip_guard) ([]byte, error) {
 	s := j.spec
 	opts := C.ip_save_options{
 		format:      C.int(j.out),
@@ -19,7 +20,7 @@ func encode(im *C.VipsImage, j job) ([]byte, error) {
 	}
 	var buf unsafe.Pointer
 	var n C.size_t
-	if C.ip_save(im, &opts, &buf, &n) != 0 {
+	if C.ip_save_guarded(im, g, &opts, &buf, &n) != 0 {
 		return nil, &vipsError{op: "save " + j.out.String(), text: takeVipsError()}
 	}
 	defer C.ip_free(buf)

@@ -48,6 +48,22 @@ func (p resizePlan) stored(orientation int) resizePlan {
 	return p
 }
 
+// shrinkFactors are the factors vips_thumbnail would shrink a w x h image
+// by for the plan (no crop, no rotation): the larger of the two axes'
+// ratios for both unless forced, clamped by the size mode, never below
+// one pixel.
+func (p resizePlan) shrinkFactors(w, h int) (float64, float64) {
+	hs, vs := float64(w)/float64(p.width), float64(h)/float64(p.height)
+	if p.size != sizeForce {
+		hs = math.Max(hs, vs)
+		vs = hs
+	}
+	if p.size == sizeDown {
+		hs, vs = math.Max(1, hs), math.Max(1, vs)
+	}
+	return math.Min(hs, float64(w)), math.Min(vs, float64(h))
+}
+
 // predictSize is the output page size before rotate: used to refuse
 // oversized outputs before any pixel is computed. The pipeline reads real
 // sizes afterwards; rounding may differ by a pixel.

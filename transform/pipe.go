@@ -61,6 +61,28 @@ func (p *pipe) perPage(op string, f func(in *C.VipsImage, out **C.VipsImage) C.i
 	})
 }
 
+// resize scales a still to the plan. A plain image (8-bit sRGB or grey, no
+// alpha, no profile) gets the one vips_resize that vips_thumbnail_image
+// would run on it, with the same factors, without the thumbnail's other
+// steps (each an operation to build, and a line cache); anything else gets
+// vips_thumbnail_image: processing space, premultiplied alpha, profile
+// to sRGB.
+func (p *pipe) resize(r resizePlan, icc bool) error {
+	g := p.geom()
+	if !icc && g.pages == 1 && C.ip_is_plain(p.im) != 0 {
+		hs, vs := r.shrinkFactors(g.width, g.height)
+		if hs == 1 && vs == 1 {
+			return nil
+		}
+		return p.apply("resize", func(in *C.VipsImage, out **C.VipsImage) C.int {
+			return C.ip_resize_by(in, C.double(hs), C.double(vs), out)
+		})
+	}
+	return p.apply("thumbnail", func(in *C.VipsImage, out **C.VipsImage) C.int {
+		return C.ip_thumbnail_image(in, C.int(r.width), C.int(r.height), C.int(r.size), cbool(icc), out)
+	})
+}
+
 // orient turns the stored image upright per its EXIF orientation, then
 // records orientation 1 so kept metadata does not rotate it again.
 func (p *pipe) orient(o int) error {

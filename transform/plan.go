@@ -61,6 +61,24 @@ func (e *Engine) plan(s Spec, src inspection) (job, error) {
 	return j, nil
 }
 
+// streams reports whether every step after the resize reads its input
+// top to bottom, so that the pipeline can run lazily from the loader to
+// the encoder without an intermediate copy. Rotations and flips (EXIF or
+// asked), smart crops, filters, watermarks and animations need the
+// resized image in memory first.
+func (j job) streams() bool {
+	s := j.spec
+	switch {
+	case j.animate, j.src.orientation > 2, s.Rotate != 0, s.Flip,
+		s.Blur > 0, s.Sharpen > 0, s.hasWatermark():
+		return false
+	case s.Width > 0 && s.Height > 0 && s.fit() == FitCover:
+		g := s.gravity()
+		return g != GravitySmart && g != GravityEntropy
+	}
+	return true
+}
+
 // CheckRequest reports, as a 400, variants whose extract region falls
 // outside an image Probe described: the api role can refuse those before
 // queueing. Process reports the same as a 422.

@@ -35,7 +35,7 @@ func (e *Engine) Probe(data []byte) (model.Info, error) {
 	if err := e.checkOpen(); err != nil {
 		return model.Info{}, err
 	}
-	in, err := e.inspect(data)
+	in, err := e.inspect(data, true)
 	if err != nil {
 		return model.Info{}, err
 	}
@@ -44,7 +44,10 @@ func (e *Engine) Probe(data []byte) (model.Info, error) {
 	return in.info, nil
 }
 
-func (e *Engine) inspect(data []byte) (inspection, error) {
+// inspect checks an input as Probe describes. describe fills in the parts
+// of Info that only Probe reports (colour space, alpha, ICC description,
+// EXIF summary); Process needs the checks and the geometry alone.
+func (e *Engine) inspect(data []byte, describe bool) (inspection, error) {
 	var in inspection
 	if len(data) == 0 {
 		return in, errorf(http.StatusBadRequest, CodeEmptyBody, "empty body")
@@ -83,7 +86,7 @@ func (e *Engine) inspect(data []byte) (inspection, error) {
 			return in, err
 		}
 	}
-	if err := e.readHeader(data, &in); err != nil {
+	if err := e.readHeader(data, &in, describe); err != nil {
 		return in, err
 	}
 	in.info.Size = int64(len(data))
@@ -91,7 +94,7 @@ func (e *Engine) inspect(data []byte) (inspection, error) {
 }
 
 // readHeader has libvips parse the header (no pixels) and fills Info.
-func (e *Engine) readHeader(data []byte, in *inspection) error {
+func (e *Engine) readHeader(data []byte, in *inspection, describe bool) error {
 	var pin runtime.Pinner
 	pin.Pin(&data[0])
 	defer pin.Unpin()
@@ -130,19 +133,24 @@ func (e *Engine) readHeader(data []byte, in *inspection) error {
 		return err
 	}
 
-	icc := blob(im, "icc-profile-data")
-	in.icc = len(icc) > 0
 	info := model.Info{
 		Format:      in.format.String(),
 		Width:       g.width,
 		Height:      g.pageHeight,
 		Orientation: in.orientation,
-		ColorSpace:  interpretation(im),
-		Alpha:       hasAlpha(im),
 		Pages:       in.pages,
 		Animated:    in.animated,
-		ICCProfile:  iccDescription(icc),
 	}
+	if !describe {
+		in.icc = C.ip_has_icc(im) != 0
+		in.info = info
+		return nil
+	}
+	icc := blob(im, "icc-profile-data")
+	in.icc = len(icc) > 0
+	info.ColorSpace = interpretation(im)
+	info.Alpha = hasAlpha(im)
+	info.ICCProfile = iccDescription(icc)
 	exif := blob(im, "exif-data")
 	if exif == nil && in.format == fmtTIFF {
 		exif = data // TIFF tags are EXIF's IFD0

@@ -42,7 +42,7 @@ func (e *Engine) Process(ctx context.Context, in Input) ([]byte, model.Info, err
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
 
-	src, err := e.inspect(in.Data)
+	src, err := e.inspect(in.Data, false)
 	if err != nil {
 		return nil, model.Info{}, err
 	}
@@ -58,7 +58,7 @@ func (e *Engine) Process(ctx context.Context, in Input) ([]byte, model.Info, err
 	}
 
 	start := time.Now()
-	out, info, err := e.render(ctx, in.Data, j, wm)
+	out, info, err := e.render(ctx, in.Data, j, wm, j.streams())
 	if err != nil {
 		return nil, model.Info{}, err
 	}
@@ -68,8 +68,8 @@ func (e *Engine) Process(ctx context.Context, in Input) ([]byte, model.Info, err
 }
 
 // render runs the libvips pipeline on one locked OS thread (libvips keeps
-// per-thread buffers; they are released at the end).
-func (e *Engine) render(ctx context.Context, data []byte, j job, wm *watermarkSource) ([]byte, model.Info, error) {
+// per-thread buffers; they are released at the end), streamed if asked.
+func (e *Engine) render(ctx context.Context, data []byte, j job, wm *watermarkSource, stream bool) ([]byte, model.Info, error) {
 	runtime.LockOSThread()
 	defer func() {
 		C.ip_thread_done()
@@ -82,60 +82,82 @@ func (e *Engine) render(ctx context.Context, data []byte, j job, wm *watermarkSo
 	if wm != nil {
 		pin.Pin(&wm.data[0])
 	}
-	vc := &vctx{}
-	defer vc.close()
-
 	guard := newGuard(ctx)
 	defer guard.release()
 
-	p := &pipe{vc: vc}
-	if err := e.decode(p, data, j, guard.g); err != nil {
-		return nil, model.Info{}, e.pipelineError(ctx, "decode", err, j)
+	out, info, stage, err := e.renderOnce(data, j, wm, guard.g, stream)
+	if err != nil && stream && retryable(ctx, err) {
+		// Streamed, every failure surfaces in the encoder. Rare enough to
+		// pay for a second, materialised run that names the failing stage.
+		out, info, stage, err = e.renderOnce(data, j, wm, guard.g, false)
 	}
-	if err := e.shape(p, j); err != nil {
-		return nil, model.Info{}, e.pipelineError(ctx, "process", err, j)
-	}
-	if j.spec.hasWatermark() {
-		if err := e.watermark(p, j.spec, wm); err != nil {
-			return nil, model.Info{}, e.pipelineError(ctx, "watermark", err, j)
-		}
-	}
-	if err := e.finish(p, j); err != nil {
-		return nil, model.Info{}, e.pipelineError(ctx, "process", err, j)
-	}
-	// Filters and compositing are computed lazily by the encoder, out of
-	// the guard's reach: when there are any, compute them under it first.
-	// (One more copy of the output; the cheap steps do without.)
-	if j.spec.Blur > 0 || j.spec.Sharpen > 0 || j.spec.hasWatermark() {
-		if err := p.apply("materialize", func(in *C.VipsImage, out **C.VipsImage) C.int {
-			return C.ip_materialize(in, guard.g, out)
-		}); err != nil {
-			return nil, model.Info{}, e.pipelineError(ctx, "process", err, j)
-		}
-	}
-	g := p.geom()
-	if err := e.checkOutputDims(g.width, g.pageHeight, j.out); err != nil {
-		return nil, model.Info{}, err
-	}
-	out, err := encode(p.im, j)
 	if err != nil {
-		return nil, model.Info{}, e.pipelineError(ctx, "encode", err, j)
-	}
-	sum := sha256.Sum256(out)
-	info := model.Info{
-		Format: j.out.String(), Width: g.width, Height: g.pageHeight,
-		Size: int64(len(out)), SHA256: hex.EncodeToString(sum[:]),
-	}
-	if g.pages > 1 {
-		info.Pages, info.Animated = g.pages, true
+		return nil, model.Info{}, e.pipelineError(ctx, stage, err, j)
 	}
 	return out, info, nil
 }
 
+// renderOnce builds and encodes the pipeline. Streamed, nothing is
+// computed before the encoder pulls the pixels through (under the guard);
+// otherwise the decoded, resized image is materialised first, for the
+// steps that need random access. The error comes with the stage it
+// belongs to.
+func (e *Engine) renderOnce(data []byte, j job, wm *watermarkSource, g *C.ip_guard, stream bool) ([]byte, model.Info, string, error) {
+	vc := &vctx{}
+	defer vc.close()
+	p := &pipe{vc: vc}
+	if err := e.decode(p, data, j, g, stream); err != nil {
+		return nil, model.Info{}, "decode", err
+	}
+	if err := e.shape(p, j); err != nil {
+		return nil, model.Info{}, "process", err
+	}
+	if j.spec.hasWatermark() {
+		if err := e.watermark(p, j.spec, wm); err != nil {
+			return nil, model.Info{}, "watermark", err
+		}
+	}
+	if err := e.finish(p, j); err != nil {
+		return nil, model.Info{}, "process", err
+	}
+	geo := p.geom()
+	if err := e.checkOutputDims(geo.width, geo.pageHeight, j.out); err != nil {
+		return nil, model.Info{}, "", err
+	}
+	// Filters and compositing are computed by the encoder, under the guard.
+	out, err := encode(p.im, j, g)
+	if err != nil {
+		return nil, model.Info{}, "encode", err
+	}
+	sum := sha256.Sum256(out)
+	info := model.Info{
+		Format: j.out.String(), Width: geo.width, Height: geo.pageHeight,
+		Size: int64(len(out)), SHA256: hex.EncodeToString(sum[:]),
+	}
+	if geo.pages > 1 {
+		info.Pages, info.Animated = geo.pages, true
+	}
+	return out, info, "", nil
+}
+
+// retryable reports a failure that a materialised run could attribute
+// better: not a timeout or cancellation, not a limit.
+func retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if _, ok := AsError(err); ok {
+		return false
+	}
+	var ve *vipsError
+	return !errors.As(err, &ve) || !ve.killed()
+}
+
 // decode loads (shrinking on load where the format allows), extracts and
-// resizes, then computes the result into memory under the kill guard: this
-// is where the time and memory go, and where a timeout interrupts.
-func (e *Engine) decode(p *pipe, data []byte, j job, g *C.ip_guard) error {
+// resizes: this is where the time and memory go. Unless the job streams,
+// the result is computed into memory here under the kill guard, where a
+// timeout interrupts it.
+func (e *Engine) decode(p *pipe, data []byte, j job, g *C.ip_guard, stream bool) error {
 	buf, n := unsafe.Pointer(&data[0]), C.size_t(len(data))
 	all, icc := cbool(j.animate), cbool(j.src.icc)
 	r := j.resize
@@ -161,9 +183,7 @@ func (e *Engine) decode(p *pipe, data []byte, j job, g *C.ip_guard) error {
 				return err
 			}
 		}
-		if err := p.apply("thumbnail", func(in *C.VipsImage, out **C.VipsImage) C.int {
-			return C.ip_thumbnail_image(in, C.int(r.width), C.int(r.height), C.int(r.size), icc, out)
-		}); err != nil {
+		if err := p.resize(r, j.src.icc); err != nil {
 			return err
 		}
 	}
@@ -171,6 +191,9 @@ func (e *Engine) decode(p *pipe, data []byte, j job, g *C.ip_guard) error {
 		return C.ip_to_srgb8(in, 0, out)
 	}); err != nil {
 		return err
+	}
+	if stream {
+		return nil
 	}
 	return p.apply("materialize", func(in *C.VipsImage, out **C.VipsImage) C.int {
 		return C.ip_materialize(in, g, out)

@@ -26,6 +26,8 @@ int ip_header(const void *buf, size_t len, int format, VipsImage **out);
 int ip_load(const void *buf, size_t len, int format, int n_all, int shrink, VipsImage **out);
 int ip_thumbnail_buffer(const void *buf, size_t len, int n_all, int width, int height, int size, int icc, VipsImage **out);
 int ip_thumbnail_image(VipsImage *in, int width, int height, int size, int icc, VipsImage **out);
+int ip_is_plain(VipsImage *in);
+int ip_resize_by(VipsImage *in, double hshrink, double vshrink, VipsImage **out);
 
 /* Metadata. */
 int ip_width(VipsImage *im);
@@ -39,6 +41,7 @@ int ip_orientation(VipsImage *im);
 int ip_has_alpha(VipsImage *im);
 const char *ip_interpretation(VipsImage *im);
 const void *ip_blob(VipsImage *im, const char *name, size_t *len);
+int ip_has_icc(VipsImage *im);
 int ip_set_page_height(VipsImage *in, int page_height, VipsImage **out);
 int ip_reset_orientation(VipsImage *in, VipsImage **out);
 
@@ -80,6 +83,10 @@ typedef struct {
 	int strip;
 } ip_save_options;
 int ip_save(VipsImage *in, ip_save_options *opts, void **buf, size_t *len);
+/* ip_save under the guard: the encoder pulls the pixels through the whole
+ * lazy pipeline, so a load and resize left unmaterialised are
+ * interruptible as well. */
+int ip_save_guarded(VipsImage *in, ip_guard *guard, ip_save_options *opts, void **buf, size_t *len);
 void ip_free(void *p);
 
 #endif

@@ -91,6 +91,66 @@ ip_thumbnail_image(VipsImage *in, int width, int height, int size, int icc,
 		"size", size, "no_rotate", TRUE, NULL);
 }
 
+/* What vips_thumbnail_image does after its own steps (sequential wrapper,
+ * colourspace to the processing space, premultiply, profile export) have
+ * nothing to do: 8-bit sRGB or B_W, no alpha, no profile to convert. */
+int
+ip_is_plain(VipsImage *in)
+{
+	VipsInterpretation interp = vips_image_get_interpretation(in);
+	int bands = vips_image_get_bands(in);
+
+	return in->Coding == VIPS_CODING_NONE &&
+		vips_image_get_format(in) == VIPS_FORMAT_UCHAR &&
+		((bands == 3 && interp == VIPS_INTERPRETATION_sRGB) ||
+		(bands == 1 && interp == VIPS_INTERPRETATION_B_W));
+}
+
+/* The resize vips_thumbnail_image would run, given its shrink factors.
+ * Reducing, that is vips_resize's lanczos3 reducev then reduceh with its
+ * default gap of 2, called directly: the same arithmetic, the same pixels,
+ * without the wrapper operation and its unpack copy (an uncoded image
+ * unpacks to itself). Enlarging, vips_resize itself. */
+int
+ip_resize_by(VipsImage *in, double hshrink, double vshrink, VipsImage **out)
+{
+	double hscale = 1.0 / hshrink;
+	double vscale = 1.0 / vshrink;
+	VipsImage *t = NULL;
+	int result;
+
+	hscale = VIPS_MAX(hscale, 1.0 / in->Xsize);
+	vscale = VIPS_MAX(vscale, 1.0 / in->Ysize);
+	if (in->Coding != VIPS_CODING_NONE || hscale > 1.0 || vscale > 1.0)
+		return vips_resize(in, out, 1.0 / hshrink,
+			"vscale", 1.0 / vshrink, NULL);
+	if (vscale == 1.0 && hscale == 1.0) {
+		g_object_ref(in);
+		*out = in;
+		return 0;
+	}
+	/* A sequential load makes reducev add a line cache on its output, so
+	 * that worker threads computing tiles out of order still find their
+	 * input lines. With one worker, tiles come in order: the cache only
+	 * copies. The flag is process-wide, as is the cache's purpose. */
+	if (vips_concurrency_get() == 1)
+		vips_image_remove(in, VIPS_META_SEQUENTIAL);
+	if (vscale == 1.0)
+		return vips_reduceh(in, out, 1.0 / hscale,
+			"kernel", VIPS_KERNEL_LANCZOS3, "gap", 2.0, NULL);
+	if (vips_reducev(in, &t, 1.0 / vscale,
+		"kernel", VIPS_KERNEL_LANCZOS3, "gap", 2.0, NULL))
+		return -1;
+	if (hscale == 1.0) {
+		*out = t;
+		return 0;
+	}
+	result = vips_reduceh(t, out, 1.0 / hscale,
+		"kernel", VIPS_KERNEL_LANCZOS3, "gap", 2.0, NULL);
+	g_object_unref(t);
+	return result;
+}
+
 /* ---- metadata ----------------------------------------------------------- */
 
 int ip_width(VipsImage *im) { return vips_image_get_width(im); }
@@ -108,6 +168,17 @@ ip_interpretation(VipsImage *im)
 {
 	return vips_enum_nick(VIPS_TYPE_INTERPRETATION,
 		vips_image_get_interpretation(im));
+}
+
+int
+ip_has_icc(VipsImage *im)
+{
+	const void *data;
+	size_t len;
+
+	return vips_image_get_typeof(im, VIPS_META_ICC_NAME) &&
+		!vips_image_get_blob(im, VIPS_META_ICC_NAME, &data, &len) &&
+		len > 0;
 }
 
 const void *

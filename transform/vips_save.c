@@ -75,3 +75,31 @@ ip_save(VipsImage *in, ip_save_options *o, void **buf, size_t *len)
 	vips_error("imgpipe", "cannot save format %d", o->format);
 	return -1;
 }
+
+/* The progress flag and the handler go on the image to save, or, when the
+ * operation cache is on and images may be shared between requests, on a
+ * fresh image of our own. */
+int
+ip_save_guarded(VipsImage *in, ip_guard *guard, ip_save_options *o,
+	void **buf, size_t *len)
+{
+	VipsImage *t = in;
+	int result;
+
+	if (vips_cache_get_max() > 0) {
+		t = vips_image_new();
+		if (vips_image_write(in, t)) {
+			g_object_unref(t);
+			return -1;
+		}
+	}
+	else
+		g_object_ref(t);
+	vips_image_set_progress(t, TRUE);
+	g_signal_connect(t, "eval", G_CALLBACK(ip_eval_cb), guard);
+	result = ip_save(t, o, buf, len);
+	g_signal_handlers_disconnect_by_data(t, guard);
+	vips_image_set_progress(t, FALSE);
+	g_object_unref(t);
+	return result;
+}

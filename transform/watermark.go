@@ -23,7 +23,7 @@ func (e *Engine) watermarkSource(id string, data []byte) (*watermarkSource, erro
 	if len(data) == 0 {
 		return nil, unprocessable(CodeWatermark, "watermark image %q was not provided", id)
 	}
-	src, err := e.inspect(data)
+	src, err := e.inspect(data, false)
 	if err != nil {
 		msg := publicMessage(err)
 		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: CodeWatermark,
