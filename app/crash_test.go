@@ -3,7 +3,6 @@ package app_test
 import (
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,10 +22,7 @@ func TestNothingAcceptedIsLostOnCrash(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "imgpipe")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := imgpipeBinary(t)
 	data := filepath.Join(dir, "data")
 	// One transformer and eight clients: the uploads outrun the work, so
 	// the kill lands with most images queued.

@@ -31,10 +31,7 @@ func TestSeparateProcesses(t *testing.T) {
 		t.Skip("builds the binary and starts four processes")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "imgpipe")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := imgpipeBinary(t)
 	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: filepath.Join(dir, "nats"), Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -98,11 +95,7 @@ func TestSeparateProcesses(t *testing.T) {
 }
 
 func TestServeRequiresNATSAndStore(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "imgpipe")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := imgpipeBinary(t)
 	out, err := exec.Command(bin, "serve", "--roles=api").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "--nats is required") || !strings.Contains(string(out), "--store is required") {
 		t.Fatalf("serve without URLs: err=%v\n%s", err, out)
