@@ -108,3 +108,18 @@ func TestConfigFileTypo(t *testing.T) {
 		t.Fatalf("a misspelt key must be refused by name, got %v", err)
 	}
 }
+
+// TestExampleConfigLoads keeps configs/imgpipe.example.yaml true: every key
+// in it exists and the whole validates.
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := Load(pflag.NewFlagSet("x", pflag.ContinueOnError), "../configs/imgpipe.example.yaml", DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATS.Replicas != 3 || cfg.Transform.Presets["avatar"] == "" || cfg.Transform.Presets["web"] == "" {
+		t.Errorf("example not applied: replicas %d, presets %v", cfg.NATS.Replicas, cfg.Transform.Presets)
+	}
+}
