@@ -52,6 +52,12 @@ func (a *App) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("embedded NATS: %w", err)
 		}
 		a.log.Info("embedded NATS server with JetStream", "dir", filepath.Join(a.cfg.DataDir, "nats"))
+		// Deferred first, so it runs last: after the bus has drained and
+		// closed its connection.
+		defer func() {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}()
 	}
 	startCtx, cancel := context.WithTimeout(ctx, a.cfg.StartupTimeout)
 	defer cancel()
@@ -59,9 +65,6 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return natsbus.Connect(ctx, natsCfg, ns, a.cfg.Instance, a.log.With("component", "bus"))
 	})
 	if err != nil {
-		if ns != nil {
-			ns.Shutdown()
-		}
 		return err
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
