@@ -44,7 +44,11 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 
 	img.Status, img.Attempts, img.UpdatedAt = model.StatusProcessing, d.Attempt(), time.Now().UTC()
 	if err := t.deps.Bus.Status().Put(ctx, &img); err != nil {
-		return err
+		if !d.LastAttempt() {
+			return err
+		}
+		// "processing" is only informative: the last attempt goes on.
+		t.deps.Log.Warn("status not updated", "image", img.ID, "err", err)
 	}
 	t.act.emit(img.ID, model.EventTransformStarted, d.Attempt(), "")
 
@@ -67,10 +71,33 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	img.UpdatedAt = time.Now().UTC()
 	// The status record goes first: once it says done, a crash before the
 	// save publish is repaired by the redelivery above.
-	if err := t.deps.Bus.Status().Put(ctx, &img); err != nil {
-		return err
+	return untilDone(ctx, d, func() error {
+		if err := t.deps.Bus.Status().Put(ctx, &img); err != nil {
+			return err
+		}
+		return publishSave(ctx, t.deps.Bus, &img)
+	})
+}
+
+// untilDone runs the bookkeeping that records an outcome. Before the last
+// attempt a failure is left to the bus's redelivery; on the last attempt
+// there is none, and giving up would strand an image whose work is done,
+// so it retries (holding the message) until it succeeds or ctx ends.
+func untilDone(ctx context.Context, d bus.Delivery, write func() error) error {
+	delay := 100 * time.Millisecond
+	for {
+		err := write()
+		if err == nil || !d.LastAttempt() || ctx.Err() != nil {
+			return err
+		}
+		d.InProgress()
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
 	}
-	return publishSave(ctx, t.deps.Bus, &img)
 }
 
 // render produces and stages every variant of img.
