@@ -44,10 +44,18 @@ func ImageID(originalSHA256, canonicalSpec string) string {
 func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req transform.Request) (*model.Image, bool, error) {
 	spec := req.Canonical()
 	id := ImageID(info.SHA256, spec)
-	if img, err := a.Lookup(ctx, id); err == nil {
+	img, err := a.Lookup(ctx, id)
+	switch {
+	case err == nil:
 		a.act.emit(id, model.EventDuplicate, 0, "")
 		return img, false, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
+	case errors.Is(err, store.ErrUnavailable):
+		// The status table does not know the id and the store cannot say:
+		// accept anyway. The id is derived from the content, so at worst a
+		// known image is transformed again into the same record, and
+		// save2db waits for the store to come back.
+		a.deps.Log.Warn("store unreachable, accepting without the duplicate check", "image", id, "err", err)
+	case !errors.Is(err, store.ErrNotFound):
 		return nil, false, err
 	}
 	for _, wm := range req.WatermarkIDs() {
@@ -59,7 +67,7 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 	}
 
 	now := time.Now().UTC()
-	img := &model.Image{ID: id, Status: model.StatusQueued, Spec: spec, Original: info, CreatedAt: now, UpdatedAt: now}
+	img = &model.Image{ID: id, Status: model.StatusQueued, Spec: spec, Original: info, CreatedAt: now, UpdatedAt: now}
 	if err := a.deps.Bus.Stage().Put(ctx, model.OriginalKey(id), data); err != nil {
 		return nil, false, err
 	}
@@ -106,7 +114,15 @@ func (a *API) Lookup(ctx context.Context, id string) (*model.Image, error) {
 		// may exist but be unreachable, which is not a 404.
 		return nil, busErr
 	}
-	return nil, err
+	return nil, storeErr(err)
+}
+
+// storeErr marks a store failure other than "not found" as an outage.
+func storeErr(err error) error {
+	if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrBadCursor) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
 }
 
 // Blob returns the bytes under key from the stage or the store.
@@ -122,23 +138,26 @@ func (a *API) Blob(ctx context.Context, key string) ([]byte, error) {
 	if errors.Is(serr, store.ErrNotFound) && !errors.Is(err, bus.ErrNotFound) {
 		return nil, err
 	}
-	return nil, serr
+	return nil, storeErr(serr)
 }
 
 // List pages through stored records, newest first.
 func (a *API) List(ctx context.Context, q store.ListQuery) (store.Page, error) {
-	return a.deps.Store.ListImages(ctx, q)
+	p, err := a.deps.Store.ListImages(ctx, q)
+	return p, storeErr(err)
 }
 
 // Activity returns the logger's records for one image, oldest first.
 func (a *API) Activity(ctx context.Context, id string) ([]model.Event, error) {
-	return a.deps.Store.ImageEvents(ctx, id)
+	ev, err := a.deps.Store.ImageEvents(ctx, id)
+	return ev, storeErr(err)
 }
 
 // Recent returns the newest events across all images: the logger's global
 // feed.
 func (a *API) Recent(ctx context.Context, limit int) ([]model.Event, error) {
-	return a.deps.Store.RecentEvents(ctx, limit)
+	ev, err := a.deps.Store.RecentEvents(ctx, limit)
+	return ev, storeErr(err)
 }
 
 // Watch streams live activity to fn until ctx ends.

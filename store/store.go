@@ -78,5 +78,9 @@ func (q ListQuery) Normalize() ListQuery {
 	return q
 }
 
+// ErrUnavailable marks a failure to reach the store, as opposed to a
+// missing record; the API answers it with 503.
+var ErrUnavailable = errors.New("store: unavailable")
+
 // ErrBadCursor is returned for a cursor the store did not make.
 var ErrBadCursor = errors.New("store: bad cursor")

@@ -45,7 +45,7 @@ func classify(err error) *apiError {
 		return newError(http.StatusBadRequest, "bad_cursor", "cursor is not one this server made")
 	case errors.Is(err, roles.ErrWatermarkMissing):
 		return newError(http.StatusBadRequest, "bad_spec", err.Error())
-	case errors.Is(err, bus.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, bus.ErrUnavailable), errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return newError(http.StatusServiceUnavailable, "unavailable", "the pipeline is unavailable, retry later")
 	case errors.As(err, &he):
 		msg, _ := he.Message.(string)
