@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -112,6 +113,7 @@ func TestDuplicateUploadsShareOneImage(t *testing.T) {
 func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 	cfg := apptest.Config(t)
 	cfg.HTTP.MaxUploadBytes = 2 << 20
+	cfg.HTTP.MaxRequestBytes = 3 << 20
 	r := apptest.Start(t, cfg)
 	jpeg := fixtures.JPEG(800, 600, 3)
 	cases := []struct {
@@ -148,7 +150,13 @@ func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 			}
 		})
 	}
-	ct, body := apptest.Multipart(t, "notes", nil)
+	// Each part under the per-image limit, together over the request's.
+	big := bytes.Repeat([]byte{0xff}, 1800<<10)
+	ct, body := apptest.Multipart(t, "files", map[string][]byte{"a.jpg": big, "b.jpg": big})
+	if resp := apptest.Do(t, http.MethodPost, r.URL+"/v1/images", ct, body); resp.Status != http.StatusRequestEntityTooLarge {
+		t.Errorf("multipart over the request limit: %d %s", resp.Status, resp.Body)
+	}
+	ct, body = apptest.Multipart(t, "notes", nil)
 	if resp := apptest.Do(t, http.MethodPost, r.URL+"/v1/images", ct, body); resp.Status != 400 {
 		t.Errorf("multipart without files: %d %s", resp.Status, resp.Body)
 	}
@@ -371,5 +379,28 @@ func TestFailingImageEndsFailed(t *testing.T) {
 		if !bytes.Contains(metrics.Body, []byte(series)) {
 			t.Errorf("/metrics lacks %s", series)
 		}
+	}
+}
+
+// TestShutdownEndsLiveStreams: an open event stream and a long poll do not
+// hold the drain: Stop returns promptly and both requests end.
+func TestShutdownEndsLiveStreams(t *testing.T) {
+	r := apptest.Start(t, apptest.Config(t))
+	id := upload(t, r.URL, "width=10", fixtures.JPEG(64, 64, 70))
+	waitOK(t, r.URL, id)
+	stream, err := http.Get(r.URL + "/v1/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	start := time.Now()
+	if err := r.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("stop took %v with a live stream open", d)
+	}
+	if _, err := io.Copy(io.Discard, stream.Body); err != nil {
+		t.Logf("stream ended with %v", err)
 	}
 }

@@ -17,13 +17,17 @@ type Config struct {
 	MaxUploadBytes int64 `mapstructure:"max_upload_bytes"`
 	// MaxFiles bounds the images of one multipart request.
 	MaxFiles int `mapstructure:"max_files"`
+	// MaxRequestBytes bounds a whole multipart request: the parts are held
+	// in memory until each is checked, so MaxFiles × MaxUploadBytes alone
+	// would let one request take gigabytes.
+	MaxRequestBytes int64 `mapstructure:"max_request_bytes"`
 	// MaxWait bounds ?wait= long polls.
 	MaxWait time.Duration `mapstructure:"max_wait"`
 }
 
 // DefaultConfig listens on loopback only: exposing the API is a choice.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8080", MaxUploadBytes: 50 << 20, MaxFiles: 100, MaxWait: time.Minute}
+	return Config{Listen: "127.0.0.1:8080", MaxUploadBytes: 50 << 20, MaxFiles: 100, MaxRequestBytes: 256 << 20, MaxWait: time.Minute}
 }
 
 // Validate checks the listen address and limits.
@@ -33,6 +37,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxUploadBytes < 1 {
 		return errors.New("http.max_upload_bytes must be positive")
+	}
+	if c.MaxRequestBytes < c.MaxUploadBytes {
+		return errors.New("http.max_request_bytes must be at least http.max_upload_bytes")
 	}
 	if c.MaxFiles < 1 {
 		return errors.New("http.max_files must be at least 1")

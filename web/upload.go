@@ -43,6 +43,7 @@ func (a *API) readUploads(c echo.Context, field string) ([]upload, error) {
 		return []upload{{data: data}}, nil
 	}
 
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, a.cfg.MaxRequestBytes)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return nil, newError(http.StatusBadRequest, "bad_multipart", "malformed multipart body: "+err.Error())
@@ -54,7 +55,7 @@ func (a *API) readUploads(c echo.Context, field string) ([]upload, error) {
 			break
 		}
 		if err != nil {
-			return nil, newError(http.StatusBadRequest, "bad_multipart", "malformed multipart body: "+err.Error())
+			return nil, bodyError(err)
 		}
 		if part.FileName() == "" || (field != "" && part.FormName() != field) {
 			part.Close()
@@ -89,12 +90,22 @@ func readLimited(r io.Reader, max int64) ([]byte, error) {
 	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
 	if err != nil {
-		return nil, newError(http.StatusBadRequest, "bad_body", "could not read the upload: "+err.Error())
+		return nil, bodyError(err)
 	}
 	if n > max {
 		return nil, tooLarge(max)
 	}
 	return buf.Bytes(), nil
+}
+
+// bodyError tells a request over the whole-request limit (413) from a
+// malformed one (400).
+func bodyError(err error) *apiError {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return newError(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("a request may be at most %d bytes", mbe.Limit))
+	}
+	return newError(http.StatusBadRequest, "bad_body", "could not read the upload: "+err.Error())
 }
 
 func tooLarge(max int64) *apiError {
@@ -172,6 +183,9 @@ func (a *API) postImages(c echo.Context) error {
 		}
 		status = http.StatusAccepted
 		out = append(out, accepted{imageView: viewOf(img), Duplicate: !created, Filename: u.name})
+	}
+	if status == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", "5")
 	}
 	if len(out) == 1 {
 		if out[0].Error != nil {
