@@ -14,11 +14,15 @@ type API struct {
 	cfg     Config
 	pipe    *roles.API
 	metrics *roles.Metrics
+	// stopping ends live streams and long polls when shutdown begins:
+	// the listener's graceful stop waits for every handler, and these
+	// would otherwise hold it for their whole length.
+	stopping <-chan struct{}
 }
 
 // NewAPI builds the handlers.
-func NewAPI(cfg Config, pipe *roles.API, m *roles.Metrics) *API {
-	return &API{cfg: cfg, pipe: pipe, metrics: m}
+func NewAPI(cfg Config, pipe *roles.API, m *roles.Metrics, stopping <-chan struct{}) *API {
+	return &API{cfg: cfg, pipe: pipe, metrics: m, stopping: stopping}
 }
 
 // Mount adds the v1 API and the prototype's endpoints.

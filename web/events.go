@@ -42,6 +42,8 @@ func (a *API) events(c echo.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-a.stopping:
+			return nil
 		case data := <-lines:
 			if _, err := w.Write(append(append([]byte("data: "), data...), '\n', '\n')); err != nil {
 				return nil

@@ -176,6 +176,8 @@ func (a *API) awaitFinal(ctx context.Context, id string, wait time.Duration) (*m
 		select {
 		case <-ctx.Done():
 			return img, nil
+		case <-a.stopping:
+			return img, nil // answer what is known: 202 while pending
 		case <-time.After(min(delay, time.Until(deadline))):
 		}
 		delay = min(delay*2, 250*time.Millisecond)
