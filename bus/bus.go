@@ -93,7 +93,10 @@ type StatusTable interface {
 	Create(ctx context.Context, img *model.Image) (*model.Image, bool, error)
 	// Get returns ErrNotFound when the id is unknown (or expired).
 	Get(ctx context.Context, id string) (*model.Image, error)
-	// Put replaces the record.
+	// Put replaces the record, except that a final record (done, failed)
+	// is only replaced by a done one: a slow worker on a redelivered
+	// message must not undo the outcome a faster one recorded. Such a Put
+	// is a no-op, not an error.
 	Put(ctx context.Context, img *model.Image) error
 }
 

@@ -56,6 +56,7 @@ func Run(t *testing.T, newBus func(t *testing.T) bus.Bus) {
 		{"Stage", testStage},
 		{"StatusCreateRace", testStatusCreateRace},
 		{"StatusGetPut", testStatusGetPut},
+		{"StatusNeverUndone", testStatusNeverUndone},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {

@@ -144,6 +144,59 @@ func testStatusGetPut(t *testing.T, b bus.Bus) {
 	}
 }
 
+// testStatusNeverUndone: a slow worker's "processing" or "failed" does not
+// overwrite the "done" a faster one recorded; a done does replace a failed.
+// Ten writers racing with mixed statuses still end on done.
+func testStatusNeverUndone(t *testing.T, b bus.Bus) {
+	ctx := ctxFor(t)
+	put := func(img *model.Image, s model.Status) {
+		img.Status = s
+		if err := b.Status().Put(ctx, img); err != nil {
+			t.Fatalf("put %s: %v", s, err)
+		}
+	}
+	status := func(id string) model.Status {
+		got, err := b.Status().Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Status
+	}
+	img := image("undone1", "w=1")
+	put(img, model.StatusDone)
+	for _, s := range []model.Status{model.StatusProcessing, model.StatusQueued, model.StatusFailed} {
+		put(img, s)
+		if got := status("undone1"); got != model.StatusDone {
+			t.Fatalf("after put %s: %s, want done kept", s, got)
+		}
+	}
+	other := image("undone2", "w=1")
+	put(other, model.StatusFailed)
+	put(other, model.StatusProcessing)
+	if got := status("undone2"); got != model.StatusFailed {
+		t.Fatalf("processing over failed: %s", got)
+	}
+	put(other, model.StatusDone)
+	if got := status("undone2"); got != model.StatusDone {
+		t.Fatalf("done over failed: %s", got)
+	}
+
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			img := image("undone3", "w=1")
+			img.Status = []model.Status{model.StatusProcessing, model.StatusDone, model.StatusFailed}[i%3]
+			if err := b.Status().Put(ctx, img); err != nil {
+				t.Errorf("put: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := status("undone3"); got != model.StatusDone {
+		t.Fatalf("after racing writers: %s, want done", got)
+	}
+}
+
 func testPing(t *testing.T, b bus.Bus) {
 	if err := b.Ping(ctxFor(t)); err != nil {
 		t.Fatalf("ping: %v", err)

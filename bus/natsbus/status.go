@@ -111,8 +111,42 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 		return err
 	}
 	defer done()
-	_, err = s.b.kv.Put(ctx, img.ID, data)
-	return s.b.fail(ctx, op, err)
+	// Compare-and-set on the entry's revision: a redelivered message can
+	// have two workers on one image, and the slower must not undo the
+	// faster's outcome (see bus.StatusTable.Put).
+	for {
+		entry, err := s.b.kv.Get(ctx, img.ID)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = s.b.kv.Create(ctx, img.ID, data)
+		case err != nil:
+			return s.b.fail(ctx, op, err)
+		default:
+			cur, derr := decode(entry.Value())
+			if derr == nil && !replaces(img.Status, cur.Status) {
+				return nil
+			}
+			_, err = s.b.kv.Update(ctx, img.ID, data, entry.Revision())
+		}
+		if err == nil || !isConflict(err) {
+			return s.b.fail(ctx, op, err)
+		}
+	}
+}
+
+// replaces reports whether a record with status next may overwrite one
+// with status cur: a final record only gives way to done (a failure never
+// undoes a success).
+func replaces(next, cur model.Status) bool {
+	return !cur.Final() || next == model.StatusDone
+}
+
+// isConflict reports a lost compare-and-set race (someone wrote between
+// our read and our write): read again and decide again.
+func isConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) ||
+		(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
 }
 
 func decode(data []byte) (*model.Image, error) {
