@@ -59,6 +59,10 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 			t.act.emit(img.ID, model.EventTransformRetry, d.Attempt(), publicMessage(err))
 			return err
 		}
+		if cur, gerr := t.deps.Bus.Status().Get(ctx, img.ID); gerr == nil && cur.Status == model.StatusDone {
+			// Another worker, on a redelivery, finished it meanwhile.
+			return publishSave(ctx, t.deps.Bus, cur)
+		}
 		img.Status, img.Error = model.StatusFailed, publicMessage(err)
 		t.deps.Log.Warn("transform failed", "image", img.ID, "attempt", d.Attempt(), "err", err)
 		t.act.emit(img.ID, model.EventTransformFailed, d.Attempt(), img.Error)
