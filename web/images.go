@@ -104,13 +104,9 @@ func (a *API) getActivity(c echo.Context) error {
 
 // recentActivity is GET /v1/activity?limit=: the global feed, newest first.
 func (a *API) recentActivity(c echo.Context) error {
-	limit := 100
-	if s := c.QueryParam("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > store.MaxListLimit {
-			return newError(http.StatusBadRequest, "bad_limit", fmt.Sprintf("limit must be a whole number from 1 to %d", store.MaxListLimit))
-		}
-		limit = n
+	limit, err := parseLimit(c, 100)
+	if err != nil {
+		return err
 	}
 	events, err := a.pipe.Recent(c.Request().Context(), limit)
 	if err != nil {
@@ -128,13 +124,11 @@ func (a *API) listImages(c echo.Context) error {
 	if q.Status != "" && !q.Status.Valid() {
 		return newError(http.StatusBadRequest, "bad_status", "status must be queued, processing, done or failed")
 	}
-	if s := c.QueryParam("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > store.MaxListLimit {
-			return newError(http.StatusBadRequest, "bad_limit", fmt.Sprintf("limit must be a whole number from 1 to %d", store.MaxListLimit))
-		}
-		q.Limit = n
+	limit, err := parseLimit(c, 0) // 0: the store's default
+	if err != nil {
+		return err
 	}
+	q.Limit = limit
 	page, err := a.pipe.List(c.Request().Context(), q)
 	if err != nil {
 		return err
@@ -144,6 +138,19 @@ func (a *API) listImages(c echo.Context) error {
 		views[i] = viewOf(&page.Images[i])
 	}
 	return c.JSON(http.StatusOK, map[string]any{"images": views, "next_cursor": page.Next})
+}
+
+// parseLimit reads ?limit=, 1 to store.MaxListLimit; def when absent.
+func parseLimit(c echo.Context, def int) (int, error) {
+	s := c.QueryParam("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > store.MaxListLimit {
+		return 0, newError(http.StatusBadRequest, "bad_limit", fmt.Sprintf("limit must be a whole number from 1 to %d", store.MaxListLimit))
+	}
+	return n, nil
 }
 
 func (a *API) parseWait(s string) (time.Duration, error) {
