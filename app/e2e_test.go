@@ -358,6 +358,11 @@ func TestFailingImageEndsFailed(t *testing.T) {
 	if rec["status"] != "failed" || rec["error"] == "" || rec["attempts"].(float64) != 2 {
 		t.Fatalf("record: %v", rec)
 	}
+	// Uploading it again answers the same failed record, error included.
+	again := apptest.Upload(t, r.URL, "width=3000&height=3000&fit=fill&blur=20&format=png", fixtures.JPEG(2000, 1500, 60)).JSON(t)
+	if again["id"] != id || again["duplicate"] != true || again["status"] != "failed" || again["error"] != rec["error"] {
+		t.Errorf("duplicate of a failed image: %v, want its record with error %q", again, rec["error"])
+	}
 	if legacy := apptest.Get(t, r.URL+"/image/"+id); legacy.Status != http.StatusUnprocessableEntity {
 		t.Errorf("prototype GET of a failed image: %d", legacy.Status)
 	}

@@ -112,12 +112,19 @@ func tooLarge(max int64) *apiError {
 	return newError(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("an image may be at most %d bytes", max))
 }
 
-// accepted is one image's answer to an upload.
+// accepted is one image's answer to an upload. A duplicate of a failed
+// image carries the image's own error string, so a refusal is a separate
+// type (refused): one struct with both would shadow it.
 type accepted struct {
 	*imageView
-	Duplicate bool      `json:"duplicate,omitempty"`
-	Filename  string    `json:"filename,omitempty"`
-	Error     *apiError `json:"error,omitempty"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+	Filename  string `json:"filename,omitempty"`
+}
+
+// refused is one file of a batch that was not accepted.
+type refused struct {
+	Filename string    `json:"filename"`
+	Error    *apiError `json:"error"`
 }
 
 // ingest probes and queues one upload.
@@ -169,7 +176,7 @@ func (a *API) postImages(c echo.Context) error {
 	}
 	// Several files: each gets its own answer; the request is accepted if
 	// any image was, else it carries the first refusal's status.
-	out := make([]accepted, 0, len(ups))
+	out := make([]any, 0, len(ups)) // accepted or refused
 	status := 0
 	for _, u := range ups {
 		img, created, err := a.ingest(c, u, req)
@@ -178,7 +185,7 @@ func (a *API) postImages(c echo.Context) error {
 			if status == 0 {
 				status = ae.Status
 			}
-			out = append(out, accepted{Filename: u.name, Error: ae})
+			out = append(out, refused{Filename: u.name, Error: ae})
 			continue
 		}
 		status = http.StatusAccepted
@@ -188,13 +195,15 @@ func (a *API) postImages(c echo.Context) error {
 		c.Response().Header().Set("Retry-After", "5")
 	}
 	if len(out) == 1 {
-		if out[0].Error != nil {
-			return out[0].Error
+		switch one := out[0].(type) {
+		case refused:
+			return one.Error
+		case accepted:
+			c.Response().Header().Set(echo.HeaderLocation, "/v1/images/"+one.ID)
 		}
-		c.Response().Header().Set(echo.HeaderLocation, "/v1/images/"+out[0].ID)
 		return c.JSON(status, out[0])
 	}
-	return c.JSON(status, map[string][]accepted{"images": out})
+	return c.JSON(status, map[string][]any{"images": out})
 }
 
 func isMultipart(c echo.Context) bool {
