@@ -90,7 +90,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 	defer eng.Close()
 
 	metrics := roles.NewMetrics()
-	deps := roles.Deps{Bus: b, Store: st, Engine: eng, Instance: a.cfg.Instance, Log: a.log, Metrics: metrics}
+	deps := roles.Deps{Bus: b, Store: st, Engine: eng, Instance: a.cfg.Instance, Log: a.log, Metrics: metrics,
+		Activity: roles.NewActivity(b, a.log.With("component", "activity"))}
 	mgr := a.manager(deps)
 	go func() {
 		select {

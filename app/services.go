@@ -18,6 +18,8 @@ func (a *App) manager(deps roles.Deps) *roles.Manager {
 		d.Log = deps.Log.With("role", role)
 		return d
 	}
+	// First, so it stops last: it publishes the events of every role's drain.
+	mgr.Add(deps.Activity)
 	for _, r := range AllRoles {
 		if !a.cfg.has(r) {
 			continue

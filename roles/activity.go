@@ -1,8 +1,11 @@
 package roles
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -11,9 +14,108 @@ import (
 	"github.com/imgpipe/imgpipe/model"
 )
 
-// activity publishes the events of one role. Publishing is asynchronous: an
-// activity line must never slow the image it describes. The bus flushes
-// pending publishes when the process drains.
+// Activity batching. Every image makes about five events; one message each
+// cost the bus a store, a delivery and an ack, and the logger a store write,
+// per event: a sixth of the CPU of a small image. Events are packed instead,
+// a batch leaving when it holds activityBatchMax events or activityLinger
+// after its first event. The linger is what makes batches form at all (a
+// publish round trip is far shorter than the gap between events), and it is
+// short enough not to be seen on a live feed.
+const (
+	activityLinger   = 10 * time.Millisecond
+	activityBatchMax = 256
+)
+
+// Activity publishes the events of every role in the process, in batches: a
+// message on the activity queue is a JSON array of model.Event. Publishing
+// is asynchronous: an activity line must never slow the image it describes.
+//
+// It is a service, added first so that it stops last: Stop publishes what
+// is pending after every role has drained, and the bus then flushes. A
+// crash loses at most the last linger's events; the images they describe
+// are safe on their own queues.
+type Activity struct {
+	b     bus.Bus
+	log   *slog.Logger
+	batch string // unique prefix of this process's batch ids
+
+	mu      sync.Mutex // orders batches and guards what follows
+	pending []model.Event
+	timer   *time.Timer
+	seq     uint64
+}
+
+// NewActivity publishes on b; log reports batches the bus refused.
+func NewActivity(b bus.Bus, log *slog.Logger) *Activity {
+	return &Activity{b: b, log: log, batch: nuid.Next()}
+}
+
+func (a *Activity) Name() string                 { return "activity" }
+func (a *Activity) Start(context.Context) error  { return nil }
+func (a *Activity) Stop(_ context.Context) error { a.Flush(); return nil }
+
+// Emit queues ev for the next batch.
+func (a *Activity) Emit(ev model.Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pending = append(a.pending, ev)
+	switch {
+	case len(a.pending) >= activityBatchMax:
+		a.publishLocked()
+	case len(a.pending) == 1:
+		a.timer = time.AfterFunc(activityLinger, a.Flush)
+	}
+}
+
+// Flush publishes the pending batch now.
+func (a *Activity) Flush() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.publishLocked()
+}
+
+// publishLocked sends the pending events as one message. It runs under the
+// lock so that batches leave in the order their events were emitted, and so
+// that a bus at its async limit slows the emitters instead of piling up.
+func (a *Activity) publishLocked() {
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+	}
+	if len(a.pending) == 0 {
+		return
+	}
+	events := a.pending
+	a.pending = nil
+	a.seq++
+	data, _ := json.Marshal(events) // plain structs: cannot fail
+	err := a.b.PublishAsync(bus.Message{Queue: bus.Activity, Subject: "batch", ID: fmt.Sprintf("%s.%d", a.batch, a.seq), Data: data})
+	if err != nil {
+		a.log.Warn("activity not published", "events", len(events), "first_image", events[0].ImageID, "err", err)
+	}
+}
+
+// DecodeActivity reads one activity message: a batch, or a single event as
+// published before batching (still in a stream after an upgrade). Each
+// element is returned raw as well, for feeds that pass events through.
+func DecodeActivity(data []byte) ([]model.Event, []json.RawMessage, error) {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		raw = []json.RawMessage{data}
+	}
+	events := make([]model.Event, len(raw))
+	for i, r := range raw {
+		if err := json.Unmarshal(r, &events[i]); err != nil {
+			return nil, nil, err
+		}
+		if events[i].ID == "" {
+			return nil, nil, fmt.Errorf("event %d has no id", i)
+		}
+	}
+	return events, raw, nil
+}
+
+// activity is one role's view of the process's Activity.
 type activity struct {
 	deps Deps
 	role string
@@ -36,9 +138,5 @@ func (a activity) emit(id, event string, attempt int, detail string) {
 	} else {
 		ev.ID = id + "." + event + "." + nuid.Next()
 	}
-	data, _ := json.Marshal(ev) // plain struct: cannot fail
-	err := a.deps.Bus.PublishAsync(bus.Message{Queue: bus.Activity, Subject: a.role + "." + id, ID: ev.ID, Data: data})
-	if err != nil {
-		a.deps.Log.Warn("activity not published", "image", id, "event", event, "err", err)
-	}
+	a.deps.Activity.Emit(ev)
 }

@@ -160,9 +160,19 @@ func (a *API) Recent(ctx context.Context, limit int) ([]model.Event, error) {
 	return ev, storeErr(err)
 }
 
-// Watch streams live activity to fn until ctx ends.
+// Watch streams live activity to fn, one event (as JSON) per call, until
+// ctx ends.
 func (a *API) Watch(ctx context.Context, fn func([]byte)) error {
-	return a.deps.Bus.Watch(ctx, bus.Activity, fn)
+	return a.deps.Bus.Watch(ctx, bus.Activity, func(data []byte) {
+		_, raw, err := DecodeActivity(data)
+		if err != nil {
+			a.deps.Log.Debug("malformed activity message on the live feed", "err", err)
+			return
+		}
+		for _, r := range raw {
+			fn(r)
+		}
+	})
 }
 
 // Engine exposes the spec parser and prober to the HTTP layer.

@@ -17,4 +17,6 @@ type Deps struct {
 	Instance string
 	Log      *slog.Logger
 	Metrics  *Metrics
+	// Activity publishes every role's events (see Activity).
+	Activity *Activity
 }

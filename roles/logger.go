@@ -2,11 +2,9 @@ package roles
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/imgpipe/imgpipe/bus"
-	"github.com/imgpipe/imgpipe/model"
 )
 
 // logger is the logger role: it keeps every activity event in the store,
@@ -21,15 +19,17 @@ func NewLogger(d Deps, workers int) Service {
 		cfg: bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: workers, Retry: &bus.RetryForever}}
 }
 
+// handle keeps one batch in one store write. A retried batch is harmless:
+// the store skips event ids it already has.
 func (l *logger) handle(ctx context.Context, d bus.Delivery) error {
-	var ev model.Event
-	if err := json.Unmarshal(d.Data(), &ev); err != nil || ev.ID == "" {
+	events, _, err := DecodeActivity(d.Data())
+	if err != nil {
 		l.deps.Metrics.Handled.WithLabelValues("logger", "malformed").Inc()
 		return bus.Permanent(fmt.Errorf("malformed activity message: %v", err))
 	}
-	if err := l.deps.Store.AppendEvents(ctx, ev); err != nil {
+	if err := l.deps.Store.AppendEvents(ctx, events...); err != nil {
 		return err
 	}
-	l.deps.Metrics.Handled.WithLabelValues("logger", "kept").Inc()
+	l.deps.Metrics.Handled.WithLabelValues("logger", "kept").Add(float64(len(events)))
 	return nil
 }

@@ -1,0 +1,124 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/bus/natsbus"
+	"github.com/imgpipe/imgpipe/model"
+)
+
+// realBus is a bus on an embedded nats-server of the test's own.
+func realBus(t *testing.T) bus.Bus {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ns, err := natsbus.StartEmbedded(t.TempDir(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	cfg := natsbus.DefaultConfig()
+	cfg.URL = ""
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := natsbus.Connect(ctx, cfg, ns, "test", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// watch collects the activity messages published from now on.
+func watch(t *testing.T, b bus.Bus) <-chan []byte {
+	t.Helper()
+	msgs := make(chan []byte, 1024)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		_ = b.Watch(ctx, bus.Activity, func(data []byte) { msgs <- data })
+	}()
+	<-started
+	time.Sleep(200 * time.Millisecond) // let the watch's consumer exist
+	return msgs
+}
+
+func event(i int) model.Event {
+	return model.Event{ID: fmt.Sprintf("img%d.test.1", i), ImageID: fmt.Sprintf("img%d", i), Time: time.Now().UTC(), Role: "test", Event: "test"}
+}
+
+// next decodes the next message, or fails after wait.
+func next(t *testing.T, msgs <-chan []byte, wait time.Duration) []model.Event {
+	t.Helper()
+	select {
+	case data := <-msgs:
+		evs, raw, err := DecodeActivity(data)
+		if err != nil || len(raw) != len(evs) {
+			t.Fatalf("decode %s: %v", data, err)
+		}
+		return evs
+	case <-time.After(wait):
+		t.Fatalf("no activity message within %s", wait)
+		return nil
+	}
+}
+
+// TestActivityBatches: events emitted together leave as one message, in
+// order; a full batch leaves at once, without waiting for the linger; Stop
+// publishes what is pending.
+func TestActivityBatches(t *testing.T) {
+	b := realBus(t)
+	msgs := watch(t, b)
+	a := NewActivity(b, slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+	for i := range 3 {
+		a.Emit(event(i))
+	}
+	got := next(t, msgs, 5*time.Second)
+	if len(got) != 3 || got[0].ID != "img0.test.1" || got[2].ID != "img2.test.1" {
+		t.Fatalf("first batch: %+v, want the 3 events in order", got)
+	}
+
+	for i := range activityBatchMax + 1 {
+		a.Emit(event(100 + i))
+	}
+	// The batch leaves when full: the last event is not in it.
+	if got := next(t, msgs, 5*time.Second); len(got) != activityBatchMax {
+		t.Fatalf("full batch: %d events, want %d", len(got), activityBatchMax)
+	}
+	if err := a.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, msgs, 5*time.Second); len(got) != 1 || got[0].ImageID != fmt.Sprintf("img%d", 100+activityBatchMax) {
+		t.Fatalf("after Stop: %+v, want the one pending event", got)
+	}
+	select {
+	case data := <-msgs:
+		t.Fatalf("unexpected message %s", data)
+	case <-time.After(3 * activityLinger):
+	}
+}
+
+func TestDecodeActivity(t *testing.T) {
+	// A single event, as published before batching.
+	evs, raw, err := DecodeActivity([]byte(`{"id":"a.accepted.1","image_id":"a","event":"accepted"}`))
+	if err != nil || len(evs) != 1 || evs[0].ID != "a.accepted.1" || len(raw) != 1 {
+		t.Fatalf("single: %+v %v", evs, err)
+	}
+	evs, _, err = DecodeActivity([]byte(`[{"id":"a.x.1"},{"id":"b.x.1"}]`))
+	if err != nil || len(evs) != 2 || evs[1].ID != "b.x.1" {
+		t.Fatalf("batch: %+v %v", evs, err)
+	}
+	for _, bad := range []string{``, `nonsense`, `[{"id":""}]`, `{"image_id":"a"}`, `[1,2]`} {
+		if _, _, err := DecodeActivity([]byte(bad)); err == nil {
+			t.Errorf("%q: accepted", bad)
+		}
+	}
+}
