@@ -17,6 +17,8 @@ import (
 	"runtime/pprof"
 	"syscall"
 	"time"
+
+	"github.com/imgpipe/imgpipe/roles"
 )
 
 // workload is one image set and the transform applied to it.
@@ -70,7 +72,8 @@ func main() {
 		return
 	}
 
-	fmt.Printf("imgpipe bench: %d cores; the pipeline is all roles in one process on embedded NATS and the local store\n\n", numCPU())
+	fmt.Printf("imgpipe bench: %d cores; vips alone runs %d goroutines, as many as the pipeline's transform workers;\n"+
+		"the pipeline is all roles in one process on embedded NATS and the local store\n\n", numCPU(), roles.DefaultConfig().TransformWorkers)
 	fmt.Printf("%-6s %6s  %10s  %10s  %6s  %11s  %13s  %13s  %9s  %9s\n", "set", "images", "vips img/s", "pipe img/s", "ratio", "persisted/s", "vips CPU ms/img", "pipe CPU ms/img", "vips RSS", "pipe RSS")
 	for _, w := range workloads {
 		vips, err := child("vips", w, *small, *large)
