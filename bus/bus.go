@@ -47,8 +47,18 @@ type Delivery interface {
 	// Attempt counts deliveries of this message, from 1.
 	Attempt() int
 	// LastAttempt is true when a failure now will not be retried; the
-	// handler must record the failure itself before returning.
+	// handler must record the failure itself before returning. It is also
+	// true when Exhausted is.
 	LastAttempt() bool
+	// Exhausted is true when every attempt was used up without a verdict:
+	// the workers that had the message died or stalled past the ack
+	// deadline, each time. This delivery is one more, given so that the
+	// failure is recorded rather than the message silently dropped. The
+	// handler must record the failure WITHOUT attempting the work again
+	// (it may be the work that kills the process); its return value then
+	// settles the message: nil acks it, an error terminates it, and it is
+	// never redelivered after that.
+	Exhausted() bool
 	// InProgress tells the bus the handler is still working, pushing back
 	// the redelivery deadline.
 	InProgress()
@@ -143,7 +153,9 @@ func (p permanentError) Unwrap() error { return p.error }
 // Retry policy shared by implementations: how often and how late a failing
 // message is redelivered before LastAttempt.
 type Retry struct {
-	// MaxDeliver bounds deliveries; 0 or less retries for ever.
+	// MaxDeliver bounds attempts at the work; 0 or less retries for ever.
+	// A bounded message may be delivered once more, Exhausted, when the
+	// last attempt ended without a verdict (its worker died).
 	MaxDeliver int             `mapstructure:"max_deliver"`
 	Backoff    []time.Duration `mapstructure:"backoff"`
 }

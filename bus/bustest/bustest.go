@@ -21,6 +21,13 @@ var Retry = bus.Retry{
 	Backoff:    []time.Duration{50 * time.Millisecond, 100 * time.Millisecond},
 }
 
+// AckWait is the redelivery deadline of an unsettled delivery that buses
+// given to Run must use (where the implementation has one): the suite
+// waits it out to see a stalled handler's message come back. Short, for a
+// quick suite, yet well beyond how long any other test holds a message
+// (DrainWaits holds one for quiet).
+const AckWait = time.Second
+
 const (
 	// patience bounds every wait for something that must happen.
 	patience = 10 * time.Second
@@ -33,8 +40,8 @@ const (
 )
 
 // Run runs the suite. newBus must return an empty bus configured with
-// Retry, isolated from every other bus it returns (subtests run in
-// parallel), and closed by a cleanup it registers on t.
+// Retry and AckWait, isolated from every other bus it returns (subtests
+// run in parallel), and closed by a cleanup it registers on t.
 func Run(t *testing.T, newBus func(t *testing.T) bus.Bus) {
 	tests := []struct {
 		name string
@@ -49,6 +56,7 @@ func Run(t *testing.T, newBus func(t *testing.T) bus.Bus) {
 		{"Watch", testWatch},
 		{"RetryAfterError", testRetryAfterError},
 		{"LastAttempt", testLastAttempt},
+		{"Exhausted", testExhausted},
 		{"RetryForever", testRetryForever},
 		{"Permanent", testPermanent},
 		{"Panic", testPanic},
@@ -127,16 +135,17 @@ func none[T any](t *testing.T, ch <-chan T, what string) {
 
 // delivered is what a handler saw, copied out of the Delivery.
 type delivered struct {
-	Subject string
-	Data    string
-	Attempt int
-	Last    bool
-	At      time.Time
+	Subject   string
+	Data      string
+	Attempt   int
+	Last      bool
+	Exhausted bool
+	At        time.Time
 }
 
 func record(d bus.Delivery) delivered {
 	return delivered{
 		Subject: d.Subject(), Data: string(d.Data()),
-		Attempt: d.Attempt(), Last: d.LastAttempt(), At: time.Now(),
+		Attempt: d.Attempt(), Last: d.LastAttempt(), Exhausted: d.Exhausted(), At: time.Now(),
 	}
 }

@@ -3,6 +3,7 @@ package bustest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -50,11 +51,65 @@ func testLastAttempt(t *testing.T, b bus.Bus) {
 	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "abc", Data: []byte("x")})
 	for i := 1; i <= Retry.MaxDeliver; i++ {
 		d := recv(t, got, "a retry")
-		if d.Attempt != i || d.Last != (i == Retry.MaxDeliver) {
-			t.Fatalf("delivery %d: attempt %d last %v", i, d.Attempt, d.Last)
+		if d.Attempt != i || d.Last != (i == Retry.MaxDeliver) || d.Exhausted {
+			t.Fatalf("delivery %d: attempt %d last %v exhausted %v", i, d.Attempt, d.Last, d.Exhausted)
 		}
 	}
 	none(t, got, "delivery after the last attempt")
+}
+
+// testExhausted: when no attempt ends with a verdict (each handler stalls
+// past AckWait without settling, as a worker that died or hung would), the
+// message is delivered once more, Exhausted, so that the failure can be
+// recorded; that delivery's verdict settles it for good.
+func testExhausted(t *testing.T, b bus.Bus) {
+	const maxDeliver = 2
+	retry := bus.Retry{MaxDeliver: maxDeliver, Backoff: Retry.Backoff}
+	got := make(chan delivered, 10)
+	stalled := make(chan struct{})
+	// One worker per stalled attempt, and one for the verdict.
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: maxDeliver + 1, Retry: &retry},
+		func(ctx context.Context, d bus.Delivery) error {
+			got <- record(d)
+			if d.Exhausted() {
+				return nil
+			}
+			select {
+			case <-stalled:
+			case <-ctx.Done():
+			}
+			return nil
+		})
+	// Registered after consume, so it runs before the drain waits for the
+	// stalled handlers.
+	t.Cleanup(func() { close(stalled) })
+	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "abc", Data: []byte("x")})
+
+	var prev delivered
+	for i := 1; i <= maxDeliver; i++ {
+		d := recv(t, got, fmt.Sprintf("attempt %d", i))
+		if d.Attempt != i || d.Last != (i == maxDeliver) || d.Exhausted {
+			t.Fatalf("delivery %d: attempt %d last %v exhausted %v; want attempt %d, last %v, not exhausted",
+				i, d.Attempt, d.Last, d.Exhausted, i, i == maxDeliver)
+		}
+		if i > 1 {
+			if gap := d.At.Sub(prev.At); gap < AckWait*9/10 {
+				t.Errorf("attempt %d came %s after the previous one, before the ack deadline %s", i, gap, AckWait)
+			}
+		}
+		prev = d
+	}
+	d := recv(t, got, "the exhausted delivery")
+	if d.Attempt != maxDeliver+1 || !d.Exhausted || !d.Last {
+		t.Fatalf("delivery after the last attempt: attempt %d exhausted %v last %v; want attempt %d, exhausted and last",
+			d.Attempt, d.Exhausted, d.Last, maxDeliver+1)
+	}
+	// Acked: nothing comes back, not even once the ack deadline has passed.
+	select {
+	case d := <-got:
+		t.Fatalf("delivery after the exhausted one was settled: %+v", d)
+	case <-time.After(2*AckWait + quiet):
+	}
 }
 
 // testRetryForever: a consumer with its own unbounded policy keeps getting
@@ -67,8 +122,8 @@ func testRetryForever(t *testing.T, b bus.Bus) {
 		failUntil(got, want, func() error { return errTransient }))
 	publish(t, b, bus.Message{Queue: bus.Save, Subject: "abc", Data: []byte("x")})
 	for i := 1; i <= want; i++ {
-		if d := recv(t, got, "a retry"); d.Attempt != i || d.Last {
-			t.Fatalf("delivery %d: attempt %d last %v", i, d.Attempt, d.Last)
+		if d := recv(t, got, "a retry"); d.Attempt != i || d.Last || d.Exhausted {
+			t.Fatalf("delivery %d: attempt %d last %v exhausted %v", i, d.Attempt, d.Last, d.Exhausted)
 		}
 	}
 	none(t, got, "delivery after success")

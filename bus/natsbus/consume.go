@@ -29,6 +29,16 @@ import (
 //   - Permanent error, or any error on the last attempt: Term, which also
 //     removes the message from a work queue stream;
 //   - panic: recovered, logged with its stack, treated as an error.
+//
+// A bounded Retry gives the server consumer one delivery more than
+// Retry.MaxDeliver: the last attempt is settled by its handler whatever
+// happens (ack or term), so the server delivers the message again only if
+// the worker holding the last attempt died or stalled past AckWait. That
+// extra delivery is Exhausted: the handler records the failure without
+// doing the work again, and any error from it is a Term too. Without it a
+// message whose every worker crashed (a libvips segfault on a poison
+// image, an OOM kill) would sit in the stream for ever, its image stuck
+// in processing.
 func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) (bus.Consumer, error) {
 	if err := knownQueue(cfg.Queue); err != nil {
 		return nil, err
@@ -43,8 +53,13 @@ func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler
 	if cfg.Retry != nil {
 		retry = *cfg.Retry
 	}
+	// A durable created earlier with another MaxDeliver (before the
+	// verdict delivery existed, say) is updated by CreateOrUpdateConsumer.
+	maxDeliver := -1 // JetStream's "unlimited"
 	if retry.Forever() {
-		retry.MaxDeliver = -1 // JetStream's "unlimited"
+		retry.MaxDeliver = -1
+	} else {
+		maxDeliver = retry.MaxDeliver + 1 // the Exhausted verdict delivery
 	}
 	jcfg := jetstream.ConsumerConfig{
 		Durable:       cfg.Durable,
@@ -57,7 +72,7 @@ func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler
 		// longer than 1s to a second worker. AckWait covers crashed or
 		// hung workers; Retry.Backoff is applied with NakWithDelay.
 		AckWait:       b.cfg.AckWait,
-		MaxDeliver:    retry.MaxDeliver,
+		MaxDeliver:    maxDeliver,
 		MaxAckPending: b.cfg.MaxAckPending,
 	}
 	if cfg.Filter != "" {
@@ -99,10 +114,11 @@ func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler
 
 func (c *consumer) handle(msg jetstream.Msg) {
 	d := c.newDelivery(msg)
-	if c.stopping.Load() && !d.last {
+	if c.stopping.Load() && !d.last && !d.exhausted {
 		// Prefetched but not started when Drain began: hand it back now
 		// rather than after AckWait. This counts as a delivery; a message
-		// on its last attempt is handled instead, lest it be stranded.
+		// on its last attempt, or exhausted, is handled instead, lest it
+		// be stranded: the server would not deliver it again.
 		c.settle(d, "nak", msg.Nak())
 		return
 	}
@@ -112,6 +128,9 @@ func (c *consumer) handle(msg jetstream.Msg) {
 		c.settle(d, "ack", msg.Ack())
 	case bus.IsPermanent(err):
 		c.settle(d, "term", msg.TermWithReason(termReason("permanent", err)))
+	case d.exhausted:
+		// No delivery comes after this one: an error cannot be retried.
+		c.settle(d, "term", msg.TermWithReason(termReason("attempts exhausted", err)))
 	case d.last:
 		c.settle(d, "term", msg.TermWithReason(termReason("last attempt", err)))
 	default:

@@ -11,6 +11,9 @@ type delivery struct {
 	subject string
 	attempt int
 	last    bool
+	// exhausted: the verdict delivery after Retry.MaxDeliver attempts that
+	// ended without one (see Consume).
+	exhausted bool
 }
 
 func (c *consumer) newDelivery(msg jetstream.Msg) *delivery {
@@ -20,7 +23,10 @@ func (c *consumer) newDelivery(msg jetstream.Msg) *delivery {
 	} else {
 		c.log.Warn("delivery without metadata", "subject", msg.Subject(), "err", err)
 	}
-	d.last = !c.retry.Forever() && d.attempt >= c.retry.MaxDeliver
+	if !c.retry.Forever() {
+		d.last = d.attempt >= c.retry.MaxDeliver
+		d.exhausted = d.attempt > c.retry.MaxDeliver
+	}
 	return d
 }
 
@@ -28,6 +34,7 @@ func (d *delivery) Subject() string   { return d.subject }
 func (d *delivery) Data() []byte      { return d.msg.Data() }
 func (d *delivery) Attempt() int      { return d.attempt }
 func (d *delivery) LastAttempt() bool { return d.last }
+func (d *delivery) Exhausted() bool   { return d.exhausted }
 
 // InProgress pushes the redelivery deadline back by AckWait. A failure
 // (lost connection) only risks a redelivery, which handlers absorb.

@@ -1,0 +1,92 @@
+package natsbus_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestExhaustedSettles: the delivery that follows attempts which all ended
+// without a verdict (here: handlers stalled past AckWait) removes the
+// message from the work queue, whether its handler returns nil (ack) or an
+// error (term, not nak: no delivery would ever come after it). Nothing is
+// left in the stream for ever. The conformance suite checks the
+// deliveries; this checks what stays on the server.
+func TestExhaustedSettles(t *testing.T) {
+	ns := startServer(t, t.TempDir(), "")
+	cfg := testConfig("exhausted")
+	cfg.AckWait = 300 * time.Millisecond
+	cfg.Retry = bus.Retry{MaxDeliver: 1}
+	b := connect(t, cfg, ns)
+	stalled := make(chan struct{})
+	verdicts := make(chan string, 4)
+	if _, err := b.Consume(ctxFor(t), bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 4},
+		func(ctx context.Context, d bus.Delivery) error {
+			if !d.Exhausted() {
+				select {
+				case <-stalled:
+				case <-ctx.Done():
+				}
+				return nil
+			}
+			verdicts <- d.Subject()
+			if d.Subject() == "unrecorded" {
+				return errors.New("could not record the failure")
+			}
+			return nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	// Registered after connect, so it runs before Close drains the
+	// consumer and waits for the stalled handlers.
+	t.Cleanup(func() { close(stalled) })
+	for _, s := range []string{"recorded", "unrecorded"} {
+		if err := b.Publish(ctxFor(t), bus.Message{Queue: bus.Transform, Subject: s, Data: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{recvData(t, verdicts): true, recvData(t, verdicts): true}
+	if !seen["recorded"] || !seen["unrecorded"] {
+		t.Fatalf("exhausted deliveries of %v, want both messages", seen)
+	}
+
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctxFor(t), "EXHAUSTED_TRANSFORM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Acks and terms are fire-and-forget: give them a moment.
+	deadline := time.Now().Add(patience)
+	for {
+		info, err := stream.Info(ctxFor(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d message(s) left in the work queue after their exhausted delivery", info.State.Msgs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// And none comes again.
+	select {
+	case s := <-verdicts:
+		t.Fatalf("%s delivered again after its exhausted delivery", s)
+	case <-time.After(2 * cfg.AckWait):
+	}
+}
