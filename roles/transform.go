@@ -17,7 +17,8 @@ import (
 // queue, renders every variant with libvips, stages the results, marks the
 // image done in the status table (what the API serves) and hands the record
 // to save2db. Failures are retried with the bus's bounded policy; the last
-// attempt records the image as failed.
+// attempt records the image as failed, and so does the exhausted delivery
+// that follows a last attempt whose worker died.
 type transformer struct {
 	deps Deps
 	act  activity
@@ -41,6 +42,14 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	if cur, err := t.deps.Bus.Status().Get(ctx, img.ID); err == nil && cur.Status.Final() {
 		return publishSave(ctx, t.deps.Bus, cur)
 	}
+	if d.Exhausted() {
+		// Every attempt ended without a verdict: the workers holding it
+		// died or hung. Rendering again could kill this one too, so the
+		// image is recorded failed without touching the engine.
+		img.Attempts = d.Attempt() - 1
+		cause := fmt.Errorf("attempts exhausted: %d deliveries ended without a verdict", img.Attempts)
+		return t.fail(ctx, d, &img, cause, msgWorkersStopped)
+	}
 
 	img.Status, img.Attempts, img.UpdatedAt = model.StatusProcessing, d.Attempt(), time.Now().UTC()
 	if err := t.deps.Bus.Status().Put(ctx, &img); err != nil {
@@ -59,34 +68,50 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 			t.act.emit(img.ID, model.EventTransformRetry, d.Attempt(), publicMessage(err))
 			return err
 		}
-		if cur, gerr := t.deps.Bus.Status().Get(ctx, img.ID); gerr == nil && cur.Status == model.StatusDone {
-			// Another worker, on a redelivery, finished it meanwhile.
-			return publishSave(ctx, t.deps.Bus, cur)
-		}
-		img.Status, img.Error = model.StatusFailed, publicMessage(err)
-		t.deps.Log.Warn("transform failed", "image", img.ID, "attempt", d.Attempt(), "err", err)
-		t.act.emit(img.ID, model.EventTransformFailed, d.Attempt(), img.Error)
-		t.deps.Metrics.Handled.WithLabelValues("transform", "failed").Inc()
-	} else {
-		img.Status, img.Results, img.Error = model.StatusDone, results, ""
-		t.act.emit(img.ID, model.EventTransformDone, d.Attempt(), fmt.Sprintf("%d variant(s)", len(results)))
-		t.deps.Metrics.Handled.WithLabelValues("transform", "done").Inc()
+		return t.fail(ctx, d, &img, err, publicMessage(err))
 	}
+	img.Status, img.Results, img.Error = model.StatusDone, results, ""
+	t.act.emit(img.ID, model.EventTransformDone, d.Attempt(), fmt.Sprintf("%d variant(s)", len(results)))
+	t.deps.Metrics.Handled.WithLabelValues("transform", "done").Inc()
+	return t.record(ctx, d, &img)
+}
+
+// msgWorkersStopped is the public error of an image whose every attempt
+// ended without a verdict (bus.Delivery.Exhausted).
+const msgWorkersStopped = "processing did not complete: the workers handling this image stopped (crash or timeout) on every attempt"
+
+// fail records img as failed for good with the public message msg (cause
+// goes to the log only), unless another worker, on a redelivery, finished
+// it meanwhile.
+func (t *transformer) fail(ctx context.Context, d bus.Delivery, img *model.Image, cause error, msg string) error {
+	if cur, err := t.deps.Bus.Status().Get(ctx, img.ID); err == nil && cur.Status == model.StatusDone {
+		return publishSave(ctx, t.deps.Bus, cur)
+	}
+	t.deps.Log.Warn("transform failed", "image", img.ID, "attempt", d.Attempt(), "err", cause)
+	img.Status, img.Error = model.StatusFailed, msg
+	t.act.emit(img.ID, model.EventTransformFailed, d.Attempt(), img.Error)
+	t.deps.Metrics.Handled.WithLabelValues("transform", "failed").Inc()
+	return t.record(ctx, d, img)
+}
+
+// record writes the outcome in img. The status record goes first: once it
+// says done, a crash before the save publish is repaired by a redelivery
+// (the check at the top of handle).
+func (t *transformer) record(ctx context.Context, d bus.Delivery, img *model.Image) error {
 	img.UpdatedAt = time.Now().UTC()
-	// The status record goes first: once it says done, a crash before the
-	// save publish is repaired by the redelivery above.
 	return untilDone(ctx, d, func() error {
-		if err := t.deps.Bus.Status().Put(ctx, &img); err != nil {
+		if err := t.deps.Bus.Status().Put(ctx, img); err != nil {
 			return err
 		}
-		return publishSave(ctx, t.deps.Bus, &img)
+		return publishSave(ctx, t.deps.Bus, img)
 	})
 }
 
 // untilDone runs the bookkeeping that records an outcome. Before the last
 // attempt a failure is left to the bus's redelivery; on the last attempt
-// there is none, and giving up would strand an image whose work is done,
-// so it retries (holding the message) until it succeeds or ctx ends.
+// (or an exhausted delivery) there is none, and giving up would strand an
+// image whose outcome is known, so it retries (holding the message) until
+// it succeeds or ctx ends.
 func untilDone(ctx context.Context, d bus.Delivery, write func() error) error {
 	delay := 100 * time.Millisecond
 	for {

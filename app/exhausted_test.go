@@ -1,0 +1,146 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/imgpipe/imgpipe/app"
+	"github.com/imgpipe/imgpipe/bus/natsbus"
+	"github.com/imgpipe/imgpipe/internal/apptest"
+	"github.com/imgpipe/imgpipe/internal/fixtures"
+)
+
+// TestImageWhoseWorkersDieEndsFailed: an image whose every transform attempt
+// ends without a verdict, because the workers holding it die (SIGKILL, OOM,
+// a libvips segfault on a poison image), ends failed with its error and is
+// answered 422, instead of staying "processing" in the queue for ever; and
+// the transformer that records the failure does not run the engine on it.
+//
+// The dying workers are the test itself, as a plain JetStream client on the
+// transform durable: it pulls each attempt and never answers, which is all
+// the server sees of a killed process, but at moments the test chooses. A
+// real worker killed mid-image (as in crash_test.go) would race the kill
+// against the transform and could not be made to die on every attempt;
+// this is deterministic. The delivery after the last attempt then goes to
+// a real transform role, the only one pulling by then.
+func TestImageWhoseWorkersDieEndsFailed(t *testing.T) {
+	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: filepath.Join(t.TempDir(), "nats"), Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered first, so it runs after every app has stopped.
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	const maxDeliver = 2
+	config := func(instance string, roles ...string) app.Config {
+		cfg := apptest.Config(t)
+		cfg.Instance = instance
+		cfg.Roles = roles
+		cfg.NATS.URL = ns.ClientURL()
+		// A dead worker's attempt comes back after the ack wait: keep it short.
+		cfg.NATS.AckWait = time.Second
+		cfg.NATS.Retry.MaxDeliver = maxDeliver
+		return cfg
+	}
+	front := apptest.Start(t, config("front", app.RoleAPI, app.RoleSave2DB, app.RoleLogger))
+	// A transform worker comes and goes: the durable consumer exists, as
+	// the app configures it, with nobody pulling.
+	if err := apptest.Start(t, config("worker-1", app.RoleTransform)).Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	id := upload(t, front.URL, "width=100&format=png", fixtures.JPEG(320, 240, 91))
+
+	// The dying workers: take every attempt, answer none.
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(t.Context(), "IMGPIPE_TRANSFORM", "transform")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 0; attempt < maxDeliver; {
+		if time.Now().After(deadline) {
+			t.Fatalf("attempt %d of %d taken within 30s", attempt, maxDeliver)
+		}
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for msg := range batch.Messages() {
+			md, err := msg.Metadata()
+			if err != nil || !strings.HasSuffix(msg.Subject(), "."+id) {
+				t.Fatalf("fetched %s (%v), want the transform of %s", msg.Subject(), err, id)
+			}
+			attempt = int(md.NumDelivered)
+		}
+	}
+	nc.Close()
+	if rec := apptest.Get(t, front.URL+"/v1/images/"+id).JSON(t); rec["status"] == "failed" || rec["status"] == "done" {
+		t.Fatalf("final before any worker answered: %v", rec)
+	}
+
+	worker := apptest.Start(t, config("worker-2", app.RoleTransform))
+	res := apptest.Result(t, front.URL, id, "")
+	if res.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("result: %d %.300q, want 422", res.Status, res.Body)
+	}
+	rec := apptest.Get(t, front.URL+"/v1/images/"+id).JSON(t)
+	if msg, _ := rec["error"].(string); rec["status"] != "failed" || !strings.Contains(msg, "did not complete") ||
+		rec["attempts"] != float64(maxDeliver) {
+		t.Fatalf("record: %v, want failed after %d attempts, with the error", rec, maxDeliver)
+	}
+
+	// Recorded, not rendered: the worker counted a failure and ran no
+	// transform.
+	metrics := apptest.Get(t, worker.URL+"/metrics").Body
+	if series := `imgpipe_messages_handled_total{outcome="failed",role="transform"} 1`; !bytes.Contains(metrics, []byte(series)) {
+		t.Errorf("worker /metrics lacks %s", series)
+	}
+	if bytes.Contains(metrics, []byte("imgpipe_transform_seconds_count")) {
+		t.Error("the worker ran the engine on an exhausted image")
+	}
+	waitSaved(t, front.URL, id) // persisted as failed
+	var events struct{ Events []struct{ Event string } }
+	_ = json.Unmarshal(apptest.Get(t, front.URL+"/v1/images/"+id+"/activity").Body, &events)
+	seen := map[string]int{}
+	for _, e := range events.Events {
+		seen[e.Event]++
+	}
+	if seen["transform.failed"] != 1 || seen["transform.started"] != 0 {
+		t.Errorf("activity %v: want transform.failed once and no transform.started", seen)
+	}
+
+	// Nothing is left in the queue.
+	nc, err = nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if js, err = jetstream.New(nc); err != nil {
+		t.Fatal(err)
+	}
+	apptest.Eventually(t, "the transform queue to empty", func() bool {
+		s, err := js.Stream(t.Context(), "IMGPIPE_TRANSFORM")
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(t.Context())
+		return err == nil && info.State.Msgs == 0
+	})
+}
