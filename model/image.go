@@ -27,6 +27,13 @@ func (s Status) Valid() bool {
 // Final reports whether no further transition will happen.
 func (s Status) Final() bool { return s == StatusDone || s == StatusFailed }
 
+// Replaces reports whether a record with status next may overwrite one with
+// status cur. Records arrive in any order (redeliveries, several workers,
+// several save2db instances), so they only move forward: nothing replaces a
+// final record but done, since a failure never undoes a success (a worker
+// that timed out may fail an image another worker has finished).
+func Replaces(next, cur Status) bool { return !cur.Final() || next == StatusDone }
+
 // Image is the record of one upload: what came in, what was asked for, and
 // what came out. The id is derived from the original bytes and the spec, so
 // the same upload twice lands on the same record.

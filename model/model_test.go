@@ -28,3 +28,20 @@ func TestResultByVariant(t *testing.T) {
 		t.Error("keys changed: stored blobs would be lost")
 	}
 }
+
+func TestReplaces(t *testing.T) {
+	q, p, d, f := StatusQueued, StatusProcessing, StatusDone, StatusFailed
+	// allowed[cur] lists what may replace a record with status cur.
+	allowed := map[Status][]Status{q: {q, p, d, f}, p: {q, p, d, f}, d: {d}, f: {d}}
+	for cur, ok := range allowed {
+		for _, next := range []Status{q, p, d, f} {
+			want := false
+			for _, s := range ok {
+				want = want || s == next
+			}
+			if got := Replaces(next, cur); got != want {
+				t.Errorf("Replaces(%s, %s) = %v, want %v", next, cur, got, want)
+			}
+		}
+	}
+}

@@ -25,9 +25,9 @@ type Store interface {
 	HasBlob(ctx context.Context, key string) (bool, error)
 
 	// PutImage inserts or replaces the record with img.ID, except that a
-	// final record (done, failed) is never replaced by one that is not:
-	// save2db handles an upload's "accepted" and "final" messages in any
-	// order, on any instance, and the record must not move backwards.
+	// final record is only replaced by a done one (model.Replaces): save2db
+	// handles an upload's "accepted" and "final" messages in any order, on
+	// any instance, and the record must not move backwards.
 	PutImage(ctx context.Context, img *model.Image) error
 	// GetImage returns the record, or ErrNotFound.
 	GetImage(ctx context.Context, id string) (*model.Image, error)

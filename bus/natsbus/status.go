@@ -123,7 +123,7 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 			return s.b.fail(ctx, op, err)
 		default:
 			cur, derr := decode(entry.Value())
-			if derr == nil && !replaces(img.Status, cur.Status) {
+			if derr == nil && !model.Replaces(img.Status, cur.Status) {
 				return nil
 			}
 			_, err = s.b.kv.Update(ctx, img.ID, data, entry.Revision())
@@ -132,13 +132,6 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 			return s.b.fail(ctx, op, err)
 		}
 	}
-}
-
-// replaces reports whether a record with status next may overwrite one
-// with status cur: a final record only gives way to done (a failure never
-// undoes a success).
-func replaces(next, cur model.Status) bool {
-	return !cur.Final() || next == model.StatusDone
 }
 
 // isConflict reports a lost compare-and-set race (someone wrote between

@@ -43,7 +43,7 @@ func (s *Store) PutImage(ctx context.Context, img *model.Image) error {
 			if err := json.Unmarshal(old, &prev); err != nil {
 				return fmt.Errorf("stored image %s: %w", img.ID, err)
 			}
-			if prev.Status.Final() && !img.Status.Final() {
+			if !model.Replaces(img.Status, prev.Status) {
 				return nil // never backwards
 			}
 			if err := unindexImage(tx, prev.Status, timeIDKey(prev.CreatedAt, img.ID)); err != nil {

@@ -19,23 +19,31 @@ import (
 // PutImage upserts the record by id. The indexes follow status and time
 // changes by themselves.
 //
-// A record that is not final may only replace one that is not final
-// either: the filter then also excludes final statuses, so against a final
-// record the upsert tries to insert, hits the _id index, and the duplicate
-// key error means "a newer record is there", which is success.
+// A record may only replace those model.Replaces allows: the filter then
+// also excludes the statuses it may not replace, so against one of those
+// the upsert tries to insert, hits the _id index, and the duplicate key
+// error means "a newer record is there", which is success.
 func (s *Store) PutImage(ctx context.Context, img *model.Image) error {
 	if img == nil || img.ID == "" {
 		return errors.New("store/mongo: image without id")
 	}
 	filter := bson.D{{Key: "_id", Value: img.ID}}
-	if !img.Status.Final() {
-		filter = append(filter, bson.E{Key: "status", Value: bson.D{{Key: "$nin", Value: bson.A{model.StatusDone, model.StatusFailed}}}})
+	// The statuses img may not replace (model.Replaces).
+	var keep bson.A
+	switch {
+	case !img.Status.Final():
+		keep = bson.A{model.StatusDone, model.StatusFailed}
+	case img.Status != model.StatusDone:
+		keep = bson.A{model.StatusDone}
+	}
+	if keep != nil {
+		filter = append(filter, bson.E{Key: "status", Value: bson.D{{Key: "$nin", Value: keep}}})
 	}
 	opts := options.Replace().SetUpsert(true)
 	_, err := s.images.ReplaceOne(ctx, filter, img, opts)
 	if mongo.IsDuplicateKeyError(err) {
-		if !img.Status.Final() {
-			return nil // a final record is there: never backwards
+		if keep != nil {
+			return nil // a record it may not replace is there: never backwards
 		}
 		// Two upserts of a new id can race to insert it; the loser's
 		// retry finds the document and replaces it.

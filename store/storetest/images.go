@@ -63,38 +63,48 @@ func testImageUpdate(t *testing.T, o opener) {
 	}
 
 	// A record whose creation time moves must move in the listing too.
-	moved := newImage("walker", model.StatusFailed, at(90))
+	moved := newImage("walker", model.StatusDone, at(90))
 	putImage(t, s, moved)
 	checkList(t, s, store.ListQuery{}, []string{"walker", "other"})
-	checkList(t, s, store.ListQuery{Status: model.StatusDone}, []string{})
-	checkList(t, s, store.ListQuery{Status: model.StatusFailed}, []string{"walker"})
+	checkList(t, s, store.ListQuery{Status: model.StatusDone}, []string{"walker"})
+	checkList(t, s, store.ListQuery{Status: model.StatusQueued}, []string{"other"})
 }
 
 // testImageNeverBackwards: once final, a record is not replaced by a
-// record that is not (an "accepted" message handled after the "final" one),
-// but may be replaced by another final one.
+// record that is not (an "accepted" message handled after the "final" one);
+// a failed record gives way to a done one, never the other way (a worker
+// that timed out after another finished the image).
 func testImageNeverBackwards(t *testing.T, o opener) {
 	s := o.fresh(t)
 	ctx := t.Context()
-	done := newImage("late", model.StatusDone, at(5))
-	putImage(t, s, done)
-	for _, st := range []model.Status{model.StatusQueued, model.StatusProcessing, ""} {
-		putImage(t, s, newImage("late", st, at(5)))
+	check := func(want *model.Image) {
+		t.Helper()
 		got, err := s.GetImage(ctx, "late")
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkImage(t, got, done)
+		checkImage(t, got, want)
 	}
-	checkList(t, s, store.ListQuery{Status: model.StatusQueued}, []string{})
-	checkList(t, s, store.ListQuery{Status: model.StatusDone}, []string{"late"})
 	failed := newImage("late", model.StatusFailed, at(5))
 	putImage(t, s, failed)
-	got, err := s.GetImage(ctx, "late")
-	if err != nil {
-		t.Fatal(err)
+	for _, st := range []model.Status{model.StatusQueued, model.StatusProcessing, ""} {
+		putImage(t, s, newImage("late", st, at(5)))
+		check(failed)
 	}
-	checkImage(t, got, failed)
+	done := newImage("late", model.StatusDone, at(5))
+	putImage(t, s, done)
+	check(done)
+	for _, st := range []model.Status{model.StatusQueued, model.StatusProcessing, "", model.StatusFailed} {
+		putImage(t, s, newImage("late", st, at(5)))
+		check(done)
+	}
+	checkList(t, s, store.ListQuery{Status: model.StatusQueued}, []string{})
+	checkList(t, s, store.ListQuery{Status: model.StatusFailed}, []string{})
+	checkList(t, s, store.ListQuery{Status: model.StatusDone}, []string{"late"})
+	done2 := newImage("late", model.StatusDone, at(5))
+	done2.Attempts = 3 // a later done record replaces an earlier one
+	putImage(t, s, done2)
+	check(done2)
 }
 
 func testImageOrder(t *testing.T, o opener) {

@@ -1,0 +1,54 @@
+package roles
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/model"
+)
+
+// TestSaveMessagePerOutcome: a failed record and a later done one for the
+// same image are two messages for save2db, not one publish retried and
+// deduplicated away (which left the store saying failed while the status
+// table said done); the same outcome published twice is one message.
+func TestSaveMessagePerOutcome(t *testing.T) {
+	b := realBus(t)
+	ctx := t.Context()
+	img := &model.Image{ID: "abc123", Status: model.StatusFailed, Error: "processing took too long"}
+	for _, st := range []model.Status{model.StatusFailed, model.StatusFailed, model.StatusDone, model.StatusDone} {
+		img.Status = st
+		if err := publishSave(ctx, b, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan model.Status, 8)
+	c, err := b.Consume(ctx, bus.ConsumerConfig{Queue: bus.Save, Durable: "test", Workers: 1}, func(_ context.Context, d bus.Delivery) error {
+		var m model.Image
+		if err := json.Unmarshal(d.Data(), &m); err != nil {
+			t.Error(err)
+		}
+		got <- m.Status
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Drain(context.Background())
+	var seen []model.Status
+	timeout := time.After(3 * time.Second)
+	for {
+		select {
+		case st := <-got:
+			seen = append(seen, st)
+			continue
+		case <-timeout:
+		}
+		break
+	}
+	if len(seen) != 2 || seen[0] != model.StatusFailed || seen[1] != model.StatusDone {
+		t.Fatalf("save messages: %v, want [failed done]", seen)
+	}
+}
