@@ -29,6 +29,7 @@ type Bus struct {
 	// stage is the stream behind Stage; its handle knows AllowDirect, so
 	// reads by subject use direct gets.
 	stage jetstream.Stream
+	revs  *revisions // of status records, see revisions.go
 
 	server   *server.Server // owned (OpenEmbedded): shut down by Close
 	closedCh chan struct{}  // closed by the connection's ClosedHandler
@@ -77,6 +78,7 @@ func Connect(ctx context.Context, cfg Config, embedded *server.Server, instance 
 		replicas:  cfg.Replicas,
 		log:       log.With("component", "natsbus"),
 		closedCh:  make(chan struct{}),
+		revs:      newRevisions(4096),
 		consumers: make(map[*consumer]struct{}),
 	}
 	b.conn.up()

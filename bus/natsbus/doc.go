@@ -8,7 +8,7 @@
 //	save      imgpipe.save.>        IMGPIPE_SAVE        work queue
 //	activity  imgpipe.activity.>    IMGPIPE_ACTIVITY    limits (MaxAge)
 //	status    KV bucket imgpipe_status      (stream KV_imgpipe_status)
-//	stage     object bucket imgpipe_stage   (stream OBJ_imgpipe_stage)
+//	stage     imgpipe.stage.>       IMGPIPE_STAGE       last per subject (see stage.go)
 //
 // A Message with Subject "ab12" on Transform is published to
 // imgpipe.transform.ab12 and delivered with Subject() "ab12"; its ID is the
@@ -16,7 +16,8 @@
 //
 // Delivery is at least once: acks are fire-and-forget and a late ack can
 // race a redelivery, so every handler must be idempotent. Failed handlers
-// are retried with Retry.Backoff through NakWithDelay; AckWait alone covers
-// workers that crash or hang (see Consume). Work queue streams admit one
+// are retried with Retry.Backoff through NakWithDelay; AckWait covers
+// workers that crash or hang, and a bounded consumer's extra, Exhausted,
+// delivery the case where every attempt ended that way (see Consume). Work queue streams admit one
 // consumer per subject, so Watch (live feeds) works on activity only.
 package natsbus

@@ -54,8 +54,9 @@ func (s status) Create(ctx context.Context, img *model.Image) (*model.Image, boo
 	// Loop for the rare case where the record expires between our failed
 	// create and the read of the winner.
 	for range 3 {
-		_, err := s.b.kv.Create(ctx, img.ID, data)
+		seq, err := s.b.kv.Create(ctx, img.ID, data)
 		if err == nil {
+			s.b.revs.set(img.ID, seq, img.Status)
 			created, err := decode(data)
 			return created, true, err
 		}
@@ -91,6 +92,7 @@ func (s status) Get(ctx context.Context, id string) (*model.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: %s: %w", op, err)
 	}
+	s.b.revs.set(id, e.Revision(), img.Status)
 	return img, nil
 }
 
@@ -113,12 +115,25 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 	defer done()
 	// Compare-and-set on the entry's revision: a redelivered message can
 	// have two workers on one image, and the slower must not undo the
-	// faster's outcome (see bus.StatusTable.Put).
+	// faster's outcome (see bus.StatusTable.Put). The revision this
+	// process last saw is tried first, without reading the record.
+	if rev, ok := s.b.revs.get(img.ID); ok && model.Replaces(img.Status, rev.status) {
+		seq, err := s.b.kv.Update(ctx, img.ID, data, rev.seq)
+		if err == nil {
+			s.b.revs.set(img.ID, seq, img.Status)
+			return nil
+		}
+		s.b.revs.forget(img.ID)
+		if !isConflict(err) {
+			return s.b.fail(ctx, op, err)
+		}
+	}
 	for {
+		var seq uint64
 		entry, err := s.b.kv.Get(ctx, img.ID)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			_, err = s.b.kv.Create(ctx, img.ID, data)
+			seq, err = s.b.kv.Create(ctx, img.ID, data)
 		case err != nil:
 			return s.b.fail(ctx, op, err)
 		default:
@@ -126,9 +141,13 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 			if derr == nil && !model.Replaces(img.Status, cur.Status) {
 				return nil
 			}
-			_, err = s.b.kv.Update(ctx, img.ID, data, entry.Revision())
+			seq, err = s.b.kv.Update(ctx, img.ID, data, entry.Revision())
 		}
-		if err == nil || !isConflict(err) {
+		if err == nil {
+			s.b.revs.set(img.ID, seq, img.Status)
+			return nil
+		}
+		if !isConflict(err) {
 			return s.b.fail(ctx, op, err)
 		}
 	}
