@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestExhaustedSettles: the delivery that follows attempts which all ended
@@ -55,16 +53,7 @@ func TestExhaustedSettles(t *testing.T) {
 		t.Fatalf("exhausted deliveries of %v, want both messages", seen)
 	}
 
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := js.Stream(ctxFor(t), "EXHAUSTED_TRANSFORM")
+	stream, err := rawJS(t, ns).Stream(ctxFor(t), "EXHAUSTED_TRANSFORM")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -375,17 +375,25 @@ func TestConsumerRecreatedNoPull(t *testing.T) {
 	}
 }
 
-func deleteConsumer(t *testing.T, ns *server.Server, stream, name string) {
+// rawJS is a plain JetStream client of ns, outside the bus, closed when
+// the test ends: the operator's or a dead process's view.
+func rawJS(t *testing.T, ns *server.Server) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect("", nats.InProcessServer(ns))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return js
+}
+
+func deleteConsumer(t *testing.T, ns *server.Server, stream, name string) {
+	t.Helper()
+	js := rawJS(t, ns)
 	if err := js.DeleteConsumer(ctxFor(t), stream, name); err != nil {
 		t.Fatal(err)
 	}
