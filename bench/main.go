@@ -5,7 +5,9 @@
 // own: "vips" resizes the images with bimg in a tight loop on every core;
 // "pipeline" starts imgpipe dev (embedded NATS, local store, all roles) in
 // process and pushes the images through the HTTP API until every result is
-// served and every image is persisted.
+// served and every image is persisted. The parent generates each set's
+// images once and runs -rounds rounds of both phases, alternating them, and
+// prints medians: on a shared VM one run of either can be a fifth off.
 package main
 
 import (
@@ -15,6 +17,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -53,16 +57,16 @@ type phaseResult struct {
 func main() {
 	phase := flag.String("phase", "", "internal: run one phase (vips or pipeline) in this process")
 	name := flag.String("workload", "", "internal: the workload of the phase")
+	dir := flag.String("images", "", "internal: the folder holding the workload's images")
 	small := flag.Int("small", 400, "number of small images")
 	large := flag.Int("large", 40, "number of large images")
+	rounds := flag.Int("rounds", 3, "rounds per set, each timing libvips alone then the pipeline; medians are printed")
 	profile := flag.String("cpuprofile", "", "internal: write the phase's CPU profile here")
 	flag.Parse()
 	workloads[0].Count, workloads[1].Count = *small, *large
 
 	if *phase != "" {
-		w := find(*name)
-		w.Count = map[string]int{"small": *small, "large": *large}[w.Name]
-		res, err := runPhase(*phase, w, *profile)
+		res, err := runPhase(*phase, find(*name), *dir, *profile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
@@ -73,26 +77,67 @@ func main() {
 	}
 
 	fmt.Printf("imgpipe bench: %d cores; vips alone runs %d goroutines, as many as the pipeline's transform workers;\n"+
-		"the pipeline is all roles in one process on embedded NATS and the local store\n\n", numCPU(), roles.DefaultConfig().TransformWorkers)
-	fmt.Printf("%-6s %6s  %10s  %10s  %6s  %11s  %13s  %13s  %9s  %9s\n", "set", "images", "vips img/s", "pipe img/s", "ratio", "persisted/s", "vips CPU ms/img", "pipe CPU ms/img", "vips RSS", "pipe RSS")
+		"the pipeline is all roles in one process on embedded NATS and the local store.\n"+
+		"Each set runs %d rounds (libvips alone, then the pipeline, each in a fresh process); medians, and peak RSS at most.\n\n",
+		numCPU(), roles.DefaultConfig().TransformWorkers, *rounds)
+	fmt.Printf("%-6s %6s  %10s  %10s  %6s  %11s  %13s  %13s  %9s  %9s  %s\n", "set", "images", "vips img/s", "pipe img/s", "ratio", "persisted/s", "vips CPU ms/img", "pipe CPU ms/img", "vips RSS", "pipe RSS", "ratio by round")
 	for _, w := range workloads {
-		vips, err := child("vips", w, *small, *large)
-		if err != nil {
+		if w.Count == 0 {
+			continue
+		}
+		if err := benchSet(w, max(*rounds, 1)); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
-		pipe, err := child("pipeline", w, *small, *large)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
-		vr := float64(vips.Images) / vips.Seconds
-		pr := float64(pipe.Images) / pipe.Seconds
-		fmt.Printf("%-6s %6d  %10.1f  %10.1f  %6.2f  %11.1f  %15.2f  %15.2f  %5d MiB  %5d MiB\n", w.Name, w.Count, vr, pr, pr/vr,
-			float64(pipe.Images)/pipe.PersistSeconds, 1000*vips.CPUSeconds/float64(vips.Images), 1000*pipe.CPUSeconds/float64(pipe.Images),
-			vips.PeakRSSKiB>>10, pipe.PeakRSSKiB>>10)
 	}
-	fmt.Println("\nratio = pipeline images/s (upload to result served) / libvips alone images/s; target ≥ 0.85")
+	fmt.Println("\nratio = pipeline images/s (upload to result served) / libvips alone images/s, in the same round; target ≥ 0.85")
+}
+
+// benchSet times one workload: the rounds alternate the two phases, so a
+// slow spell of a shared machine weighs on both sides of a ratio.
+func benchSet(w workload, rounds int) error {
+	dir, err := os.MkdirTemp("", "imgpipe-bench-images-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Fprintf(os.Stderr, "generating %d %dx%d JPEGs\n", w.Count, w.Width, w.Height)
+	if err := writeImages(w, dir); err != nil {
+		return err
+	}
+	var vipsRate, pipeRate, ratio, persisted, vipsCPU, pipeCPU []float64
+	var vipsRSS, pipeRSS int64
+	var byRound []string
+	for range rounds {
+		vips, err := child("vips", w, dir)
+		if err != nil {
+			return err
+		}
+		pipe, err := child("pipeline", w, dir)
+		if err != nil {
+			return err
+		}
+		vr, pr := float64(vips.Images)/vips.Seconds, float64(pipe.Images)/pipe.Seconds
+		vipsRate, pipeRate, ratio = append(vipsRate, vr), append(pipeRate, pr), append(ratio, pr/vr)
+		persisted = append(persisted, float64(pipe.Images)/pipe.PersistSeconds)
+		vipsCPU = append(vipsCPU, 1000*vips.CPUSeconds/float64(vips.Images))
+		pipeCPU = append(pipeCPU, 1000*pipe.CPUSeconds/float64(pipe.Images))
+		vipsRSS, pipeRSS = max(vipsRSS, vips.PeakRSSKiB), max(pipeRSS, pipe.PeakRSSKiB)
+		byRound = append(byRound, fmt.Sprintf("%.2f", pr/vr))
+	}
+	fmt.Printf("%-6s %6d  %10.1f  %10.1f  %6.2f  %11.1f  %15.2f  %15.2f  %5d MiB  %5d MiB  %s\n", w.Name, w.Count,
+		median(vipsRate), median(pipeRate), median(ratio), median(persisted), median(vipsCPU), median(pipeCPU),
+		vipsRSS>>10, pipeRSS>>10, strings.Join(byRound, " "))
+	return nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
 }
 
 func find(name string) workload {
@@ -107,8 +152,9 @@ func find(name string) workload {
 }
 
 // child runs one phase in a fresh process and reads its result and peak RSS.
-func child(phase string, w workload, small, large int) (phaseResult, error) {
-	cmd := exec.Command(os.Args[0], "-phase", phase, "-workload", w.Name, fmt.Sprint("-small=", small), fmt.Sprint("-large=", large))
+func child(phase string, w workload, dir string) (phaseResult, error) {
+	cmd := exec.Command(os.Args[0], "-phase", phase, "-workload", w.Name, "-images", dir,
+		fmt.Sprint("-small=", workloads[0].Count), fmt.Sprint("-large=", workloads[1].Count))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -124,8 +170,23 @@ func child(phase string, w workload, small, large int) (phaseResult, error) {
 	return res, nil
 }
 
-func runPhase(phase string, w workload, profile string) (phaseResult, error) {
-	images := generate(w)
+// runPhase times one phase on the images in dir (written by the parent),
+// or on images generated here when run by hand without -images.
+func runPhase(phase string, w workload, dir, profile string) (phaseResult, error) {
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "imgpipe-bench-images-"); err != nil {
+			return phaseResult{}, err
+		}
+		defer os.RemoveAll(dir)
+		if err := writeImages(w, dir); err != nil {
+			return phaseResult{}, err
+		}
+	}
+	images, err := readImages(w, dir)
+	if err != nil {
+		return phaseResult{}, err
+	}
 	if profile != "" {
 		f, err := os.Create(profile)
 		if err == nil && pprof.StartCPUProfile(f) == nil {
@@ -135,7 +196,6 @@ func runPhase(phase string, w workload, profile string) (phaseResult, error) {
 	cpu0 := cpuSeconds()
 	start := time.Now()
 	var res phaseResult
-	var err error
 	switch phase {
 	case "vips":
 		err = runVips(w, images)

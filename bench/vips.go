@@ -7,21 +7,10 @@ import (
 
 	"github.com/h2non/bimg"
 
-	"github.com/imgpipe/imgpipe/internal/fixtures"
 	"github.com/imgpipe/imgpipe/roles"
 )
 
 func numCPU() int { return runtime.NumCPU() }
-
-// generate makes the workload's images, each different, before the clock
-// starts.
-func generate(w workload) [][]byte {
-	out := make([][]byte, w.Count)
-	for i := range out {
-		out[i] = fixtures.JPEG(w.Width, w.Height, uint64(i)+1)
-	}
-	return out
-}
 
 // runVips is the ceiling: bimg alone, as many goroutines pulling images off
 // a channel as the pipeline has transform workers (two per core: one per
