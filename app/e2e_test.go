@@ -133,6 +133,7 @@ func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 		{"bad-fit", "fit=squash", jpeg, 400},
 		{"bad-quality", "quality=101", jpeg, 400},
 		{"missing-watermark", "watermark_image=0123456789abcdef0123456789abcdef", jpeg, 400},
+		{"watermark-no-image-id", "watermark_image=Not_An-Id", jpeg, 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,7 +161,12 @@ func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 	if resp := apptest.Do(t, http.MethodPost, r.URL+"/v1/images", ct, body); resp.Status != 400 {
 		t.Errorf("multipart without files: %d %s", resp.Status, resp.Body)
 	}
-	for _, u := range []string{"/v1/images/nope", "/v1/images/nope/result", "/image/nope"} {
+	// Ids no upload could have, including ones the bus refuses as keys:
+	// a client's mistake, so 404, never 500.
+	for _, u := range []string{"/v1/images/nope", "/v1/images/nope/result", "/image/nope",
+		"/v1/images/ABC", "/v1/images//result", "/v1/images//original", "/v1/images//activity",
+		"/v1/images/" + strings.Repeat("a", 300) + "/result", "/v1/images/a.b/original", "/image/ABC",
+		"/v1/images/0123456789ABCDEF0123456789ABCDEF"} {
 		if resp := apptest.Get(t, r.URL+u); resp.Status != 404 {
 			t.Errorf("GET %s: %d, want 404", u, resp.Status)
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
@@ -97,9 +98,17 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 	return cur, created, nil
 }
 
+// idShape is what ImageID gives: 32 lowercase hex digits.
+var idShape = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
 // Lookup returns the live record from the status table, or the stored one
-// when the table no longer has it. Unknown ids give store.ErrNotFound.
+// when the table no longer has it. Unknown ids give store.ErrNotFound, and
+// so do ids no upload could have (a client's typo, an empty path segment):
+// those are not asked of the bus, which refuses them as malformed keys.
 func (a *API) Lookup(ctx context.Context, id string) (*model.Image, error) {
+	if !idShape.MatchString(id) {
+		return nil, fmt.Errorf("%w: %q is not an image id", store.ErrNotFound, id)
+	}
 	img, err := a.deps.Bus.Status().Get(ctx, id)
 	if err == nil {
 		return img, nil
