@@ -31,6 +31,8 @@ type Bus struct {
 	stage jetstream.Stream
 	revs  *revisions // of status records, see revisions.go
 
+	inProcess bool // connected to an embedded server without TCP
+
 	server   *server.Server // owned (OpenEmbedded): shut down by Close
 	closedCh chan struct{}  // closed by the connection's ClosedHandler
 	conn     connState
@@ -76,7 +78,7 @@ func Connect(ctx context.Context, cfg Config, embedded *server.Server, instance 
 		cfg:       cfg,
 		names:     names{cfg.Prefix},
 		replicas:  cfg.Replicas,
-		log:       log.With("component", "natsbus"),
+		log:       log,
 		closedCh:  make(chan struct{}),
 		revs:      newRevisions(4096),
 		consumers: make(map[*consumer]struct{}),
@@ -93,6 +95,7 @@ func Connect(ctx context.Context, cfg Config, embedded *server.Server, instance 
 		}
 		url = ""
 		opts = append(opts, nats.InProcessServer(embedded))
+		b.inProcess = true
 	} else if url == "" {
 		return nil, errors.New("natsbus: no url and no embedded server")
 	}
@@ -156,7 +159,11 @@ func (b *Bus) connOptions(instance string) []nats.Option {
 		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			b.conn.up()
-			b.log.Info("connected", "server", nc.ConnectedUrlRedacted())
+			server := nc.ConnectedUrlRedacted()
+			if b.inProcess {
+				server = "in-process" // the client reports its default URL, which nothing listens on
+			}
+			b.log.Info("connected", "server", server)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			attrs := []any{"err", err}
