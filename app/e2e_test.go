@@ -61,6 +61,12 @@ func TestPipelineEndToEnd(t *testing.T) {
 					t.Errorf("opaque half has alpha %d", a>>8)
 				}
 			}
+			// HEAD answers as GET, without the body.
+			head := apptest.Do(t, http.MethodHead, r.URL+"/v1/images/"+id+"/result", "", nil)
+			if head.Status != http.StatusOK || len(head.Body) != 0 || head.Header.Get("ETag") != res.Header.Get("ETag") ||
+				head.Header.Get("Content-Type") != "image/"+tc.format {
+				t.Errorf("HEAD result: %d, %d body bytes, headers %v", head.Status, len(head.Body), head.Header)
+			}
 			orig := apptest.Get(t, r.URL+"/v1/images/"+id+"/original")
 			if orig.Status != http.StatusOK || !bytes.Equal(orig.Body, tc.data) {
 				t.Fatalf("original: status %d, %d bytes, identical=%v", orig.Status, len(orig.Body), bytes.Equal(orig.Body, tc.data))
@@ -170,6 +176,9 @@ func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 		if resp := apptest.Get(t, r.URL+u); resp.Status != 404 {
 			t.Errorf("GET %s: %d, want 404", u, resp.Status)
 		}
+	}
+	if resp := apptest.Do(t, http.MethodHead, r.URL+"/v1/images/nope/original", "", nil); resp.Status != 404 {
+		t.Errorf("HEAD of an unknown image: %d, want 404", resp.Status)
 	}
 	for _, u := range []string{"/v1/images?status=weird", "/v1/images?limit=0", "/v1/images?cursor=zzz"} {
 		if resp := apptest.Get(t, r.URL+u); resp.Status != 400 {

@@ -25,21 +25,24 @@ func NewAPI(cfg Config, pipe *roles.API, m *roles.Metrics, stopping <-chan struc
 	return &API{cfg: cfg, pipe: pipe, metrics: m, stopping: stopping}
 }
 
-// Mount adds the v1 API and the prototype's endpoints.
+// Mount adds the v1 API and the prototype's endpoints. Resources answer
+// HEAD as GET without the body (net/http drops it), for caches and clients
+// that check an image before fetching it; the event stream does not.
 func (a *API) Mount(e *echo.Echo) {
+	read := []string{http.MethodGet, http.MethodHead}
 	v1 := e.Group("/v1")
 	v1.POST("/images", a.postImages)
-	v1.GET("/images", a.listImages)
-	v1.GET("/images/:id", a.getImage)
-	v1.GET("/images/:id/result", a.getResult)
-	v1.GET("/images/:id/original", a.getOriginal)
-	v1.GET("/images/:id/activity", a.getActivity)
+	v1.Match(read, "/images", a.listImages)
+	v1.Match(read, "/images/:id", a.getImage)
+	v1.Match(read, "/images/:id/result", a.getResult)
+	v1.Match(read, "/images/:id/original", a.getOriginal)
+	v1.Match(read, "/images/:id/activity", a.getActivity)
 	v1.GET("/events", a.events)
-	v1.GET("/activity", a.recentActivity)
-	v1.GET("/presets", a.presets)
+	v1.Match(read, "/activity", a.recentActivity)
+	v1.Match(read, "/presets", a.presets)
 
 	e.POST("/image", a.legacyPost)
-	e.GET("/image/:id", a.legacyGet)
+	e.Match(read, "/image/:id", a.legacyGet)
 }
 
 // presets is GET /v1/presets: name -> canonical spec.
