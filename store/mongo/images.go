@@ -28,13 +28,11 @@ func (s *Store) PutImage(ctx context.Context, img *model.Image) error {
 		return errors.New("store/mongo: image without id")
 	}
 	filter := bson.D{{Key: "_id", Value: img.ID}}
-	// The statuses img may not replace (model.Replaces).
-	var keep bson.A
-	switch {
-	case !img.Status.Final():
-		keep = bson.A{model.StatusDone, model.StatusFailed}
-	case img.Status != model.StatusDone:
-		keep = bson.A{model.StatusDone}
+	var keep bson.A // the statuses img may not replace
+	for _, st := range []model.Status{model.StatusQueued, model.StatusProcessing, model.StatusDone, model.StatusFailed} {
+		if !model.Replaces(img.Status, st) {
+			keep = append(keep, st)
+		}
 	}
 	if keep != nil {
 		filter = append(filter, bson.E{Key: "status", Value: bson.D{{Key: "$nin", Value: keep}}})
@@ -42,12 +40,14 @@ func (s *Store) PutImage(ctx context.Context, img *model.Image) error {
 	opts := options.Replace().SetUpsert(true)
 	_, err := s.images.ReplaceOne(ctx, filter, img, opts)
 	if mongo.IsDuplicateKeyError(err) {
-		if keep != nil {
+		// Either a record img may not replace is there, or two upserts
+		// of a new id raced to insert it (the server does not retry an
+		// upsert whose filter is not equality only). Once more tells
+		// them apart: the loser of a race now finds the document.
+		_, err = s.images.ReplaceOne(ctx, filter, img, opts)
+		if mongo.IsDuplicateKeyError(err) && keep != nil {
 			return nil // a record it may not replace is there: never backwards
 		}
-		// Two upserts of a new id can race to insert it; the loser's
-		// retry finds the document and replaces it.
-		_, err = s.images.ReplaceOne(ctx, filter, img, opts)
 	}
 	if err != nil {
 		return fmt.Errorf("store/mongo: put image: %w", err)

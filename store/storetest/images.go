@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,6 +88,10 @@ func testImageNeverBackwards(t *testing.T, o opener) {
 	}
 	failed := newImage("late", model.StatusFailed, at(5))
 	putImage(t, s, failed)
+	again := newImage("late", model.StatusFailed, at(5))
+	again.Attempts = 9 // a second failure does not rewrite the first
+	putImage(t, s, again)
+	check(failed)
 	for _, st := range []model.Status{model.StatusQueued, model.StatusProcessing, ""} {
 		putImage(t, s, newImage("late", st, at(5)))
 		check(failed)
@@ -219,6 +224,42 @@ func testImageBadCursor(t *testing.T, o opener) {
 		_, err := s.ListImages(t.Context(), store.ListQuery{Cursor: cursor})
 		if !errors.Is(err, store.ErrBadCursor) {
 			t.Errorf("cursor %q: err = %v, want store.ErrBadCursor", cursor, err)
+		}
+	}
+}
+
+// testImageRaceToInsert: save2db handles an image's accepted and final
+// records at once on different workers; for a new id both writes race to
+// insert it, and the final one must win whichever comes second.
+func testImageRaceToInsert(t *testing.T, o opener) {
+	s := o.fresh(t)
+	ctx := t.Context()
+	for i := range 40 {
+		id := fmt.Sprintf("race-%02d", i)
+		final := model.StatusFailed
+		if i%2 == 1 {
+			final = model.StatusDone
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		for _, st := range []model.Status{model.StatusQueued, final} {
+			wg.Go(func() {
+				<-start
+				errs <- s.PutImage(ctx, newImage(id, st, at(i)))
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("%s: %v", id, err)
+			}
+		}
+		got, err := s.GetImage(ctx, id)
+		if err != nil || got.Status != final {
+			t.Fatalf("%s: %+v, %v; want status %s", id, got, err, final)
 		}
 	}
 }

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 		{"Images/PutGet", testImagePutGet},
 		{"Images/Update", testImageUpdate},
 		{"Images/NeverBackwards", testImageNeverBackwards},
+		{"Images/RaceToInsert", testImageRaceToInsert},
 		{"Images/Order", testImageOrder},
 		{"Images/StatusFilter", testImageStatusFilter},
 		{"Images/Pages", testImagePages},
