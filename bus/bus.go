@@ -50,10 +50,11 @@ type Delivery interface {
 	// handler must record the failure itself before returning. It is also
 	// true when Exhausted is.
 	LastAttempt() bool
-	// Exhausted is true when every attempt was used up without a verdict:
-	// the workers that had the message died or stalled past the ack
-	// deadline, each time. This delivery is one more, given so that the
-	// failure is recorded rather than the message silently dropped. The
+	// Exhausted is true when the attempts are used up and the last one
+	// ended without a verdict: the worker that had it died, stalled past
+	// the ack deadline, or was cut short by a hard shutdown. This delivery
+	// is one more, given so that the failure is recorded rather than the
+	// message silently dropped. The
 	// handler must record the failure WITHOUT attempting the work again
 	// (it may be the work that kills the process); its return value then
 	// settles the message: nil acks it, an error terminates it, and it is

@@ -40,14 +40,14 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 		return bus.Permanent(fmt.Errorf("malformed transform message: %v", err))
 	}
 	if cur, err := t.deps.Bus.Status().Get(ctx, img.ID); err == nil && cur.Status.Final() {
-		return publishSave(ctx, t.deps.Bus, cur)
+		return resave(ctx, t.deps.Bus, d, cur)
 	}
 	if d.Exhausted() {
-		// Every attempt ended without a verdict: the workers holding it
+		// The last attempt ended without a verdict: the worker holding it
 		// died or hung. Rendering again could kill this one too, so the
 		// image is recorded failed without touching the engine.
 		img.Attempts = d.Attempt() - 1
-		cause := fmt.Errorf("attempts exhausted: %d deliveries ended without a verdict", img.Attempts)
+		cause := fmt.Errorf("attempts exhausted: the last of %d deliveries ended without a verdict", img.Attempts)
 		return t.fail(ctx, d, &img, cause, msgWorkersStopped)
 	}
 
@@ -76,16 +76,16 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	return t.record(ctx, d, &img)
 }
 
-// msgWorkersStopped is the public error of an image whose every attempt
+// msgWorkersStopped is the public error of an image whose last attempt
 // ended without a verdict (bus.Delivery.Exhausted).
-const msgWorkersStopped = "processing did not complete: the workers handling this image stopped (crash or timeout) on every attempt"
+const msgWorkersStopped = "processing did not complete: the worker handling this image's last attempt stopped (crash or timeout) without an answer"
 
 // fail records img as failed for good with the public message msg (cause
 // goes to the log only), unless another worker, on a redelivery, finished
 // it meanwhile.
 func (t *transformer) fail(ctx context.Context, d bus.Delivery, img *model.Image, cause error, msg string) error {
 	if cur, err := t.deps.Bus.Status().Get(ctx, img.ID); err == nil && cur.Status == model.StatusDone {
-		return publishSave(ctx, t.deps.Bus, cur)
+		return resave(ctx, t.deps.Bus, d, cur)
 	}
 	t.deps.Log.Warn("transform failed", "image", img.ID, "attempt", d.Attempt(), "err", cause)
 	img.Status, img.Error = model.StatusFailed, msg
@@ -105,6 +105,13 @@ func (t *transformer) record(ctx context.Context, d bus.Delivery, img *model.Ima
 		}
 		return publishSave(ctx, t.deps.Bus, img)
 	})
+}
+
+// resave hands an already final record to save2db again (the first
+// publish may have been lost). On the last attempt it is the image's only
+// chance, so it goes through untilDone like any outcome.
+func resave(ctx context.Context, b bus.Bus, d bus.Delivery, img *model.Image) error {
+	return untilDone(ctx, d, func() error { return publishSave(ctx, b, img) })
 }
 
 // untilDone runs the bookkeeping that records an outcome. Before the last

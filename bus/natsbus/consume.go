@@ -126,6 +126,12 @@ func (c *consumer) handle(msg jetstream.Msg) {
 	switch {
 	case err == nil:
 		c.settle(d, "ack", msg.Ack())
+	case d.last && !d.exhausted && c.hctx.Err() != nil:
+		// A hard shutdown cut the last attempt short, so no verdict was
+		// written. Terminated here, the image would stay in progress for
+		// ever; left unsettled, the server delivers it once more after
+		// AckWait, Exhausted, and that handler records the outcome.
+		c.log.Warn("last attempt cut short by shutdown; left for the verdict delivery", "subject", d.subject, "attempt", d.attempt, "err", err)
 	case bus.IsPermanent(err):
 		c.settle(d, "term", msg.TermWithReason(termReason("permanent", err)))
 	case d.exhausted:

@@ -79,3 +79,51 @@ func TestExhaustedSettles(t *testing.T) {
 	case <-time.After(2 * cfg.AckWait):
 	}
 }
+
+// TestLastAttemptCutByShutdown: a hard shutdown (Drain's deadline passing)
+// that cancels a last attempt must not terminate the message, since no
+// verdict was written: another process then gets the Exhausted delivery.
+func TestLastAttemptCutByShutdown(t *testing.T) {
+	ns := startServer(t, t.TempDir(), "")
+	cfg := testConfig("cutshort")
+	cfg.AckWait = 300 * time.Millisecond
+	cfg.Retry = bus.Retry{MaxDeliver: 1}
+	first := connect(t, cfg, ns)
+	started := make(chan struct{}, 1)
+	c, err := first.Consume(ctxFor(t), bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
+		func(ctx context.Context, d bus.Delivery) error {
+			started <- struct{}{}
+			<-ctx.Done() // a render the shutdown interrupts
+			return ctx.Err()
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Publish(ctxFor(t), bus.Message{Queue: bus.Transform, Subject: "img", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := c.Drain(ctx); err == nil {
+		t.Fatal("drain did not time out")
+	}
+
+	second := connect(t, cfg, ns)
+	verdict := make(chan bool, 1)
+	if _, err := second.Consume(ctxFor(t), bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
+		func(_ context.Context, d bus.Delivery) error {
+			verdict <- d.Exhausted()
+			return nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case exhausted := <-verdict:
+		if !exhausted {
+			t.Fatal("redelivered, but not as the verdict delivery")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the cut-short last attempt was never delivered again: terminated")
+	}
+}
