@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,31 +30,45 @@ const (
 
 // Activity publishes the events of every role in the process, in batches: a
 // message on the activity queue is a JSON array of model.Event. Publishing
-// is asynchronous: an activity line must never slow the image it describes.
+// is asynchronous, so an event costs its emitter a lock and an append; only
+// when the bus's window of unacknowledged publishes is full does an emitter
+// wait (up to the bus's limit, 200 ms) rather than pile events up.
 //
 // It is a service, added first so that it stops last: Stop publishes what
-// is pending after every role has drained, and the bus then flushes. A
-// crash loses at most the last linger's events; the images they describe
-// are safe on their own queues.
+// is pending after every role has drained, and the bus then flushes; events
+// emitted after Stop (by a handler a hard shutdown left running) go out at
+// once. A crash loses at most the last linger's events; the images they
+// describe are safe on their own queues.
 type Activity struct {
 	b     bus.Bus
 	log   *slog.Logger
 	batch string // unique prefix of this process's batch ids
 
+	linger time.Duration // activityLinger; tests lengthen it
+
 	mu      sync.Mutex // orders batches and guards what follows
 	pending []model.Event
 	timer   *time.Timer
 	seq     uint64
+	stopped bool
 }
 
 // NewActivity publishes on b; log reports batches the bus refused.
 func NewActivity(b bus.Bus, log *slog.Logger) *Activity {
-	return &Activity{b: b, log: log, batch: nuid.Next()}
+	return &Activity{b: b, log: log, batch: nuid.Next(), linger: activityLinger}
 }
 
-func (a *Activity) Name() string                 { return "activity" }
-func (a *Activity) Start(context.Context) error  { return nil }
-func (a *Activity) Stop(_ context.Context) error { a.Flush(); return nil }
+func (a *Activity) Name() string                { return "activity" }
+func (a *Activity) Start(context.Context) error { return nil }
+
+// Stop publishes the pending batch; from then on events are not held.
+func (a *Activity) Stop(context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stopped = true
+	a.publishLocked()
+	return nil
+}
 
 // Emit queues ev for the next batch.
 func (a *Activity) Emit(ev model.Event) {
@@ -61,10 +76,10 @@ func (a *Activity) Emit(ev model.Event) {
 	defer a.mu.Unlock()
 	a.pending = append(a.pending, ev)
 	switch {
-	case len(a.pending) >= activityBatchMax:
+	case a.stopped || len(a.pending) >= activityBatchMax:
 		a.publishLocked()
 	case len(a.pending) == 1:
-		a.timer = time.AfterFunc(activityLinger, a.Flush)
+		a.timer = time.AfterFunc(a.linger, a.Flush)
 	}
 }
 
@@ -76,8 +91,8 @@ func (a *Activity) Flush() {
 }
 
 // publishLocked sends the pending events as one message. It runs under the
-// lock so that batches leave in the order their events were emitted, and so
-// that a bus at its async limit slows the emitters instead of piling up.
+// lock so that batches leave in the order their events were emitted (the
+// publish itself returns at once unless the bus's async window is full).
 func (a *Activity) publishLocked() {
 	if a.timer != nil {
 		a.timer.Stop()
@@ -126,18 +141,26 @@ type activity struct {
 // id stable across redeliveries of the same attempt (the logger keeps one);
 // attempt 0 means the event is unique each time (a duplicate upload).
 func (a activity) emit(id, event string, attempt int, detail string) {
-	ev := model.Event{
+	key := ""
+	if attempt > 0 {
+		key = strconv.Itoa(attempt)
+	}
+	a.emitAs(id, event, key, detail)
+}
+
+// emitAs is emit with the event id's last part given: what tells this
+// occurrence from others of the same event (key "" makes it unique).
+func (a activity) emitAs(id, event, key, detail string) {
+	if key == "" {
+		key = nuid.Next()
+	}
+	a.deps.Activity.Emit(model.Event{
+		ID:       id + "." + event + "." + key,
 		ImageID:  id,
 		Time:     time.Now().UTC(),
 		Role:     a.role,
 		Instance: a.deps.Instance,
 		Event:    event,
 		Detail:   detail,
-	}
-	if attempt > 0 {
-		ev.ID = fmt.Sprintf("%s.%s.%d", id, event, attempt)
-	} else {
-		ev.ID = id + "." + event + "." + nuid.Next()
-	}
-	a.deps.Activity.Emit(ev)
+	})
 }

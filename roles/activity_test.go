@@ -77,6 +77,7 @@ func TestActivityBatches(t *testing.T) {
 	b := realBus(t)
 	msgs := watch(t, b)
 	a := NewActivity(b, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a.linger = time.Second // long enough to tell the linger from Stop and a full batch
 
 	for i := range 3 {
 		a.Emit(event(i))
@@ -93,16 +94,22 @@ func TestActivityBatches(t *testing.T) {
 	if got := next(t, msgs, 5*time.Second); len(got) != activityBatchMax {
 		t.Fatalf("full batch: %d events, want %d", len(got), activityBatchMax)
 	}
+	// The one event left is held for the linger; Stop sends it at once.
 	if err := a.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := next(t, msgs, 5*time.Second); len(got) != 1 || got[0].ImageID != fmt.Sprintf("img%d", 100+activityBatchMax) {
+	if got := next(t, msgs, a.linger/2); len(got) != 1 || got[0].ImageID != fmt.Sprintf("img%d", 100+activityBatchMax) {
 		t.Fatalf("after Stop: %+v, want the one pending event", got)
+	}
+	// After Stop nothing is held: a late event goes out alone, at once.
+	a.Emit(event(999))
+	if got := next(t, msgs, a.linger/2); len(got) != 1 || got[0].ImageID != "img999" {
+		t.Fatalf("after Stop, a late event: %+v", got)
 	}
 	select {
 	case data := <-msgs:
 		t.Fatalf("unexpected message %s", data)
-	case <-time.After(3 * activityLinger):
+	case <-time.After(2 * a.linger):
 	}
 }
 

@@ -65,7 +65,9 @@ func (s *saver) handle(ctx context.Context, d bus.Delivery) error {
 			s.deps.Log.Warn("stage not cleared", "key", k, "err", err)
 		}
 	}
-	s.act.emit(img.ID, model.EventSaved, d.Attempt(), strings.Join(keys, " "))
+	// One image can be saved twice, failed then done (see publishSave):
+	// the event id names the outcome so that both stay in the timeline.
+	s.act.emitAs(img.ID, model.EventSaved, fmt.Sprintf("%s.%d", img.Status, d.Attempt()), strings.Join(keys, " "))
 	s.deps.Metrics.Handled.WithLabelValues("save2db", "saved").Inc()
 	return nil
 }
