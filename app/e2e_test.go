@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 			// HEAD answers as GET, without the body.
 			head := apptest.Do(t, http.MethodHead, r.URL+"/v1/images/"+id+"/result", "", nil)
 			if head.Status != http.StatusOK || len(head.Body) != 0 || head.Header.Get("ETag") != res.Header.Get("ETag") ||
-				head.Header.Get("Content-Type") != "image/"+tc.format {
+				head.Header.Get("Content-Type") != "image/"+tc.format || head.Header.Get("Content-Length") != strconv.Itoa(len(res.Body)) {
 				t.Errorf("HEAD result: %d, %d body bytes, headers %v", head.Status, len(head.Body), head.Header)
 			}
 			orig := apptest.Get(t, r.URL+"/v1/images/"+id+"/original")

@@ -116,12 +116,18 @@ func TestImageWhoseWorkersDieEndsFailed(t *testing.T) {
 		t.Error("the worker ran the engine on an exhausted image")
 	}
 	waitSaved(t, front.URL, id) // persisted as failed
-	var events struct{ Events []struct{ Event string } }
-	_ = json.Unmarshal(apptest.Get(t, front.URL+"/v1/images/"+id+"/activity").Body, &events)
+	// The worker's events come in its own batches, stored in any order
+	// with save2db's: wait for the failure to be logged.
 	seen := map[string]int{}
-	for _, e := range events.Events {
-		seen[e.Event]++
-	}
+	apptest.Eventually(t, "transform.failed in the activity", func() bool {
+		var events struct{ Events []struct{ Event string } }
+		_ = json.Unmarshal(apptest.Get(t, front.URL+"/v1/images/"+id+"/activity").Body, &events)
+		clear(seen)
+		for _, e := range events.Events {
+			seen[e.Event]++
+		}
+		return seen["transform.failed"] > 0
+	})
 	if seen["transform.failed"] != 1 || seen["transform.started"] != 0 {
 		t.Errorf("activity %v: want transform.failed once and no transform.started", seen)
 	}

@@ -73,6 +73,9 @@ func (a *API) sendBlob(c echo.Context, key string, info model.Info) error {
 	if err != nil {
 		return err
 	}
+	// Said outright: net/http only works the length out for small bodies,
+	// so a HEAD would not tell the size and a GET would be chunked.
+	h.Set(echo.HeaderContentLength, strconv.Itoa(len(data)))
 	return c.Blob(http.StatusOK, contentType(info.Format), data)
 }
 

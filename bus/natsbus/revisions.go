@@ -12,30 +12,30 @@ import (
 // a record, then writes "processing", then the outcome: two reads fewer per
 // image. A stale entry costs nothing but the read it tried to save: the
 // server refuses the write (wrong last sequence) and Put reads afresh.
+//
+// Only records that are not final are kept, and any record may replace
+// those (model.Replaces): a hit needs no judging, only the server's check
+// that nothing was written since.
 type revisions struct {
 	mu  sync.Mutex
-	m   map[string]revision
+	m   map[string]uint64 // id -> sequence of its last known revision
 	max int
 }
 
-type revision struct {
-	seq    uint64
-	status model.Status
-}
-
 func newRevisions(max int) *revisions {
-	return &revisions{m: make(map[string]revision), max: max}
+	return &revisions{m: make(map[string]uint64), max: max}
 }
 
-func (r *revisions) get(id string) (revision, bool) {
+func (r *revisions) get(id string) (uint64, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rev, ok := r.m[id]
-	return rev, ok
+	seq, ok := r.m[id]
+	return seq, ok
 }
 
 // set records a revision. A final record is forgotten instead: nothing
-// writes after it but a rare redelivery, which can afford the read.
+// writes after it but a rare redelivery, which can afford the read, and a
+// Put must judge whether it may replace it.
 func (r *revisions) set(id string, seq uint64, status model.Status) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -49,7 +49,7 @@ func (r *revisions) set(id string, seq uint64, status model.Status) {
 			break
 		}
 	}
-	r.m[id] = revision{seq, status}
+	r.m[id] = seq
 }
 
 func (r *revisions) forget(id string) {

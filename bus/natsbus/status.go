@@ -117,8 +117,8 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 	// have two workers on one image, and the slower must not undo the
 	// faster's outcome (see bus.StatusTable.Put). The revision this
 	// process last saw is tried first, without reading the record.
-	if rev, ok := s.b.revs.get(img.ID); ok && model.Replaces(img.Status, rev.status) {
-		seq, err := s.b.kv.Update(ctx, img.ID, data, rev.seq)
+	if rev, ok := s.b.revs.get(img.ID); ok {
+		seq, err := s.b.kv.Update(ctx, img.ID, data, rev)
 		if err == nil {
 			s.b.revs.set(img.ID, seq, img.Status)
 			return nil
