@@ -79,6 +79,10 @@ type ConsumerConfig struct {
 	Filter string
 	// Retry overrides the bus's redelivery policy for this consumer.
 	Retry *Retry
+	// AckWait overrides the bus's deadline for a delivery left unsettled
+	// (its worker died or hung) before it is delivered again; 0 keeps the
+	// bus's.
+	AckWait time.Duration
 }
 
 // Consumer is a running subscription.

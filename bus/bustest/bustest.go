@@ -21,11 +21,11 @@ var Retry = bus.Retry{
 	Backoff:    []time.Duration{50 * time.Millisecond, 100 * time.Millisecond},
 }
 
-// AckWait is the redelivery deadline of an unsettled delivery that buses
-// given to Run must use (where the implementation has one): the suite
-// waits it out to see a stalled handler's message come back. Short, for a
-// quick suite, yet well beyond how long any other test holds a message
-// (DrainWaits holds one for quiet).
+// AckWait is the redelivery deadline the Exhausted test gives its consumer
+// (ConsumerConfig.AckWait), and waits out to see a stalled handler's
+// message come back. Only that consumer has it: with every test in
+// parallel on a loaded machine, a deadline this short on all of them would
+// redeliver messages whose handlers were merely slow.
 const AckWait = time.Second
 
 const (
@@ -40,8 +40,8 @@ const (
 )
 
 // Run runs the suite. newBus must return an empty bus configured with
-// Retry and AckWait, isolated from every other bus it returns (subtests
-// run in parallel), and closed by a cleanup it registers on t.
+// Retry, isolated from every other bus it returns (subtests run in
+// parallel), and closed by a cleanup it registers on t.
 func Run(t *testing.T, newBus func(t *testing.T) bus.Bus) {
 	tests := []struct {
 		name string

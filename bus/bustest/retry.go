@@ -68,7 +68,7 @@ func testExhausted(t *testing.T, b bus.Bus) {
 	got := make(chan delivered, 10)
 	stalled := make(chan struct{})
 	// One worker per stalled attempt, and one for the verdict.
-	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: maxDeliver + 1, Retry: &retry},
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: maxDeliver + 1, Retry: &retry, AckWait: AckWait},
 		func(ctx context.Context, d bus.Delivery) error {
 			got <- record(d)
 			if d.Exhausted() {

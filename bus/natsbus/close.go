@@ -22,6 +22,11 @@ func (b *Bus) Close() error {
 func (b *Bus) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
+	// A server that has just gone may not be noticed yet, and the drains
+	// below would then wait out the whole timeout: a round trip tells.
+	if b.nc.IsConnected() && b.nc.FlushTimeout(500*time.Millisecond) != nil {
+		b.nc.Close()
+	}
 	var errs []error
 	b.mu.Lock()
 	b.closing = true

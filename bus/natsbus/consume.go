@@ -1,6 +1,7 @@
 package natsbus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,7 +72,7 @@ func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler
 		// BackOff[0], so a 1s first backoff would hand every transform
 		// longer than 1s to a second worker. AckWait covers crashed or
 		// hung workers; Retry.Backoff is applied with NakWithDelay.
-		AckWait:       b.cfg.AckWait,
+		AckWait:       cmp.Or(cfg.AckWait, b.cfg.AckWait),
 		MaxDeliver:    maxDeliver,
 		MaxAckPending: b.cfg.MaxAckPending,
 	}

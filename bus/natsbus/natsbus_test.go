@@ -73,9 +73,7 @@ func TestConformance(t *testing.T) {
 	ns := startServer(t, t.TempDir(), "")
 	var n atomic.Int32
 	bustest.Run(t, func(t *testing.T) bus.Bus {
-		cfg := testConfig(fmt.Sprintf("c%d", n.Add(1)))
-		cfg.AckWait = bustest.AckWait
-		return connect(t, cfg, ns)
+		return connect(t, testConfig(fmt.Sprintf("c%d", n.Add(1))), ns)
 	})
 }
 
