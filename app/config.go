@@ -114,6 +114,14 @@ func (c *Config) Validate() error {
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		errs = append(errs, err)
 	}
+	if c.has(RoleTransform) && c.NATS.AckWait <= c.Transform.Timeout {
+		// A transform worker tells the bus it is alive between variants
+		// only: a render may take the whole timeout, and with no more ack
+		// wait than that a slow but healthy worker's image goes to a second
+		// one (on the last attempt, to the Exhausted verdict: failed).
+		errs = append(errs, fmt.Errorf("nats.ack_wait (%s) must be longer than transform.timeout (%s), with room to fetch and stage the image",
+			c.NATS.AckWait, c.Transform.Timeout))
+	}
 	for _, v := range []interface{ Validate() error }{c.HTTP, c.NATS, c.Store, c.Transform, c.Workers} {
 		if err := v.Validate(); err != nil {
 			errs = append(errs, err)

@@ -96,6 +96,21 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
+
+	// A transform worker whose ack wait a render could outlast.
+	cfg = DefaultConfig()
+	cfg.Embedded = true
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults refused: %v", err)
+	}
+	cfg.NATS.AckWait = cfg.Transform.Timeout
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "nats.ack_wait") {
+		t.Errorf("ack wait no longer than the transform timeout: %v", err)
+	}
+	cfg.Roles = []string{RoleAPI} // no transform role: no constraint
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("api only: %v", err)
+	}
 }
 
 func TestConfigFileTypo(t *testing.T) {

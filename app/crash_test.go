@@ -29,6 +29,7 @@ func TestNothingAcceptedIsLostOnCrash(t *testing.T) {
 	t.Setenv("IMGPIPE_WORKERS_TRANSFORM_WORKERS", "1")
 	// What the dead process held comes back after the ack wait: keep it short.
 	t.Setenv("IMGPIPE_NATS_ACK_WAIT", "3s")
+	t.Setenv("IMGPIPE_TRANSFORM_TIMEOUT", "2s") // below the ack wait, as validation requires
 	p := startProcess(t, bin, "dev", "dev", "--data-dir", data)
 	ids := make([]string, 40)
 	var wg sync.WaitGroup

@@ -47,6 +47,7 @@ func TestImageWhoseWorkersDieEndsFailed(t *testing.T) {
 		cfg.NATS.URL = ns.ClientURL()
 		// A dead worker's attempt comes back after the ack wait: keep it short.
 		cfg.NATS.AckWait = time.Second
+		cfg.Transform.Timeout = 500 * time.Millisecond // below the ack wait, as validation requires
 		cfg.NATS.Retry.MaxDeliver = maxDeliver
 		return cfg
 	}

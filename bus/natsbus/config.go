@@ -28,7 +28,8 @@ type Config struct {
 	Retry bus.Retry `mapstructure:"retry"`
 	// AckWait is how long a delivery may stay unacknowledged before the
 	// server hands it to another worker. It must cover the slowest handler
-	// (or the handler calls InProgress): a large transform takes seconds.
+	// between two InProgress calls: for transform, one render (up to
+	// transform.timeout, which the app checks) plus fetching and staging.
 	AckWait time.Duration `mapstructure:"ack_wait"`
 	// MaxAckPending bounds unacknowledged deliveries per durable consumer
 	// across every process; 0 leaves the server default (1000).
@@ -49,7 +50,7 @@ func DefaultConfig() Config {
 		StatusTTL:       7 * 24 * time.Hour,
 		ActivityMaxAge:  24 * time.Hour,
 		Retry:           bus.DefaultRetry,
-		AckWait:         60 * time.Second,
+		AckWait:         2 * time.Minute, // beyond the transform timeout (60 s) and the staging around it
 		AsyncMaxPending: 4096,
 		Prefix:          "imgpipe",
 	}
