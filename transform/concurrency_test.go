@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/imgpipe/imgpipe/internal/fixtures"
 )
 
 // Several goroutines share one Engine (the transform role runs a worker
@@ -86,7 +88,7 @@ func TestPDFInput(t *testing.T) {
 // on every frame, and contain pads each frame.
 func TestWatermarkEdgeCases(t *testing.T) {
 	e := testEngine(t)
-	_, img := process(t, e, encPNG(t, fill(400, 300, grey)), "width=16&height=16&fit=cover&watermark_text=a+long+watermark+text&format=png")
+	_, img := process(t, e, encPNG(t, fixtures.Solid(400, 300, grey)), "width=16&height=16&fit=cover&watermark_text=a+long+watermark+text&format=png")
 	if b := img.Bounds(); b.Dx() != 16 || b.Dy() != 16 {
 		t.Errorf("tiny %v", b)
 	}

@@ -47,16 +47,6 @@ func quadImage(w, h int) *image.RGBA {
 	return img
 }
 
-func fill(w, h int, c color.Color) *image.RGBA {
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			img.Set(x, y, c)
-		}
-	}
-	return img
-}
-
 func encJPEG(t testing.TB, img image.Image) []byte {
 	t.Helper()
 	var b bytes.Buffer
@@ -175,10 +165,6 @@ func withEXIF(jpg, tiff []byte) []byte {
 	out = append(out, seg...)
 	out = append(out, payload...)
 	return append(out, jpg[2:]...)
-}
-
-func withOrientation(jpg []byte, o int) []byte {
-	return withEXIF(jpg, buildEXIF([]exifTag{{tag: tagOrientation, v: uint16(o)}}, nil, nil))
 }
 
 // pngBomb claims w x h 8-bit grey and carries a complete zlib stream of

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/h2non/bimg"
+
+	"github.com/imgpipe/imgpipe/internal/fixtures"
 )
 
 func TestOutputFormats(t *testing.T) {
@@ -112,7 +114,7 @@ func TestICCToSRGB(t *testing.T) {
 	}
 	e := testEngine(t)
 	want := color.RGBA{40, 160, 90, 255}
-	src := encPNG(t, fill(64, 64, want))
+	src := encPNG(t, fixtures.Solid(64, 64, want))
 	tagged, err := bimg.Resize(src, bimg.Options{InputICC: srgb, OutputICC: a98, Type: bimg.PNG})
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +229,7 @@ func TestTimeout(t *testing.T) {
 	}
 
 	// A fast decode and a slow filter: the filter is interrupted too.
-	flat := encPNG(t, fill(2000, 2000, red))
+	flat := encPNG(t, fixtures.Solid(2000, 2000, red))
 	start = time.Now()
 	_, _, err = e.Process(context.Background(), Input{Data: flat, Spec: spec(t, e, "blur=50&format=jpeg")})
 	wantError(t, err, http.StatusGatewayTimeout, CodeTimeout)
@@ -253,7 +255,7 @@ func TestCMYKToSRGB(t *testing.T) {
 	}
 	e := testEngine(t)
 	want := color.RGBA{150, 110, 90, 255} // inside the CMYK gamut
-	data, err := bimg.Resize(encPNG(t, fill(64, 64, want)), bimg.Options{InputICC: srgb, OutputICC: cmyk, Type: bimg.JPEG, Quality: 95})
+	data, err := bimg.Resize(encPNG(t, fixtures.Solid(64, 64, want)), bimg.Options{InputICC: srgb, OutputICC: cmyk, Type: bimg.JPEG, Quality: 95})
 	if err != nil {
 		t.Fatal(err)
 	}

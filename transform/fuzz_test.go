@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/imgpipe/imgpipe/internal/fixtures"
 )
 
 // FuzzParseRequest: no input panics, and whatever parses has a canonical
@@ -50,7 +52,7 @@ func FuzzParseRequest(f *testing.F) {
 func FuzzProbe(f *testing.F) {
 	jpg := encJPEG(f, quadImage(16, 12))
 	f.Add(jpg)
-	f.Add(withOrientation(jpg, 6))
+	f.Add(fixtures.WithOrientation(jpg, 6))
 	f.Add(withEXIF(jpg, buildEXIF([]exifTag{{tag: tagMake, s: "Canon"}}, []exifTag{{tag: tagLensModel, s: "L"}}, []exifTag{{tag: tagGPSLatitude, v: 1}})))
 	f.Add(withICC(jpg, iccProfile("P")))
 	f.Add(encPNG(f, quadImage(9, 7)))

@@ -5,6 +5,8 @@ import (
 	"image/color"
 	"strings"
 	"testing"
+
+	"github.com/imgpipe/imgpipe/internal/fixtures"
 )
 
 // stripes is w x h with three equal stripes, red-green-blue, across (wide)
@@ -98,7 +100,7 @@ func TestOperations(t *testing.T) {
 func TestSmartCrop(t *testing.T) {
 	e := testEngine(t)
 	// Flat grey on the left two thirds, busy saturated noise on the right.
-	img := fill(300, 100, color.RGBA{128, 128, 128, 255})
+	img := fixtures.Solid(300, 100, color.RGBA{128, 128, 128, 255})
 	noisy := photoLike(100, 100)
 	for y := 0; y < 100; y++ {
 		for x := 0; x < 100; x++ {
@@ -189,7 +191,7 @@ func TestExtractWithShrinkOnLoad(t *testing.T) {
 	}
 	up := quadImage(1600, 800)
 	for _, o := range []int{1, 6} {
-		data := withOrientation(encJPEG(t, storedFor(up, o)), o)
+		data := fixtures.WithOrientation(encJPEG(t, storedFor(up, o)), o)
 		_, img := process(t, e, data, "extract=800,0,800,400&width=40&format=png")
 		if b := img.Bounds(); b.Dx() != 40 || b.Dy() != 20 {
 			t.Fatalf("o=%d: %v", o, b)

@@ -3,6 +3,8 @@ package transform
 import (
 	"image"
 	"testing"
+
+	"github.com/imgpipe/imgpipe/internal/fixtures"
 )
 
 // storedFor makes the pixels a camera stores for an upright picture under
@@ -50,7 +52,7 @@ func TestEXIFOrientations(t *testing.T) {
 	e := testEngine(t)
 	up := quadImage(160, 80)
 	for o := 1; o <= 8; o++ {
-		data := withOrientation(encJPEG(t, storedFor(up, o)), o)
+		data := fixtures.WithOrientation(encJPEG(t, storedFor(up, o)), o)
 		info, err := e.Probe(data)
 		if err != nil {
 			t.Fatal(err)

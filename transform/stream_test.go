@@ -43,7 +43,7 @@ func TestStreams(t *testing.T) {
 		}
 	}
 	for o, want := range map[int]bool{1: true, 2: true, 3: false, 6: false, 8: false} {
-		src, err := e.inspect(withOrientation(jpg, o), false)
+		src, err := e.inspect(fixtures.WithOrientation(jpg, o), false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +67,7 @@ func TestStreamedMatchesMaterialised(t *testing.T) {
 	inputs := map[string][]byte{
 		"jpeg":          fixtures.JPEG(1077, 683, 1),
 		"jpeg odd":      fixtures.JPEG(641, 479, 2),
-		"jpeg mirrored": withOrientation(fixtures.JPEG(300, 200, 3), 2),
+		"jpeg mirrored": fixtures.WithOrientation(fixtures.JPEG(300, 200, 3), 2),
 		"grey jpeg":     encJPEG(t, greyPhoto(320, 240)),
 		"png":           fixtures.PNG(400, 300, 4, false),
 		"png alpha":     fixtures.PNG(400, 300, 5, true),

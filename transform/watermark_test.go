@@ -6,6 +6,8 @@ import (
 	"image/color"
 	"net/http"
 	"testing"
+
+	"github.com/imgpipe/imgpipe/internal/fixtures"
 )
 
 var grey = color.RGBA{128, 128, 128, 255}
@@ -34,7 +36,7 @@ func changed(img image.Image) [4]int {
 
 func TestTextWatermarkPlacement(t *testing.T) {
 	e := testEngine(t)
-	bg := encPNG(t, fill(400, 300, grey))
+	bg := encPNG(t, fixtures.Solid(400, 300, grey))
 	cases := map[string][4]bool{ // which quadrants must change
 		"":                              {false, false, false, true}, // southeast default
 		"&watermark_position=northwest": {true, false, false, false},
@@ -76,8 +78,8 @@ func TestTextWatermarkPlacement(t *testing.T) {
 
 func TestImageWatermark(t *testing.T) {
 	e := testEngine(t)
-	bg := encPNG(t, fill(400, 300, grey))
-	logo := encPNG(t, fill(40, 40, red))
+	bg := encPNG(t, fixtures.Solid(400, 300, grey))
+	logo := encPNG(t, fixtures.Solid(40, 40, red))
 	run := func(q string, marks map[string][]byte) image.Image {
 		out, _, err := e.Process(context.Background(), Input{Data: bg, Spec: spec(t, e, q), Watermarks: marks})
 		if err != nil {
