@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"sort"
@@ -86,39 +87,14 @@ const (
 	DefaultWatermarkPosition = GravitySouthEast
 )
 
-func (s Spec) fit() Fit {
-	if s.Fit == "" {
-		return FitInside
-	}
-	return s.Fit
-}
-
-func (s Spec) gravity() Gravity {
-	if s.Gravity == "" {
-		return GravityCenter
-	}
-	return s.Gravity
-}
-
-func (s Spec) quality() int {
-	if s.Quality == 0 {
-		return DefaultQuality
-	}
-	return s.Quality
-}
-
-func (s Spec) watermarkOpacity() float64 {
-	if s.WatermarkOpacity == 0 {
-		return DefaultWatermarkOpacity
-	}
-	return s.WatermarkOpacity
-}
-
+// The zero value of a field means its default (the canonical form omits
+// defaults), so every reader goes through these.
+func (s Spec) fit() Fit                  { return cmp.Or(s.Fit, FitInside) }
+func (s Spec) gravity() Gravity          { return cmp.Or(s.Gravity, GravityCenter) }
+func (s Spec) quality() int              { return cmp.Or(s.Quality, DefaultQuality) }
+func (s Spec) watermarkOpacity() float64 { return cmp.Or(s.WatermarkOpacity, DefaultWatermarkOpacity) }
 func (s Spec) watermarkPosition() Gravity {
-	if s.WatermarkPosition == "" {
-		return DefaultWatermarkPosition
-	}
-	return s.WatermarkPosition
+	return cmp.Or(s.WatermarkPosition, DefaultWatermarkPosition)
 }
 
 func (s Spec) hasWatermark() bool { return s.WatermarkText != "" || s.WatermarkImage != "" }
