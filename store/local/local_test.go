@@ -1,7 +1,6 @@
 package local_test
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/imgpipe/imgpipe/store"
@@ -10,28 +9,13 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	var mu sync.Mutex
-	dirs := map[*testing.T]string{} // the directory of each test's store
-	open := func(t *testing.T, dir string) store.Store {
-		t.Helper()
-		s, err := local.Open(dir, nil)
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		return s
-	}
-	storetest.Run(t,
-		func(t *testing.T) store.Store {
-			dir := t.TempDir()
-			mu.Lock()
-			dirs[t] = dir
-			mu.Unlock()
-			return open(t, dir)
-		},
-		func(t *testing.T) store.Store {
-			mu.Lock()
-			dir := dirs[t]
-			mu.Unlock()
-			return open(t, dir)
+	storetest.Run(t, func(t *testing.T) string { return t.TempDir() },
+		func(t *testing.T, dir string) store.Store {
+			t.Helper()
+			s, err := local.Open(dir, nil)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			return s
 		})
 }

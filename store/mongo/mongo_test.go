@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -59,20 +58,5 @@ func openStore(t *testing.T, uri string) *mongo.Store {
 }
 
 func TestConformance(t *testing.T) {
-	var mu sync.Mutex
-	uris := map[*testing.T]string{}
-	storetest.Run(t,
-		func(t *testing.T) store.Store {
-			uri := newDatabaseURI(t)
-			mu.Lock()
-			uris[t] = uri
-			mu.Unlock()
-			return openStore(t, uri)
-		},
-		func(t *testing.T) store.Store {
-			mu.Lock()
-			uri := uris[t]
-			mu.Unlock()
-			return openStore(t, uri)
-		})
+	storetest.Run(t, newDatabaseURI, func(t *testing.T, uri string) store.Store { return openStore(t, uri) })
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/imgpipe/imgpipe/store"
 )
 
-func testPing(t *testing.T, o opener) {
+func testPing(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	if err := s.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping: %v", err)
@@ -23,7 +23,7 @@ func testPing(t *testing.T, o opener) {
 // (255 KiB), and a large photo.
 var blobSizes = []int{0, 1, 300 << 10, 5 << 20}
 
-func testBlobRoundTrip(t *testing.T, o opener) {
+func testBlobRoundTrip(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	ctx := t.Context()
 	for i, n := range blobSizes {
@@ -39,7 +39,7 @@ func testBlobRoundTrip(t *testing.T, o opener) {
 	checkPut(t, s, key, []byte("odd key"))
 }
 
-func testBlobOverwrite(t *testing.T, o opener) {
+func testBlobOverwrite(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	key := model.ResultKey("img", model.DefaultVariant)
 	// Shrinking from two chunks to one catches stale chunks surviving; growing
@@ -56,7 +56,7 @@ func testBlobOverwrite(t *testing.T, o opener) {
 	}
 }
 
-func testBlobNotFound(t *testing.T, o opener) {
+func testBlobNotFound(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	ctx := t.Context()
 	checkPut(t, s, model.ResultKey("a", "default"), []byte("x"))
@@ -110,7 +110,7 @@ func firstDiff(a, b []byte) int {
 // how they keep a blob (a GridFS chunk is 255 KiB; the local store keeps
 // small blobs in its database and large ones in files) and checks that the
 // last version, and only it, is there after a restart.
-func testBlobOverwriteReopen(t *testing.T, o opener) {
+func testBlobOverwriteReopen(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	sizes := []int{0, 1, 255 << 10, 256 << 10, 256<<10 + 1, 300 << 10, 1 << 20}
 	last := map[string][]byte{}
@@ -137,7 +137,7 @@ func testBlobOverwriteReopen(t *testing.T, o opener) {
 // testBlobConcurrentOverwrite has writers store different versions, small
 // and large, under one key at once: whichever wins, the key ends with one
 // whole version.
-func testBlobConcurrentOverwrite(t *testing.T, o opener) {
+func testBlobConcurrentOverwrite(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	key := model.OriginalKey("contended")
 	versions := make([][]byte, 6)

@@ -13,7 +13,7 @@ import (
 // testConcurrent has many writers at once, as save2db and logger instances
 // are: each writes its own image, events and blob, and all of them write the
 // same shared event ids, image and blob (redeliveries racing each other).
-func testConcurrent(t *testing.T, o opener) {
+func testConcurrent(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	ctx := t.Context()
 	const writers, rounds = 20, 10

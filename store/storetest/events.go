@@ -9,7 +9,7 @@ import (
 	"github.com/imgpipe/imgpipe/store"
 )
 
-func testEventDedup(t *testing.T, o opener) {
+func testEventDedup(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	ctx := t.Context()
 	e1 := newEvent("e1", "img", at(1))
@@ -42,7 +42,7 @@ func testEventDedup(t *testing.T, o opener) {
 	}
 }
 
-func testImageEvents(t *testing.T, o opener) {
+func testImageEvents(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	ctx := t.Context()
 	a1, a2, a3 := newEvent("a1", "a", at(10)), newEvent("a2", "a", at(20)), newEvent("a3", "a", at(30))
@@ -64,7 +64,7 @@ func testImageEvents(t *testing.T, o opener) {
 	}
 }
 
-func testRecentEvents(t *testing.T, o opener) {
+func testRecentEvents(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	ctx := t.Context()
 	const n = 30

@@ -11,7 +11,7 @@ import (
 	"github.com/imgpipe/imgpipe/store"
 )
 
-func testImagePutGet(t *testing.T, o opener) {
+func testImagePutGet(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	ctx := t.Context()
 	// The store keeps records as given; judging them is the roles' job, so
@@ -35,7 +35,7 @@ func testImagePutGet(t *testing.T, o opener) {
 
 // testImageUpdate walks one record through the pipeline and checks that the
 // listing (all and by status) follows it, including a changed creation time.
-func testImageUpdate(t *testing.T, o opener) {
+func testImageUpdate(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	ctx := t.Context()
 	putImage(t, s, newImage("other", model.StatusQueued, at(50)))
@@ -75,7 +75,7 @@ func testImageUpdate(t *testing.T, o opener) {
 // record that is not (an "accepted" message handled after the "final" one);
 // a failed record gives way to a done one, never the other way (a worker
 // that timed out after another finished the image).
-func testImageNeverBackwards(t *testing.T, o opener) {
+func testImageNeverBackwards(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	ctx := t.Context()
 	check := func(want *model.Image) {
@@ -112,7 +112,7 @@ func testImageNeverBackwards(t *testing.T, o opener) {
 	check(done2)
 }
 
-func testImageOrder(t *testing.T, o opener) {
+func testImageOrder(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	for _, img := range []*model.Image{
 		newImage("c", model.StatusQueued, at(3)),
@@ -132,7 +132,7 @@ func testImageOrder(t *testing.T, o opener) {
 	checkList(t, s, store.ListQuery{}, []string{"m", "c", "b", "a", "z", "y", "w", "x", "v", "u"})
 }
 
-func testImageStatusFilter(t *testing.T, o opener) {
+func testImageStatusFilter(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	statuses := []model.Status{model.StatusQueued, model.StatusProcessing, model.StatusDone, model.StatusFailed}
 	want := map[model.Status][]string{}
@@ -155,7 +155,7 @@ func testImageStatusFilter(t *testing.T, o opener) {
 // testImagePages pages through many records (with ties on time) and checks
 // that every record comes exactly once, in order, even when a newer record
 // arrives between two pages.
-func testImagePages(t *testing.T, o opener) {
+func testImagePages(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	const n = 57
 	var want []string
@@ -188,7 +188,7 @@ func testImagePages(t *testing.T, o opener) {
 	checkIDs(t, "pages with an insert in between", imagesOf(got), want)
 }
 
-func testImageLimits(t *testing.T, o opener) {
+func testImageLimits(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	ctx := t.Context()
 	const n = store.DefaultListLimit + 7
@@ -217,7 +217,7 @@ func testImageLimits(t *testing.T, o opener) {
 	}
 }
 
-func testImageBadCursor(t *testing.T, o opener) {
+func testImageBadCursor(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	putImage(t, s, newImage("a", model.StatusQueued, at(0)))
 	for _, cursor := range []string{"%%%", "not a cursor!", "\x00\xff"} {
@@ -231,7 +231,7 @@ func testImageBadCursor(t *testing.T, o opener) {
 // testImageRaceToInsert: save2db handles an image's accepted and final
 // records at once on different workers; for a new id both writes race to
 // insert it, and the final one must win whichever comes second.
-func testImageRaceToInsert(t *testing.T, o opener) {
+func testImageRaceToInsert(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	ctx := t.Context()
 	for i := range 40 {

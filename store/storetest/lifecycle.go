@@ -10,7 +10,7 @@ import (
 
 // testCanceledContext checks that a store gives up on a canceled context
 // rather than ignoring it.
-func testCanceledContext(t *testing.T, o opener) {
+func testCanceledContext(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -31,7 +31,7 @@ func testCanceledContext(t *testing.T, o opener) {
 // testReopen writes, closes, opens again on the same data (as a restarted
 // process would) and reads everything back, including a cursor made before
 // the restart.
-func testReopen(t *testing.T, o opener) {
+func testReopen(t *testing.T, o *opener) {
 	s := o.fresh(t)
 	ctx := t.Context()
 	blobs := map[string][]byte{

@@ -8,6 +8,7 @@
 package storetest
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/imgpipe/imgpipe/store"
@@ -15,19 +16,19 @@ import (
 
 // Run runs the suite as subtests of t.
 //
-// open returns a new, empty store for the test t; reopen returns another
-// store on the data of the store open returned for the same t (a new
-// process in effect: the suite has closed the first one by then). Run
-// closes every store it is given.
+// newPlace names somewhere empty for the test t's store (a directory, a
+// database URI); open opens a store there. The suite opens a place a
+// second time to see what survives a restart (a new process in effect: it
+// has closed the first store by then), and closes every store it opens.
 //
 // Times in the suite are whole milliseconds: MongoDB keeps no finer, so
 // stores are only required to keep milliseconds. Subtests run one after the
 // other, so that a server stopped by the caller's defer is still there.
-func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testing.T) store.Store) {
-	o := opener{open: open, reopen: reopen}
+func Run(t *testing.T, newPlace func(t *testing.T) string, open func(t *testing.T, place string) store.Store) {
+	o := &opener{newPlace: newPlace, open: open, places: map[*testing.T]string{}}
 	tests := []struct {
 		name string
-		run  func(*testing.T, opener)
+		run  func(*testing.T, *opener)
 	}{
 		{"Ping", testPing},
 		{"Blobs/RoundTrip", testBlobRoundTrip},
@@ -58,22 +59,33 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, reopen func(t *testi
 
 // opener hands stores to subtests and closes them when the subtest ends.
 type opener struct {
-	open, reopen func(t *testing.T) store.Store
+	newPlace func(t *testing.T) string
+	open     func(t *testing.T, place string) store.Store
+
+	mu     sync.Mutex
+	places map[*testing.T]string // where each subtest's fresh store is
 }
 
 // fresh returns a new, empty store.
-func (o opener) fresh(t *testing.T) *handle {
+func (o *opener) fresh(t *testing.T) *handle {
 	t.Helper()
-	return o.track(t, o.open(t))
+	place := o.newPlace(t)
+	o.mu.Lock()
+	o.places[t] = place
+	o.mu.Unlock()
+	return o.track(t, o.open(t, place))
 }
 
 // again returns a store on the data of the one fresh returned for t.
-func (o opener) again(t *testing.T) *handle {
+func (o *opener) again(t *testing.T) *handle {
 	t.Helper()
-	return o.track(t, o.reopen(t))
+	o.mu.Lock()
+	place := o.places[t]
+	o.mu.Unlock()
+	return o.track(t, o.open(t, place))
 }
 
-func (o opener) track(t *testing.T, s store.Store) *handle {
+func (o *opener) track(t *testing.T, s store.Store) *handle {
 	t.Helper()
 	if s == nil {
 		t.Fatal("open returned a nil store")
