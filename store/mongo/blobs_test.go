@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,4 +209,88 @@ func TestMissingChunksRewritten(t *testing.T) {
 	if got, err := s.GetBlob(t.Context(), key); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("GetBlob after rewrite = %d bytes, %v", len(got), err)
 	}
+}
+
+// Blobs are plain GridFS files: the driver's own bucket reads them back,
+// chunk by chunk. And a small blob costs memory in proportion to its size:
+// the driver's upload stream, which the store no longer uses for that
+// reason, allocated 16 MiB per file.
+func TestBlobsAreGridFSFiles(t *testing.T) {
+	uri := newDatabaseURI(t)
+	s := openStore(t, uri)
+	defer s.Close()
+	data := make([]byte, 600<<10) // three chunks, the last one short
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	key := model.OriginalKey("gridfs")
+	if err := s.PutBlob(t.Context(), key, data); err != nil {
+		t.Fatal(err)
+	}
+	db := rawDatabase(t, uri)
+	bucket := db.GridFSBucket(options.GridFSBucket().SetName("blobs"))
+	var got bytes.Buffer
+	if _, err := bucket.DownloadToStream(t.Context(), key, &got); err != nil {
+		t.Fatalf("driver download: %v", err)
+	}
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("driver download: %d bytes, not the %d written", got.Len(), len(data))
+	}
+	if n := count(t, db.Collection("blobs.chunks"), bson.D{{Key: "files_id", Value: key}}); n != 3 {
+		t.Errorf("%d chunks, want 3 of 255 KiB", n)
+	}
+
+	small := data[:10<<10]
+	const puts = 20
+	allocated := allocatedUnder(t, "store/mongo.(*Store).PutBlob", func() {
+		for i := range puts {
+			if err := s.PutBlob(t.Context(), model.OriginalKey(fmt.Sprintf("small%d", i)), small); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	// Encoding the insert, the reply and the lease: some tens of KiB.
+	if per := allocated / puts; per > 1<<20 {
+		t.Errorf("%d KiB allocated per 10 KiB blob", per>>10)
+	}
+}
+
+// allocatedUnder returns the bytes do allocated in calls made under the
+// function named fn, leaving out everything else the process allocated
+// meanwhile (here, the embedded FerretDB serving the requests).
+func allocatedUnder(t *testing.T, fn string, do func()) uint64 {
+	t.Helper()
+	sum := func() uint64 {
+		runtime.GC() // the profile is as of the last completed cycle
+		runtime.GC()
+		recs := make([]runtime.MemProfileRecord, 1024)
+		for {
+			n, ok := runtime.MemProfile(recs, true)
+			if ok {
+				recs = recs[:n]
+				break
+			}
+			recs = make([]runtime.MemProfileRecord, n+1024)
+		}
+		var total uint64
+		for _, r := range recs {
+			frames := runtime.CallersFrames(r.Stack())
+			for f, more := frames.Next(); ; f, more = frames.Next() {
+				if strings.HasSuffix(f.Function, fn) {
+					total += uint64(r.AllocBytes)
+					break
+				}
+				if !more {
+					break
+				}
+			}
+		}
+		return total
+	}
+	rate := runtime.MemProfileRate
+	runtime.MemProfileRate = 1 // every allocation, not a sample
+	defer func() { runtime.MemProfileRate = rate }()
+	before := sum()
+	do()
+	return sum() - before
 }

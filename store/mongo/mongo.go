@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -45,12 +43,6 @@ type Store struct {
 	images *mongo.Collection
 	events *mongo.Collection
 	log    *slog.Logger
-
-	// The driver's bucket flips an unsynchronized flag on its first upload
-	// (after checking its indexes); uploads are serialized until that has
-	// happened once, so that concurrent first uploads do not race on it.
-	firstUpload sync.Mutex
-	uploadReady atomic.Bool
 }
 
 var _ store.Store = (*Store)(nil)
