@@ -72,6 +72,12 @@ func TestPipelineEndToEnd(t *testing.T) {
 			if orig.Status != http.StatusOK || !bytes.Equal(orig.Body, tc.data) {
 				t.Fatalf("original: status %d, %d bytes, identical=%v", orig.Status, len(orig.Body), bytes.Equal(orig.Body, tc.data))
 			}
+			// A HEAD takes the length from the record, not the bytes.
+			head = apptest.Do(t, http.MethodHead, r.URL+"/v1/images/"+id+"/original", "", nil)
+			if head.Status != http.StatusOK || len(head.Body) != 0 || head.Header.Get("ETag") != orig.Header.Get("ETag") ||
+				head.Header.Get("Content-Type") != orig.Header.Get("Content-Type") || head.Header.Get("Content-Length") != strconv.Itoa(len(tc.data)) {
+				t.Errorf("HEAD original: %d, %d body bytes, headers %v", head.Status, len(head.Body), head.Header)
+			}
 			info := apptest.Get(t, r.URL+"/v1/images/"+id).JSON(t)
 			if info["status"] != "done" || info["result"] == nil {
 				t.Fatalf("record: %v", info)

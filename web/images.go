@@ -69,6 +69,13 @@ func (a *API) sendBlob(c echo.Context, key string, info model.Info) error {
 	if c.Request().Header.Get("If-None-Match") == etag {
 		return c.NoContent(http.StatusNotModified)
 	}
+	if c.Request().Method == http.MethodHead && info.Size > 0 {
+		// The record knows the length: a HEAD need not fetch the bytes,
+		// which for a stored camera original means reading megabytes.
+		h.Set(echo.HeaderContentLength, strconv.FormatInt(info.Size, 10))
+		h.Set(echo.HeaderContentType, contentType(info.Format))
+		return c.NoContent(http.StatusOK)
+	}
 	data, err := a.pipe.Blob(c.Request().Context(), key)
 	if err != nil {
 		return err
