@@ -54,11 +54,12 @@ type Delivery interface {
 	// ended without a verdict: the worker that had it died, stalled past
 	// the ack deadline, or was cut short by a hard shutdown. This delivery
 	// is one more, given so that the failure is recorded rather than the
-	// message silently dropped. The
-	// handler must record the failure WITHOUT attempting the work again
-	// (it may be the work that kills the process); its return value then
-	// settles the message: nil acks it, an error terminates it, and it is
-	// never redelivered after that.
+	// message silently dropped; if its own worker dies before returning,
+	// a few more may follow, Exhausted too. The handler must record the
+	// failure WITHOUT attempting the work again (it may be the work that
+	// kills the process); its return value then settles the message: nil
+	// acks it, an error terminates it, and it is never redelivered after
+	// that.
 	Exhausted() bool
 	// InProgress tells the bus the handler is still working, pushing back
 	// the redelivery deadline.
@@ -159,8 +160,8 @@ func (p permanentError) Unwrap() error { return p.error }
 // message is redelivered before LastAttempt.
 type Retry struct {
 	// MaxDeliver bounds attempts at the work; 0 or less retries for ever.
-	// A bounded message may be delivered once more, Exhausted, when the
-	// last attempt ended without a verdict (its worker died).
+	// A bounded message may be delivered again, Exhausted, when the last
+	// attempt ended without a verdict (its worker died).
 	MaxDeliver int             `mapstructure:"max_deliver"`
 	Backoff    []time.Duration `mapstructure:"backoff"`
 }

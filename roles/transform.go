@@ -39,7 +39,8 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 		t.deps.Metrics.Handled.WithLabelValues("transform", "malformed").Inc()
 		return bus.Permanent(fmt.Errorf("malformed transform message: %v", err))
 	}
-	if cur, err := t.deps.Bus.Status().Get(ctx, img.ID); err == nil && cur.Status.Final() {
+	cur, err := t.deps.Bus.Status().Get(ctx, img.ID)
+	if err == nil && cur.Status.Final() {
 		return resave(ctx, t.deps.Bus, d, cur)
 	}
 	if d.Exhausted() {
@@ -47,7 +48,12 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 		// died or hung. Rendering again could kill this one too, so the
 		// image is recorded failed without touching the engine.
 		img.Attempts = d.Attempt() - 1
-		cause := fmt.Errorf("attempts exhausted: the last of %d deliveries ended without a verdict", img.Attempts)
+		if err == nil && cur.Attempts > 0 {
+			// The last attempt that began, as it wrote itself: a verdict
+			// delivery whose worker died also counts as a delivery.
+			img.Attempts = cur.Attempts
+		}
+		cause := fmt.Errorf("attempts exhausted: no verdict after %d deliveries", d.Attempt()-1)
 		return t.fail(ctx, d, &img, cause, msgWorkersStopped)
 	}
 

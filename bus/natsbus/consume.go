@@ -31,7 +31,7 @@ import (
 //     removes the message from a work queue stream;
 //   - panic: recovered, logged with its stack, treated as an error.
 //
-// A bounded Retry gives the server consumer one delivery more than
+// A bounded Retry gives the server consumer verdictDeliveries more than
 // Retry.MaxDeliver: the last attempt is settled by its handler whatever
 // happens (ack or term), so the server delivers the message again only if
 // the worker holding the last attempt died or stalled past AckWait. That
@@ -39,7 +39,8 @@ import (
 // doing the work again, and any error from it is a Term too. Without it a
 // message whose every worker crashed (a libvips segfault on a poison
 // image, an OOM kill) would sit in the stream for ever, its image stuck
-// in processing.
+// in processing. The further ones are for a verdict delivery whose own
+// worker died or was shut down hard before it could record anything.
 func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) (bus.Consumer, error) {
 	if err := knownQueue(cfg.Queue); err != nil {
 		return nil, err
@@ -60,7 +61,7 @@ func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler
 	if retry.Forever() {
 		retry.MaxDeliver = -1
 	} else {
-		maxDeliver = retry.MaxDeliver + 1 // the Exhausted verdict delivery
+		maxDeliver = retry.MaxDeliver + verdictDeliveries
 	}
 	jcfg := jetstream.ConsumerConfig{
 		Durable:       cfg.Durable,
@@ -127,12 +128,13 @@ func (c *consumer) handle(msg jetstream.Msg) {
 	switch {
 	case err == nil:
 		c.settle(d, "ack", msg.Ack())
-	case d.last && !d.exhausted && c.hctx.Err() != nil:
-		// A hard shutdown cut the last attempt short, so no verdict was
-		// written. Terminated here, the image would stay in progress for
-		// ever; left unsettled, the server delivers it once more after
-		// AckWait, Exhausted, and that handler records the outcome.
-		c.log.Warn("last attempt cut short by shutdown; left for the verdict delivery", "subject", d.subject, "attempt", d.attempt, "err", err)
+	case d.last && d.attempt < c.jcfg.MaxDeliver && c.hctx.Err() != nil:
+		// A hard shutdown cut the last attempt (or a verdict delivery)
+		// short, so no verdict was written. Terminated here, the image
+		// would stay in progress for ever; left unsettled, the server
+		// delivers it again after AckWait, Exhausted, and that handler
+		// records the outcome.
+		c.log.Warn("last attempt cut short by shutdown; left for a verdict delivery", "subject", d.subject, "attempt", d.attempt, "err", err)
 	case bus.IsPermanent(err):
 		c.settle(d, "term", msg.TermWithReason(termReason("permanent", err)))
 	case d.exhausted:

@@ -11,10 +11,16 @@ type delivery struct {
 	subject string
 	attempt int
 	last    bool
-	// exhausted: the verdict delivery after Retry.MaxDeliver attempts that
+	// exhausted: a verdict delivery after Retry.MaxDeliver attempts that
 	// ended without one (see Consume).
 	exhausted bool
 }
+
+// verdictDeliveries is how many Exhausted deliveries a bounded message may
+// get: one, then more only while the worker holding the previous one dies
+// before settling it. They do no work, so it would take as many crashes
+// or hard shutdowns within the few milliseconds each lasts to strand it.
+const verdictDeliveries = 3
 
 func (c *consumer) newDelivery(msg jetstream.Msg) *delivery {
 	d := &delivery{msg: msg, c: c, subject: c.b.names.trim(c.cfg.Queue, msg.Subject()), attempt: 1}

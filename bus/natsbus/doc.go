@@ -18,6 +18,7 @@
 // race a redelivery, so every handler must be idempotent. Failed handlers
 // are retried with Retry.Backoff through NakWithDelay; AckWait covers
 // workers that crash or hang, and a bounded consumer's extra, Exhausted,
-// delivery the case where every attempt ended that way (see Consume). Work queue streams admit one
-// consumer per subject, so Watch (live feeds) works on activity only.
+// deliveries the case where every attempt ended that way (see Consume).
+// Work queue streams admit one consumer per subject, so Watch (live feeds)
+// works on activity only.
 package natsbus

@@ -83,47 +83,61 @@ func TestExhaustedSettles(t *testing.T) {
 // TestLastAttemptCutByShutdown: a hard shutdown (Drain's deadline passing)
 // that cancels a last attempt must not terminate the message, since no
 // verdict was written: another process then gets the Exhausted delivery.
+// The same holds when the shutdown cuts that verdict delivery short too.
 func TestLastAttemptCutByShutdown(t *testing.T) {
 	ns := startServer(t, t.TempDir(), "")
 	cfg := testConfig("cutshort")
 	cfg.AckWait = 300 * time.Millisecond
 	cfg.Retry = bus.Retry{MaxDeliver: 1}
-	first := connect(t, cfg, ns)
-	started := make(chan struct{}, 1)
-	c, err := first.Consume(ctxFor(t), bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
-		func(ctx context.Context, d bus.Delivery) error {
-			started <- struct{}{}
-			<-ctx.Done() // a render the shutdown interrupts
-			return ctx.Err()
-		})
-	if err != nil {
+	seed := connect(t, cfg, ns)
+	if err := seed.Publish(ctxFor(t), bus.Message{Queue: bus.Transform, Subject: "img", Data: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := first.Publish(ctxFor(t), bus.Message{Queue: bus.Transform, Subject: "img", Data: []byte("x")}); err != nil {
-		t.Fatal(err)
-	}
-	<-started
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if err := c.Drain(ctx); err == nil {
-		t.Fatal("drain did not time out")
+	// The last attempt, then the first verdict delivery, each held by a
+	// process shut down hard in the middle of it.
+	for attempt := 1; attempt <= 2; attempt++ {
+		started := make(chan bus.Delivery, 1)
+		b := connect(t, cfg, ns)
+		c, err := b.Consume(ctxFor(t), bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
+			func(ctx context.Context, d bus.Delivery) error {
+				started <- d
+				<-ctx.Done() // work the shutdown interrupts
+				return ctx.Err()
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d := <-started:
+			if d.Attempt() != attempt || d.Exhausted() != (attempt > 1) {
+				t.Fatalf("delivery %d: attempt %d, exhausted %v", attempt, d.Attempt(), d.Exhausted())
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("delivery %d never came: the previous one was terminated", attempt)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		err = c.Drain(ctx)
+		cancel()
+		if err == nil {
+			t.Fatal("drain did not time out")
+		}
 	}
 
-	second := connect(t, cfg, ns)
-	verdict := make(chan bool, 1)
-	if _, err := second.Consume(ctxFor(t), bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
+	last := connect(t, cfg, ns)
+	verdict := make(chan bus.Delivery, 1)
+	if _, err := last.Consume(ctxFor(t), bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
 		func(_ context.Context, d bus.Delivery) error {
-			verdict <- d.Exhausted()
+			verdict <- d
 			return nil
 		}); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case exhausted := <-verdict:
-		if !exhausted {
-			t.Fatal("redelivered, but not as the verdict delivery")
+	case d := <-verdict:
+		if !d.Exhausted() || d.Attempt() != 3 {
+			t.Fatalf("redelivered as attempt %d, exhausted %v; want the second verdict delivery", d.Attempt(), d.Exhausted())
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("the cut-short last attempt was never delivered again: terminated")
+		t.Fatal("the cut-short verdict delivery was never delivered again: terminated")
 	}
 }
