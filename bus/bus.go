@@ -52,7 +52,8 @@ type Delivery interface {
 	LastAttempt() bool
 	// Exhausted is true when the attempts are used up and the last one
 	// ended without a verdict: the worker that had it died, stalled past
-	// the ack deadline, or was cut short by a hard shutdown. This delivery
+	// the ack deadline, panicked, or was cut short by a hard shutdown.
+	// This delivery
 	// is one more, given so that the failure is recorded rather than the
 	// message silently dropped; if its own worker dies before returning,
 	// a few more may follow, Exhausted too. The handler must record the

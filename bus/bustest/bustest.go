@@ -60,6 +60,7 @@ func Run(t *testing.T, newBus func(t *testing.T) bus.Bus) {
 		{"RetryForever", testRetryForever},
 		{"Permanent", testPermanent},
 		{"Panic", testPanic},
+		{"PanicOnLastAttempt", testPanicOnLastAttempt},
 		{"DrainWaits", testDrainWaits},
 		{"Stage", testStage},
 		{"StatusCreateRace", testStatusCreateRace},

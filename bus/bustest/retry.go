@@ -157,6 +157,30 @@ func testPanic(t *testing.T, b bus.Bus) {
 	}
 }
 
+// testPanicOnLastAttempt: a handler that panics on the last attempt has
+// recorded nothing, like one whose process crashed: the message comes once
+// more, Exhausted, instead of being dropped with the image unrecorded.
+func testPanicOnLastAttempt(t *testing.T, b bus.Bus) {
+	retry := bus.Retry{MaxDeliver: 2, Backoff: Retry.Backoff}
+	got := make(chan delivered, 10)
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1, Retry: &retry},
+		func(_ context.Context, d bus.Delivery) error {
+			got <- record(d)
+			if !d.Exhausted() {
+				panic("bustest: the work crashes")
+			}
+			return nil
+		})
+	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "abc", Data: []byte("x")})
+	for i := 1; i <= retry.MaxDeliver+1; i++ {
+		d := recv(t, got, fmt.Sprintf("delivery %d", i))
+		if d.Attempt != i || d.Exhausted != (i > retry.MaxDeliver) {
+			t.Fatalf("delivery %d: attempt %d, exhausted %v", i, d.Attempt, d.Exhausted)
+		}
+	}
+	none(t, got, "delivery after the settled verdict")
+}
+
 // testDrainWaits: Drain returns only after the handler in flight has.
 func testDrainWaits(t *testing.T, b bus.Bus) {
 	entered := make(chan struct{})

@@ -29,7 +29,9 @@ import (
 //   - error: Nak with Retry.Backoff[attempt-1] (last value repeated);
 //   - Permanent error, or any error on the last attempt: Term, which also
 //     removes the message from a work queue stream;
-//   - panic: recovered, logged with its stack, treated as an error.
+//   - panic: recovered, logged with its stack, treated as an error, except
+//     on the last attempt: nothing was recorded then, so it is handed back
+//     for the verdict delivery described below.
 //
 // A bounded Retry gives the server consumer verdictDeliveries more than
 // Retry.MaxDeliver: the last attempt is settled by its handler whatever
@@ -135,6 +137,11 @@ func (c *consumer) handle(msg jetstream.Msg) {
 		// delivers it again after AckWait, Exhausted, and that handler
 		// records the outcome.
 		c.log.Warn("last attempt cut short by shutdown; left for a verdict delivery", "subject", d.subject, "attempt", d.attempt, "err", err)
+	case d.last && d.attempt < c.jcfg.MaxDeliver && errors.Is(err, errPanicked):
+		// A handler that panicked never wrote its verdict, as if its
+		// process had crashed: handed back, the message comes again as a
+		// verdict delivery, which records the failure without the work.
+		c.settle(d, "nak", msg.Nak())
 	case bus.IsPermanent(err):
 		c.settle(d, "term", msg.TermWithReason(termReason("permanent", err)))
 	case d.exhausted:
@@ -153,6 +160,9 @@ func (c *consumer) handle(msg jetstream.Msg) {
 	}
 }
 
+// errPanicked marks the error call makes of a panic.
+var errPanicked = errors.New("natsbus: handler panicked")
+
 // call runs the handler; a panic becomes an error so that one bad message
 // cannot take the process (and every other in-flight message) down.
 func (c *consumer) call(d *delivery) (err error) {
@@ -160,7 +170,7 @@ func (c *consumer) call(d *delivery) (err error) {
 		if r := recover(); r != nil {
 			c.log.Error("handler panicked", "subject", d.subject, "attempt", d.attempt,
 				"panic", r, "stack", string(debug.Stack()))
-			err = fmt.Errorf("natsbus: handler panicked: %v", r)
+			err = fmt.Errorf("%w: %v", errPanicked, r)
 		}
 	}()
 	return c.h(c.hctx, d)
