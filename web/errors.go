@@ -69,6 +69,9 @@ func codeFor(status int) string {
 	return "bad_request"
 }
 
+// statusClientClosed is nginx's status for a request its client abandoned.
+const statusClientClosed = 499
+
 // errorHandler is echo's last stop for every error a handler returns.
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
@@ -76,6 +79,12 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		ae := classify(err)
+		if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+			// The client hung up (a closed tab, a timeout on its side):
+			// nobody reads this answer, and nothing failed here. 499 is
+			// the status proxies log for it.
+			ae = newError(statusClientClosed, "client_closed_request", "the client closed the request")
+		}
 		if ae.Status >= 500 {
 			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", ae.Status, "err", err)
 		}
