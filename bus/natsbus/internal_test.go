@@ -1,10 +1,14 @@
 package natsbus
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imgpipe/imgpipe/bus"
 )
@@ -54,5 +58,41 @@ func TestOpenEmbeddedOwnsServer(t *testing.T) {
 	}
 	if b.server.Running() {
 		t.Fatal("embedded server still running after Close")
+	}
+}
+
+// TestLeaderGet: the leader's answer, which confirms a direct get's miss,
+// is the same message as the direct get's, headers included; a subject
+// never written is still a miss.
+func TestLeaderGet(t *testing.T) {
+	b, err := OpenEmbedded(t.Context(), DefaultConfig(), EmbeddedOptions{Dir: t.TempDir()}, "leader", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s := stage{b}
+	data := make([]byte, chunkSize+10) // a head naming a second chunk
+	for i := range data {
+		data[i] = byte(i)
+	}
+	if err := s.Put(t.Context(), "originals/abc", data); err != nil {
+		t.Fatal(err)
+	}
+	head := s.keySubject("originals/abc") + ".h"
+	direct, err := b.stage.GetLastMsgForSubject(t.Context(), head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader, err := s.leaderGet(t.Context(), head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leader.Subject != direct.Subject || leader.Sequence != direct.Sequence || !bytes.Equal(leader.Data, direct.Data) ||
+		leader.Header.Get(hdrChunks) != "2" || leader.Header.Get(hdrPut) != direct.Header.Get(hdrPut) || leader.Header.Get(hdrSize) != direct.Header.Get(hdrSize) {
+		t.Fatalf("leader get: %s #%d, %d bytes, headers %v; direct get: %s #%d, %d bytes, headers %v",
+			leader.Subject, leader.Sequence, len(leader.Data), leader.Header, direct.Subject, direct.Sequence, len(direct.Data), direct.Header)
+	}
+	if _, err := s.leaderGet(t.Context(), s.keySubject("originals/none")+".h"); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Fatalf("leader get of a subject never written: %v, want ErrMsgNotFound", err)
 	}
 }

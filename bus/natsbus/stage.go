@@ -3,6 +3,7 @@ package natsbus
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -108,6 +109,9 @@ func (s stage) Get(ctx context.Context, key string) ([]byte, error) {
 	defer done()
 	base := s.keySubject(key)
 	head, err := s.b.stage.GetLastMsgForSubject(ctx, base+".h")
+	if errors.Is(err, jetstream.ErrMsgNotFound) && s.b.replicas > 1 {
+		head, err = s.leaderGet(ctx, base+".h")
+	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, fmt.Errorf("natsbus: %s: %w", op, bus.ErrNotFound)
 	}
@@ -152,4 +156,55 @@ func (s stage) Delete(ctx context.Context, key string) error {
 	defer done()
 	err = s.b.stage.Purge(ctx, jetstream.WithPurgeSubject(s.keySubject(key)+".>"))
 	return s.b.fail(ctx, op, err)
+}
+
+// leaderGet reads the last message on subject through the stream's leader.
+//
+// Direct gets, which Get uses, may be answered by any replica, and NATS
+// promises read-after-write only through the leader: a replica catching
+// up after a restart can miss a blob staged a moment ago. Taken for good,
+// that miss would fail a healthy image ("neither staged nor stored"), so a
+// miss is asked again here. A stream with one replica has only the
+// leader to answer, and is not asked twice.
+func (s stage) leaderGet(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
+	req, err := json.Marshal(struct {
+		LastBySubject string `json:"last_by_subj"`
+	}{subject})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.b.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.b.names.stream(stageQueue), req)
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Error *struct {
+			ErrCode     jetstream.ErrorCode `json:"err_code"`
+			Description string              `json:"description"`
+		} `json:"error"`
+		Message *struct {
+			Subject string `json:"subject"`
+			Seq     uint64 `json:"seq"`
+			Header  []byte `json:"hdrs"` // base64 in JSON, as []byte decodes
+			Data    []byte `json:"data"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(resp.Data, &r); err != nil {
+		return nil, fmt.Errorf("message get reply: %w", err)
+	}
+	switch {
+	case r.Error != nil && r.Error.ErrCode == jetstream.JSErrCodeMessageNotFound:
+		return nil, jetstream.ErrMsgNotFound
+	case r.Error != nil:
+		return nil, fmt.Errorf("message get: %s (code %d)", r.Error.Description, r.Error.ErrCode)
+	case r.Message == nil:
+		return nil, errors.New("message get: empty reply")
+	}
+	msg := &jetstream.RawStreamMsg{Subject: r.Message.Subject, Sequence: r.Message.Seq, Data: r.Message.Data}
+	if len(r.Message.Header) > 0 {
+		if msg.Header, err = nats.DecodeHeadersMsg(r.Message.Header); err != nil {
+			return nil, fmt.Errorf("message get: headers: %w", err)
+		}
+	}
+	return msg, nil
 }
