@@ -113,7 +113,7 @@ func (e *Engine) renderOnce(data []byte, j job, wm *watermarkSource, g *C.ip_gua
 		return nil, model.Info{}, "process", err
 	}
 	if j.spec.hasWatermark() {
-		if err := e.watermark(p, j.spec, wm); err != nil {
+		if err := e.watermark(p, j.spec, wm, g); err != nil {
 			return nil, model.Info{}, "watermark", err
 		}
 	}

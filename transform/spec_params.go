@@ -190,8 +190,10 @@ func parseBackground(s *Spec, v string, _ parseLimits) error {
 }
 
 func parseWatermarkText(s *Spec, v string, _ parseLimits) error {
-	if !utf8.ValidString(v) || strings.TrimSpace(v) == "" {
-		return badParam("watermark_text", "must be non-empty UTF-8 text")
+	// Visible: spaces, zero-width and other format characters alone draw
+	// nothing, and the renderer fails on them after the upload was taken.
+	if !utf8.ValidString(v) || !strings.ContainsFunc(v, visible) {
+		return badParam("watermark_text", "must be UTF-8 text with at least one visible character")
 	}
 	if utf8.RuneCountInString(v) > maxWatermarkText {
 		return badParam("watermark_text", "must be at most %d characters", maxWatermarkText)
@@ -204,6 +206,10 @@ func parseWatermarkText(s *Spec, v string, _ parseLimits) error {
 	s.WatermarkText = v
 	return nil
 }
+
+// visible is a rune that draws something: a letter, digit, punctuation or
+// symbol (not a space, a mark on its own or a format character).
+func visible(r rune) bool { return unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S) }
 
 var imageIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 

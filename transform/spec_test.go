@@ -114,6 +114,8 @@ func TestSpecBadValues(t *testing.T) {
 		{"blur=-1", "blur"}, {"blur=51", "blur"}, {"blur=NaN", "blur"}, {"sharpen=11", "sharpen"},
 		{"grayscale=maybe", "grayscale"}, {"background=red", "background"}, {"background=ff00", "background"},
 		{"background=%23gggggg", "background"}, {"watermark_text=", "watermark_text"},
+		{"watermark_text=%20%E2%80%8B", "watermark_text"}, {"watermark_text=%C2%AD%EF%BB%BF%E2%81%A0", "watermark_text"},
+		{"watermark_text=%E2%80%8D%E2%80%8D", "watermark_text"}, {"watermark_text=%F3%A0%80%81", "watermark_text"},
 		{"watermark_text=" + strings.Repeat("a", 201), "watermark_text"}, {"watermark_text=a%0Ab", "watermark_text"},
 		{"watermark_image=../etc", "watermark_image"}, {"watermark_opacity=0", "watermark_opacity"},
 		{"watermark_opacity=1.1", "watermark_opacity"}, {"watermark_position=smart", "watermark_position"},

@@ -6,6 +6,7 @@ package transform
 import "C"
 
 import (
+	"errors"
 	"math"
 	"net/http"
 	"unsafe"
@@ -13,6 +14,7 @@ import (
 
 // watermarkSource is a checked watermark image.
 type watermarkSource struct {
+	id   string
 	data []byte
 	src  inspection
 }
@@ -29,7 +31,7 @@ func (e *Engine) watermarkSource(id string, data []byte) (*watermarkSource, erro
 		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: CodeWatermark,
 			Message: "watermark image " + id + ": " + msg, Err: err}
 	}
-	return &watermarkSource{data: data, src: src}, nil
+	return &watermarkSource{id: id, data: data, src: src}, nil
 }
 
 // Watermark layout, relative to the output's smaller side.
@@ -41,7 +43,7 @@ const (
 
 // watermark composites the text or image mark at its position (or tiled)
 // with its opacity, on every page of an animation.
-func (e *Engine) watermark(p *pipe, s Spec, wm *watermarkSource) error {
+func (e *Engine) watermark(p *pipe, s Spec, wm *watermarkSource, g *C.ip_guard) error {
 	geo := p.geom()
 	W, H := geo.width, geo.pageHeight
 	margin := max(2, int(math.Round(float64(min(W, H))*watermarkMargin)))
@@ -52,7 +54,7 @@ func (e *Engine) watermark(p *pipe, s Spec, wm *watermarkSource) error {
 	if s.WatermarkText != "" {
 		mark, err = textMark(p.vc, s.WatermarkText, s.WatermarkSize, W, H, boxW, boxH)
 	} else {
-		mark, err = imageMark(p.vc, wm, s.WatermarkSize, W, boxW, boxH)
+		mark, err = imageMark(p.vc, wm, s.WatermarkSize, W, boxW, boxH, g)
 	}
 	if err != nil {
 		return err
@@ -132,7 +134,7 @@ func textMark(vc *vctx, text string, size float64, W, H, boxW, boxH int) (*pipe,
 
 // imageMark loads the watermark at its natural size (or watermark_size of
 // the output width), within the margins, upright, as 8-bit RGBA.
-func imageMark(vc *vctx, wm *watermarkSource, size float64, W, boxW, boxH int) (*pipe, error) {
+func imageMark(vc *vctx, wm *watermarkSource, size float64, W, boxW, boxH int, g *C.ip_guard) (*pipe, error) {
 	plan := resizePlan{boxW, boxH, sizeDown}
 	if size > 0 {
 		plan = resizePlan{max(1, int(math.Round(size*float64(W)))), boxH, sizeBoth}
@@ -152,9 +154,23 @@ func imageMark(vc *vctx, wm *watermarkSource, size float64, W, boxW, boxH int) (
 	if err := mark.colour(); err != nil {
 		return nil, err
 	}
-	return mark, mark.apply("addalpha", func(in *C.VipsImage, out **C.VipsImage) C.int {
+	if err := mark.apply("addalpha", func(in *C.VipsImage, out **C.VipsImage) C.int {
 		return C.ip_add_alpha(in, out)
+	}); err != nil {
+		return nil, err
+	}
+	// Its header passed the checks, but its pixels are only read now: left
+	// to the encoder, bad ones would fail "the upload could not be
+	// encoded". The mark is no larger than the output.
+	err = mark.apply("materialize watermark", func(in *C.VipsImage, out **C.VipsImage) C.int {
+		return C.ip_materialize(in, g, out)
 	})
+	var ve *vipsError
+	if err != nil && !(errors.As(err, &ve) && ve.killed()) {
+		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: CodeWatermark,
+			Message: "watermark image " + wm.id + " could not be decoded", Err: err}
+	}
+	return mark, err
 }
 
 // fit shrinks the mark to fit w x h.

@@ -1,10 +1,12 @@
 package transform
 
 import (
+	"bytes"
 	"context"
 	"image"
 	"image/color"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/imgpipe/imgpipe/internal/fixtures"
@@ -109,4 +111,21 @@ func TestImageWatermark(t *testing.T) {
 	_, _, err = e.Process(context.Background(), Input{Data: bg, Spec: spec(t, e, "watermark_image=bad"),
 		Watermarks: map[string][]byte{"bad": []byte("not an image")}})
 	wantError(t, err, http.StatusUnprocessableEntity, CodeWatermark)
+	// A sound header over pixels that do not decode passes the checks; the
+	// failure must still name the watermark, not the upload's encoding.
+	var broken bytes.Buffer
+	broken.WriteString("\x89PNG\r\n\x1a\n")
+	ihdr := []byte{0, 0, 0, 10, 0, 0, 0, 10, 8, 2, 0, 0, 0} // 10x10 RGB
+	writeChunk(&broken, "IHDR", ihdr)
+	writeChunk(&broken, "IDAT", []byte{1, 2, 3, 4, 5})
+	writeChunk(&broken, "IEND", nil)
+	if _, err := e.Probe(broken.Bytes()); err != nil {
+		t.Fatalf("the broken watermark is refused at upload (%v): the test needs one that passes", err)
+	}
+	_, _, err = e.Process(context.Background(), Input{Data: bg, Spec: spec(t, e, "watermark_image=broken"),
+		Watermarks: map[string][]byte{"broken": broken.Bytes()}})
+	wantError(t, err, http.StatusUnprocessableEntity, CodeWatermark)
+	if te, _ := AsError(err); te == nil || !strings.Contains(te.Message, "broken") {
+		t.Errorf("error %v does not name the watermark", err)
+	}
 }
