@@ -72,6 +72,19 @@ func TestPipelineEndToEnd(t *testing.T) {
 			if orig.Status != http.StatusOK || !bytes.Equal(orig.Body, tc.data) {
 				t.Fatalf("original: status %d, %d bytes, identical=%v", orig.Status, len(orig.Body), bytes.Equal(orig.Body, tc.data))
 			}
+			// Caches may send a list, weak tags or a star.
+			for _, inm := range []string{"W/" + res.Header.Get("ETag"), "*", `"x", ` + res.Header.Get("ETag")} {
+				req, _ := http.NewRequest(http.MethodGet, r.URL+"/v1/images/"+id+"/result", nil)
+				req.Header.Set("If-None-Match", inm)
+				cached, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cached.Body.Close()
+				if cached.StatusCode != http.StatusNotModified {
+					t.Errorf("If-None-Match %s: %d, want 304", inm, cached.StatusCode)
+				}
+			}
 			// A HEAD takes the length from the record, not the bytes.
 			head = apptest.Do(t, http.MethodHead, r.URL+"/v1/images/"+id+"/original", "", nil)
 			if head.Status != http.StatusOK || len(head.Body) != 0 || head.Header.Get("ETag") != orig.Header.Get("ETag") ||
@@ -187,7 +200,10 @@ func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 	if resp := apptest.Do(t, http.MethodHead, r.URL+"/v1/images/nope/original", "", nil); resp.Status != 404 {
 		t.Errorf("HEAD of an unknown image: %d, want 404", resp.Status)
 	}
-	for _, u := range []string{"/v1/images?status=weird", "/v1/images?limit=0", "/v1/images?cursor=zzz"} {
+	// Malformed escapes too: net/url would drop the pair and answer as if
+	// it were absent.
+	for _, u := range []string{"/v1/images?status=weird", "/v1/images?limit=0", "/v1/images?cursor=zzz",
+		"/v1/images?limit=%ZZ", "/v1/images/nope/result?wait=%ZZ", "/v1/images/nope/result?variant=%G1", "/image/nope?x=%"} {
 		if resp := apptest.Get(t, r.URL+u); resp.Status != 400 {
 			t.Errorf("GET %s: %d, want 400: %s", u, resp.Status, resp.Body)
 		}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/labstack/echo/v4"
 
@@ -31,18 +32,30 @@ func NewAPI(cfg Config, pipe *roles.API, m *roles.Metrics, stopping <-chan struc
 func (a *API) Mount(e *echo.Echo) {
 	read := []string{http.MethodGet, http.MethodHead}
 	v1 := e.Group("/v1")
-	v1.POST("/images", a.postImages)
-	v1.Match(read, "/images", a.listImages)
-	v1.Match(read, "/images/:id", a.getImage)
-	v1.Match(read, "/images/:id/result", a.getResult)
-	v1.Match(read, "/images/:id/original", a.getOriginal)
-	v1.Match(read, "/images/:id/activity", a.getActivity)
-	v1.GET("/events", a.events)
-	v1.Match(read, "/activity", a.recentActivity)
-	v1.Match(read, "/presets", a.presets)
+	v1.POST("/images", a.postImages) // parses its query strictly itself
+	v1.Match(read, "/images", a.listImages, strictQuery)
+	v1.Match(read, "/images/:id", a.getImage, strictQuery)
+	v1.Match(read, "/images/:id/result", a.getResult, strictQuery)
+	v1.Match(read, "/images/:id/original", a.getOriginal, strictQuery)
+	v1.Match(read, "/images/:id/activity", a.getActivity, strictQuery)
+	v1.GET("/events", a.events, strictQuery)
+	v1.Match(read, "/activity", a.recentActivity, strictQuery)
+	v1.Match(read, "/presets", a.presets, strictQuery)
 
 	e.POST("/image", a.legacyPost)
-	e.Match(read, "/image/:id", a.legacyGet)
+	e.Match(read, "/image/:id", a.legacyGet, strictQuery)
+}
+
+// strictQuery refuses a query string with a malformed escape. net/url
+// drops such a pair without a word, so ?limit=%ZZ would list with the
+// default limit and ?wait=%ZZ would not wait.
+func strictQuery(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, err := url.ParseQuery(c.Request().URL.RawQuery); err != nil {
+			return newError(http.StatusBadRequest, "bad_query", "malformed query string: "+err.Error())
+		}
+		return next(c)
+	}
 }
 
 // presets is GET /v1/presets: name -> canonical spec.

@@ -66,7 +66,7 @@ func (a *API) sendBlob(c echo.Context, key string, info model.Info) error {
 	h := c.Response().Header()
 	h.Set("ETag", etag)
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
-	if c.Request().Header.Get("If-None-Match") == etag {
+	if etagMatches(c.Request().Header.Get("If-None-Match"), etag) {
 		return c.NoContent(http.StatusNotModified)
 	}
 	if c.Request().Method == http.MethodHead && info.Size > 0 {
@@ -170,7 +170,9 @@ func (a *API) parseWait(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		if n, nerr := strconv.Atoi(s); nerr == nil {
-			d, err = time.Duration(n)*time.Second, nil
+			// Capped before it is multiplied: wait=10000000000 would
+			// overflow into a short or negative duration.
+			d, err = time.Duration(min(n, int(a.cfg.MaxWait/time.Second)+1))*time.Second, nil
 		}
 	}
 	if err != nil || d < 0 {
