@@ -49,13 +49,19 @@ func (s *saver) handle(ctx context.Context, d bus.Delivery) error {
 	for _, r := range img.Results {
 		keys = append(keys, model.ResultKey(img.ID, r.Variant))
 	}
+	blobs := make(map[string][]byte, len(keys))
 	for _, k := range keys {
-		if err := s.persist(ctx, k); err != nil {
+		data, err := s.staged(ctx, k)
+		if err != nil {
 			return err
 		}
+		if data != nil {
+			blobs[k] = data
+		}
 	}
-	// The record last: once it says done, every blob it names is stored.
-	if err := s.deps.Store.PutImage(ctx, &img); err != nil {
+	// One store write: once the record says done, every blob it names is
+	// stored.
+	if err := s.deps.Store.SaveImage(ctx, &img, blobs); err != nil {
 		return err
 	}
 	// Everything is in the store: the stage can let go. A failure here only
@@ -72,18 +78,18 @@ func (s *saver) handle(ctx context.Context, d bus.Delivery) error {
 	return nil
 }
 
-// persist copies a staged blob into the store unless it is already there
-// (a redelivery after the stage was cleared).
-func (s *saver) persist(ctx context.Context, key string) error {
+// staged returns the staged blob under key, or nil if the store already
+// has it (a redelivery after the stage was cleared).
+func (s *saver) staged(ctx context.Context, key string) ([]byte, error) {
 	data, err := s.deps.Bus.Stage().Get(ctx, key)
 	if errors.Is(err, bus.ErrNotFound) {
 		if ok, herr := s.deps.Store.HasBlob(ctx, key); herr != nil || ok {
-			return herr
+			return nil, herr
 		}
-		return bus.Permanent(fmt.Errorf("%s is neither staged nor stored", key))
+		return nil, bus.Permanent(fmt.Errorf("%s is neither staged nor stored", key))
 	}
-	if err != nil {
-		return err
+	if data == nil && err == nil {
+		data = []byte{} // staged and empty: still to be stored
 	}
-	return s.deps.Store.PutBlob(ctx, key, data)
+	return data, err
 }

@@ -29,6 +29,11 @@ type Store interface {
 	// handles an upload's "accepted" and "final" messages in any order, on
 	// any instance, and the record must not move backwards.
 	PutImage(ctx context.Context, img *model.Image) error
+	// SaveImage is PutBlob for each of blobs (key to bytes), then PutImage
+	// of img, in one write where the store can: the record never names a
+	// blob the store lacks. The blobs are written even when the record
+	// may not replace the stored one.
+	SaveImage(ctx context.Context, img *model.Image, blobs map[string][]byte) error
 	// GetImage returns the record, or ErrNotFound.
 	GetImage(ctx context.Context, id string) (*model.Image, error)
 	// ListImages returns records newest first (CreatedAt, then ID, both

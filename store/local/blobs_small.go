@@ -37,17 +37,19 @@ func blobID(key string) []byte {
 
 // putSmall stores data in the database; it is durable when this returns.
 func (s *Store) putSmall(key string, data []byte) error {
-	id := blobID(key)
+	return s.db.Batch(func(tx *bolt.Tx) error { return putSmallTx(tx, key, data) })
+}
+
+// putSmallTx is putSmall's write, inside tx.
+func putSmallTx(tx *bolt.Tx, key string, data []byte) error {
 	if data == nil {
 		data = []byte{} // an empty blob is a present, empty value
 	}
-	return s.db.Batch(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(bucketBlobs).CreateBucketIfNotExists(id)
-		if err != nil {
-			return err
-		}
-		return b.Put(blobDataKey, data)
-	})
+	b, err := tx.Bucket(bucketBlobs).CreateBucketIfNotExists(blobID(key))
+	if err != nil {
+		return err
+	}
+	return b.Put(blobDataKey, data)
 }
 
 // getSmall returns a copy of the database's blob under key, and whether
@@ -80,12 +82,14 @@ func (s *Store) deleteSmall(key string) error {
 	if found, err := s.hasSmall(key); err != nil || !found {
 		return err
 	}
-	id := blobID(key)
-	return s.db.Batch(func(tx *bolt.Tx) error {
-		err := tx.Bucket(bucketBlobs).DeleteBucket(id)
-		if errors.Is(err, bolterrors.ErrBucketNotFound) {
-			return nil // gone already: nothing to do
-		}
-		return err
-	})
+	return s.db.Batch(func(tx *bolt.Tx) error { return deleteSmallTx(tx, key) })
+}
+
+// deleteSmallTx is deleteSmall's write, inside tx.
+func deleteSmallTx(tx *bolt.Tx, key string) error {
+	err := tx.Bucket(bucketBlobs).DeleteBucket(blobID(key))
+	if errors.Is(err, bolterrors.ErrBucketNotFound) {
+		return nil // gone already: nothing to do
+	}
+	return err
 }

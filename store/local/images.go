@@ -32,33 +32,36 @@ func (s *Store) PutImage(ctx context.Context, img *model.Image) error {
 	if err != nil {
 		return fmt.Errorf("store/local: put image: %w", err)
 	}
-	id := []byte(img.ID)
-	key := timeIDKey(img.CreatedAt, img.ID)
 	// Batch may run this function more than once: it only reads and
 	// writes inside tx.
-	err = s.db.Batch(func(tx *bolt.Tx) error {
-		images := tx.Bucket(bucketImages)
-		if old := images.Get(id); old != nil {
-			var prev indexed
-			if err := json.Unmarshal(old, &prev); err != nil {
-				return fmt.Errorf("stored image %s: %w", img.ID, err)
-			}
-			if !model.Replaces(img.Status, prev.Status) {
-				return nil // never backwards
-			}
-			if err := unindexImage(tx, prev.Status, timeIDKey(prev.CreatedAt, img.ID)); err != nil {
-				return err
-			}
-		}
-		if err := images.Put(id, val); err != nil {
-			return err
-		}
-		return indexImage(tx, img.Status, key)
-	})
+	err = s.db.Batch(func(tx *bolt.Tx) error { return putImageTx(tx, img, val) })
 	if err != nil {
 		return fmt.Errorf("store/local: put image: %w", err)
 	}
 	return nil
+}
+
+// putImageTx writes img, whose JSON is val, inside tx, unless the stored
+// record may not be replaced by it.
+func putImageTx(tx *bolt.Tx, img *model.Image, val []byte) error {
+	id := []byte(img.ID)
+	images := tx.Bucket(bucketImages)
+	if old := images.Get(id); old != nil {
+		var prev indexed
+		if err := json.Unmarshal(old, &prev); err != nil {
+			return fmt.Errorf("stored image %s: %w", img.ID, err)
+		}
+		if !model.Replaces(img.Status, prev.Status) {
+			return nil // never backwards
+		}
+		if err := unindexImage(tx, prev.Status, timeIDKey(prev.CreatedAt, img.ID)); err != nil {
+			return err
+		}
+	}
+	if err := images.Put(id, val); err != nil {
+		return err
+	}
+	return indexImage(tx, img.Status, timeIDKey(img.CreatedAt, img.ID))
 }
 
 // indexImage adds the record's index entries. A record without a status

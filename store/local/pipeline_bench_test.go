@@ -16,8 +16,8 @@ import (
 	"github.com/imgpipe/imgpipe/store/local"
 )
 
-// The shape of `imgpipe dev`: save2db workers each store an original and
-// one result then the final record; logger workers each store one event per
+// The shape of `imgpipe dev`: save2db workers each store an original, one
+// result and the final record (SaveImage); logger workers each store one event per
 // call, about six per image.
 const (
 	pipeSavers       = 16
@@ -64,13 +64,8 @@ func benchPipeline(b *testing.B, w pipeWork) {
 	saver := func(images <-chan int) error {
 		for i := range images {
 			id := pipeImageID(i)
-			if err := s.PutBlob(ctx, model.OriginalKey(id), original); err != nil {
-				return err
-			}
-			if err := s.PutBlob(ctx, model.ResultKey(id, model.DefaultVariant), result); err != nil {
-				return err
-			}
-			if err := s.PutImage(ctx, pipeImage(id, w.original, w.result)); err != nil {
+			blobs := map[string][]byte{model.OriginalKey(id): original, model.ResultKey(id, model.DefaultVariant): result}
+			if err := s.SaveImage(ctx, pipeImage(id, w.original, w.result), blobs); err != nil {
 				return err
 			}
 		}

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -128,4 +130,16 @@ func decodeCursor(cursor string) (time.Time, string, error) {
 	}
 	ms := int64(binary.BigEndian.Uint64(b[1:9]))
 	return time.UnixMilli(ms).UTC(), string(b[9:]), nil
+}
+
+// SaveImage writes the blobs, then the record. MongoDB could join them in
+// a transaction only on a replica set, and GridFS files are written under
+// leases anyway: the order alone keeps a record from naming a missing blob.
+func (s *Store) SaveImage(ctx context.Context, img *model.Image, blobs map[string][]byte) error {
+	for _, k := range slices.Sorted(maps.Keys(blobs)) {
+		if err := s.PutBlob(ctx, k, blobs[k]); err != nil {
+			return err
+		}
+	}
+	return s.PutImage(ctx, img)
 }

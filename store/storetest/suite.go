@@ -45,6 +45,7 @@ func Run(t *testing.T, newPlace func(t *testing.T) string, open func(t *testing.
 		{"Images/Pages", testImagePages},
 		{"Images/Limits", testImageLimits},
 		{"Images/BadCursor", testImageBadCursor},
+		{"Images/SaveWithBlobs", testSaveImage},
 		{"Events/Dedup", testEventDedup},
 		{"Events/ImageEvents", testImageEvents},
 		{"Events/Recent", testRecentEvents},
