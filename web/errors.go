@@ -72,19 +72,23 @@ func codeFor(status int) string {
 // statusClientClosed is nginx's status for a request its client abandoned.
 const statusClientClosed = 499
 
+// answer is classify for a request that may have been abandoned: the client
+// hung up (a closed tab, a timeout on its side), so nobody reads this answer
+// and nothing failed here. The log and the metrics both see 499.
+func answer(err error, c echo.Context) *apiError {
+	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+		return newError(statusClientClosed, "client_closed_request", "the client closed the request")
+	}
+	return classify(err)
+}
+
 // errorHandler is echo's last stop for every error a handler returns.
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
-		ae := classify(err)
-		if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
-			// The client hung up (a closed tab, a timeout on its side):
-			// nobody reads this answer, and nothing failed here. 499 is
-			// the status proxies log for it.
-			ae = newError(statusClientClosed, "client_closed_request", "the client closed the request")
-		}
+		ae := answer(err, c)
 		if ae.Status >= 500 {
 			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", ae.Status, "err", err)
 		}

@@ -7,20 +7,25 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/imgpipe/imgpipe/roles"
 )
 
 // A request its client abandoned is not a server failure: 499, not a 500
-// with an error in the log. The same error with the client still there is
-// an internal one.
+// with an error in the log or in the metrics. The same error with the
+// client still there is an internal one.
 func TestClientGoneIsNotAServerError(t *testing.T) {
 	for _, gone := range []bool{true, false} {
 		var logs bytes.Buffer
 		e := echo.New()
 		e.HTTPErrorHandler = errorHandler(slog.New(slog.NewTextHandler(&logs, nil)))
+		m := roles.NewMetrics()
+		e.Use((&Server{}).observe(m))
 		e.GET("/", func(echo.Context) error { return fmt.Errorf("stage get: %w", context.Canceled) })
 		ctx, cancel := context.WithCancel(context.Background())
 		if gone {
@@ -36,5 +41,31 @@ func TestClientGoneIsNotAServerError(t *testing.T) {
 		case !gone && (rec.Code != http.StatusInternalServerError || !logged):
 			t.Errorf("client there: status %d, logged as a failure: %v", rec.Code, logged)
 		}
+		if got := recordedStatuses(t, m); len(got) != 1 || got[0] != strconv.Itoa(rec.Code) {
+			t.Errorf("metrics: statuses %v recorded, want [%d]", got, rec.Code)
+		}
 	}
+}
+
+// recordedStatuses lists the status label of every HTTP series in m.
+func recordedStatuses(t *testing.T, m *roles.Metrics) []string {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var statuses []string
+	for _, f := range families {
+		if f.GetName() != "imgpipe_http_request_seconds" {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			for _, l := range metric.GetLabel() {
+				if l.GetName() == "status" {
+					statuses = append(statuses, l.GetValue())
+				}
+			}
+		}
+	}
+	return statuses
 }

@@ -108,7 +108,7 @@ func (s *Server) observe(m *roles.Metrics) echo.MiddlewareFunc {
 			err := next(c)
 			status := c.Response().Status
 			if err != nil {
-				status = classify(err).Status
+				status = answer(err, c).Status
 			}
 			m.HTTP.WithLabelValues(c.Request().Method, c.Path(), strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 			return err
