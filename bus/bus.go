@@ -97,8 +97,12 @@ type Consumer interface {
 // Stage holds blobs between roles until save2db has persisted them.
 type Stage interface {
 	Put(ctx context.Context, key string, data []byte) error
-	// Get returns ErrNotFound when the key is absent.
+	// Get returns ErrNotFound when the key is absent. It may read a
+	// replica, which can lag: a miss moments after a Put is possible.
 	Get(ctx context.Context, key string) ([]byte, error)
+	// GetLatest is Get from the authoritative copy: slower, for a miss
+	// that would otherwise be taken for good.
+	GetLatest(ctx context.Context, key string) ([]byte, error)
 	Delete(ctx context.Context, key string) error
 }
 

@@ -144,10 +144,16 @@ func (a *API) Blob(ctx context.Context, key string) ([]byte, error) {
 	if serr == nil {
 		return b, nil
 	}
-	if errors.Is(serr, store.ErrNotFound) && !errors.Is(err, bus.ErrNotFound) {
-		return nil, err
+	if !errors.Is(serr, store.ErrNotFound) {
+		return nil, storeErr(serr)
 	}
-	return nil, storeErr(serr)
+	// Before a 404, the stage's authoritative copy: the first read may
+	// have met a lagging replica, or failed, for a blob not yet stored.
+	b, err = a.deps.Bus.Stage().GetLatest(ctx, key)
+	if errors.Is(err, bus.ErrNotFound) {
+		return nil, store.ErrNotFound
+	}
+	return b, err
 }
 
 // List pages through stored records, newest first.

@@ -86,7 +86,7 @@ func (s *saver) staged(ctx context.Context, key string) ([]byte, error) {
 		if ok, herr := s.deps.Store.HasBlob(ctx, key); herr != nil || ok {
 			return nil, herr
 		}
-		return nil, bus.Permanent(fmt.Errorf("%s is neither staged nor stored", key))
+		data, err = latest(ctx, s.deps.Bus, key)
 	}
 	if data == nil && err == nil {
 		data = []byte{} // staged and empty: still to be stored

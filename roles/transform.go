@@ -186,10 +186,20 @@ func fetchBlob(ctx context.Context, d Deps, key string) ([]byte, error) {
 	if errors.Is(err, bus.ErrNotFound) {
 		b, err = d.Store.GetBlob(ctx, key)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, bus.Permanent(fmt.Errorf("%s is neither staged nor stored", key))
+			b, err = latest(ctx, d.Bus, key)
 		}
 	}
 	return b, err
+}
+
+// latest is the last look before a blob is declared lost: the stage's
+// authoritative copy, in case the first read met a lagging replica.
+func latest(ctx context.Context, b bus.Bus, key string) ([]byte, error) {
+	data, err := b.Stage().GetLatest(ctx, key)
+	if errors.Is(err, bus.ErrNotFound) {
+		return nil, bus.Permanent(fmt.Errorf("%s is neither staged nor stored", key))
+	}
+	return data, err
 }
 
 // publicMessage is what a client may read about a failure: the engine's

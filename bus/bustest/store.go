@@ -2,6 +2,7 @@ package bustest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -28,12 +29,14 @@ func testStage(t *testing.T, b bus.Bus) {
 		if err := st.Put(ctx, key, data); err != nil {
 			t.Fatalf("put %d bytes: %v", size, err)
 		}
-		back, err := st.Get(ctx, key)
-		if err != nil {
-			t.Fatalf("get %d bytes: %v", size, err)
-		}
-		if !bytes.Equal(back, data) {
-			t.Fatalf("get %d bytes: got %d different bytes", size, len(back))
+		for what, get := range map[string]func(context.Context, string) ([]byte, error){"get": st.Get, "get latest": st.GetLatest} {
+			back, err := get(ctx, key)
+			if err != nil {
+				t.Fatalf("%s %d bytes: %v", what, size, err)
+			}
+			if !bytes.Equal(back, data) {
+				t.Fatalf("%s %d bytes: got %d different bytes", what, size, len(back))
+			}
 		}
 	}
 
@@ -54,6 +57,9 @@ func testStage(t *testing.T, b bus.Bus) {
 	}
 	if _, err := st.Get(ctx, key); !errors.Is(err, bus.ErrNotFound) {
 		t.Fatalf("get deleted: %v, want ErrNotFound", err)
+	}
+	if _, err := st.GetLatest(ctx, key); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("get latest deleted: %v, want ErrNotFound", err)
 	}
 	if err := st.Delete(ctx, key); err != nil {
 		t.Fatalf("delete twice (a redelivered save does): %v", err)

@@ -97,21 +97,29 @@ func (s stage) Put(ctx context.Context, key string, data []byte) error {
 	return s.b.fail(ctx, op, err)
 }
 
+// Get reads with direct gets, which any replica may answer.
 func (s stage) Get(ctx context.Context, key string) ([]byte, error) {
+	return s.get(ctx, key, "stage get ", s.b.stage.GetLastMsgForSubject)
+}
+
+// GetLatest reads through the stream's leader (see leaderGet).
+func (s stage) GetLatest(ctx context.Context, key string) ([]byte, error) {
+	return s.get(ctx, key, "stage get latest ", s.leaderGet)
+}
+
+// get reads key's head, then its further chunks, each with read.
+func (s stage) get(ctx context.Context, key, what string, read func(context.Context, string) (*jetstream.RawStreamMsg, error)) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	op := "stage get " + key
+	op := what + key
 	ctx, done, err := s.b.begin(ctx, op)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
 	base := s.keySubject(key)
-	head, err := s.b.stage.GetLastMsgForSubject(ctx, base+".h")
-	if errors.Is(err, jetstream.ErrMsgNotFound) && s.b.replicas > 1 {
-		head, err = s.leaderGet(ctx, base+".h")
-	}
+	head, err := read(ctx, base+".h")
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, fmt.Errorf("natsbus: %s: %w", op, bus.ErrNotFound)
 	}
@@ -130,7 +138,7 @@ func (s stage) Get(ctx context.Context, key string) ([]byte, error) {
 	data = append(data, head.Data...)
 	put := head.Header.Get(hdrPut)
 	for n := 1; n < chunks; n++ {
-		m, err := s.b.stage.GetLastMsgForSubject(ctx, base+"."+put+"."+strconv.Itoa(n))
+		m, err := read(ctx, base+"."+put+"."+strconv.Itoa(n))
 		if err != nil {
 			return nil, s.b.fail(ctx, op, fmt.Errorf("chunk %d of %d: %w", n, chunks, err))
 		}
@@ -163,9 +171,8 @@ func (s stage) Delete(ctx context.Context, key string) error {
 // Direct gets, which Get uses, may be answered by any replica, and NATS
 // promises read-after-write only through the leader: a replica catching
 // up after a restart can miss a blob staged a moment ago. Taken for good,
-// that miss would fail a healthy image ("neither staged nor stored"), so a
-// miss is asked again here. A stream with one replica has only the
-// leader to answer, and is not asked twice.
+// that miss would fail a healthy image ("neither staged nor stored"), so
+// the roles ask again with GetLatest before concluding a blob is gone.
 func (s stage) leaderGet(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
 	req, err := json.Marshal(struct {
 		LastBySubject string `json:"last_by_subj"`
