@@ -60,7 +60,7 @@ type Delivery interface {
 	// failure WITHOUT attempting the work again (it may be the work that
 	// kills the process); its return value then settles the message: nil
 	// acks it, an error terminates it, and it is never redelivered after
-	// that.
+	// that (a panic, though, counts as a dead worker).
 	Exhausted() bool
 	// InProgress tells the bus the handler is still working, pushing back
 	// the redelivery deadline.

@@ -34,9 +34,10 @@ import (
 //     for the verdict delivery described below.
 //
 // A bounded Retry gives the server consumer verdictDeliveries more than
-// Retry.MaxDeliver: the last attempt is settled by its handler whatever
-// happens (ack or term), so the server delivers the message again only if
-// the worker holding the last attempt died or stalled past AckWait. That
+// Retry.MaxDeliver: the last attempt is settled by its handler (ack or
+// term) unless it panicked or a hard shutdown cut it short, so the server
+// delivers the message again only then, or if the worker holding the last
+// attempt died or stalled past AckWait. That
 // extra delivery is Exhausted: the handler records the failure without
 // doing the work again, and any error from it is a Term too. Without it a
 // message whose every worker crashed (a libvips segfault on a poison

@@ -33,7 +33,7 @@ type Store struct {
 	db      *bolt.DB
 	log     *slog.Logger
 
-	blobLocks keyLocks // one PutBlob at a time per key
+	blobLocks keyLocks // one PutBlob or SaveImage at a time per blob key
 }
 
 var _ store.Store = (*Store)(nil)

@@ -15,9 +15,10 @@ import (
 
 // SaveImage writes the blobs and the record in one commit: save2db's three
 // or more writes per image (original, results, record), each waiting for
-// a commit of its own one after the other, become one wait, and a crash
-// leaves all of them or none. Blobs over smallBlobMax go to files first,
-// made durable before the commit that unshadows them, as in PutBlob.
+// a commit of its own one after the other, become one wait. Blobs over
+// smallBlobMax go to files first, made durable before the commit that
+// unshadows them, as in PutBlob: after a crash each blob is whole, old or
+// new, and the record never names a blob the store lacks.
 func (s *Store) SaveImage(ctx context.Context, img *model.Image, blobs map[string][]byte) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -28,6 +28,9 @@ func (s *Store) clear(ctx context.Context, key string) error {
 // uploads use.
 const chunkSize = 255 << 10
 
+// chunksPerInsert bounds one insert to about 4 MiB of chunks.
+const chunksPerInsert = 16
+
 // upload writes data as key's GridFS file: the chunks, then the files
 // document, which is what makes the file visible (HasBlob, downloads). On
 // failure it leaves nothing behind.
@@ -37,20 +40,23 @@ const chunkSize = 255 << 10
 // whatever the file's size: at a hundred small images a second, 1.6 GB a
 // second of memory to clear and collect.
 func (s *Store) upload(ctx context.Context, key string, data []byte, digest string) error {
-	chunks := make([]any, 0, (len(data)+chunkSize-1)/chunkSize)
-	for n, off := 0, 0; off < len(data); n, off = n+1, off+chunkSize {
-		chunks = append(chunks, bson.D{
-			{Key: "_id", Value: bson.NewObjectID()},
-			{Key: "files_id", Value: key},
-			{Key: "n", Value: int32(n)},
-			{Key: "data", Value: bson.Binary{Data: data[off:min(len(data), off+chunkSize)]}},
-		})
-	}
 	var err error
-	if len(chunks) > 0 {
-		// The driver splits the insert into messages under the server's
-		// size limit; a 50 MB original is a couple of round trips.
-		_, err = s.chunks.InsertMany(ctx, chunks)
+	n := 0
+	for off := 0; off < len(data) && err == nil; off += chunksPerInsert * chunkSize {
+		// A few MiB per insert: the driver encodes a whole insert before
+		// sending it, and a 50 MB original in one would be a second copy
+		// of it in memory.
+		batch := make([]any, 0, chunksPerInsert)
+		for c := off; c < min(len(data), off+chunksPerInsert*chunkSize); c += chunkSize {
+			batch = append(batch, bson.D{
+				{Key: "_id", Value: bson.NewObjectID()},
+				{Key: "files_id", Value: key},
+				{Key: "n", Value: int32(n)},
+				{Key: "data", Value: bson.Binary{Data: data[c:min(len(data), c+chunkSize)]}},
+			})
+			n++
+		}
+		_, err = s.chunks.InsertMany(ctx, batch)
 	}
 	if err == nil {
 		_, err = s.files.InsertOne(ctx, bson.D{
