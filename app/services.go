@@ -44,7 +44,7 @@ func (a *App) manager(deps roles.Deps) *roles.Manager {
 	}
 	a.http = web.NewServer(a.cfg.HTTP, a.log.With("role", "http"), deps.Metrics, ready, mgr.Stopping())
 	if a.cfg.has(RoleAPI) {
-		web.NewAPI(a.cfg.HTTP, roles.NewAPI(tagged(RoleAPI)), deps.Metrics, mgr.Stopping()).Mount(a.http.Echo())
+		web.NewAPI(a.cfg.HTTP, roles.NewAPI(tagged(RoleAPI)), deps.Metrics, mgr.Stopping(), a.log.With("role", RoleAPI)).Mount(a.http.Echo())
 	}
 	if a.cfg.has(RoleUI) {
 		web.MountUI(a.http.Echo())

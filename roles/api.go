@@ -190,5 +190,11 @@ func (a *API) Watch(ctx context.Context, fn func([]byte)) error {
 	})
 }
 
+// WatchStatus calls fn with the id of every image whose live record is
+// written from now on, until ctx ends (see bus.StatusTable.Watch).
+func (a *API) WatchStatus(ctx context.Context, fn func(id string)) error {
+	return a.deps.Bus.Status().Watch(ctx, fn)
+}
+
 // Engine exposes the spec parser and prober to the HTTP layer.
 func (a *API) Engine() *transform.Engine { return a.deps.Engine }

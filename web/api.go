@@ -1,6 +1,7 @@
 package web
 
 import (
+	"log/slog"
 	"net/http"
 	"net/url"
 
@@ -19,11 +20,13 @@ type API struct {
 	// the listener's graceful stop waits for every handler, and these
 	// would otherwise hold it for their whole length.
 	stopping <-chan struct{}
+	waiters  *waiters // of long polls, see longpoll.go
 }
 
 // NewAPI builds the handlers.
-func NewAPI(cfg Config, pipe *roles.API, m *roles.Metrics, stopping <-chan struct{}) *API {
-	return &API{cfg: cfg, pipe: pipe, metrics: m, stopping: stopping}
+func NewAPI(cfg Config, pipe *roles.API, m *roles.Metrics, stopping <-chan struct{}, log *slog.Logger) *API {
+	return &API{cfg: cfg, pipe: pipe, metrics: m, stopping: stopping,
+		waiters: &waiters{pipe: pipe, stopping: stopping, log: log}}
 }
 
 // Mount adds the v1 API and the prototype's endpoints. Resources answer

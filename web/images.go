@@ -182,11 +182,19 @@ func (a *API) parseWait(s string) (time.Duration, error) {
 }
 
 // awaitFinal looks the image up, and while it is pending and wait allows,
-// looks again. Polling the shared status table keeps every instance
-// stateless: the instance polling need not be the one that took the upload.
+// looks again whenever its record is written (or, failing word of that,
+// now and then). The shared status table keeps every instance stateless:
+// the instance waiting need not be the one that took the upload.
 func (a *API) awaitFinal(ctx context.Context, id string, wait time.Duration) (*model.Image, error) {
 	deadline := time.Now().Add(wait)
-	delay := 20 * time.Millisecond
+	var woken <-chan struct{}
+	if wait > 0 {
+		// Before the first look, so that no write after it goes unseen.
+		var release func()
+		woken, release = a.waiters.wait(id)
+		defer release()
+	}
+	delay := pollFirst
 	for {
 		img, err := a.pipe.Lookup(ctx, id)
 		if err != nil || img.Status.Final() || time.Now().After(deadline) {
@@ -197,8 +205,9 @@ func (a *API) awaitFinal(ctx context.Context, id string, wait time.Duration) (*m
 			return img, nil
 		case <-a.stopping:
 			return img, nil // answer what is known: 202 while pending
+		case <-woken:
 		case <-time.After(min(delay, time.Until(deadline))):
+			delay = min(delay*2, pollMax)
 		}
-		delay = min(delay*2, 250*time.Millisecond)
 	}
 }

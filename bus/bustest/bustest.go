@@ -66,6 +66,7 @@ func Run(t *testing.T, newBus func(t *testing.T) bus.Bus) {
 		{"StatusCreateRace", testStatusCreateRace},
 		{"StatusGetPut", testStatusGetPut},
 		{"StatusNeverUndone", testStatusNeverUndone},
+		{"StatusWatch", testStatusWatch},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {

@@ -208,3 +208,56 @@ func testPing(t *testing.T, b bus.Bus) {
 		t.Fatalf("ping: %v", err)
 	}
 }
+
+// testStatusWatch: a watch reports the id of each record written once it
+// runs (created or replaced), and returns nil when its context ends.
+func testStatusWatch(t *testing.T, b bus.Bus) {
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	ids := make(chan string, 100)
+	done := make(chan error, 1)
+	go func() { done <- b.Status().Watch(ctx, func(id string) { ids <- id }) }()
+	// Writes before the watch is in place go unreported: write until one
+	// is seen.
+	seen := false
+	for deadline := time.Now().Add(patience); !seen && time.Now().Before(deadline); {
+		if err := b.Status().Put(ctxFor(t), image("warmup", "width=1")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case id := <-ids:
+			seen = id == "warmup"
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if !seen {
+		t.Fatal("the watch never reported a write")
+	}
+	img := image("watched", "width=2")
+	if _, _, err := b.Status().Create(ctxFor(t), img); err != nil {
+		t.Fatal(err)
+	}
+	img.Status = model.StatusDone
+	if err := b.Status().Put(ctxFor(t), img); err != nil {
+		t.Fatal(err)
+	}
+	reported := 0
+	for reported < 2 {
+		select {
+		case id := <-ids:
+			if id == "watched" {
+				reported++
+			}
+		case <-time.After(patience):
+			t.Fatalf("%d of 2 writes of the record reported", reported)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Watch returned %v when its context ended", err)
+		}
+	case <-time.After(patience):
+		t.Fatal("Watch did not return when its context ended")
+	}
+}

@@ -168,3 +168,33 @@ func decode(data []byte) (*model.Image, error) {
 	}
 	return img, nil
 }
+
+// Watch follows the bucket with a key-value watcher: an ordered consumer
+// that gets the headers of new writes only (MetaOnly), no values.
+func (s status) Watch(ctx context.Context, fn func(id string)) error {
+	op := "status watch"
+	if err := s.b.ready(op); err != nil {
+		return err
+	}
+	w, err := s.b.kv.WatchAll(ctx, jetstream.UpdatesOnly(), jetstream.MetaOnly(), jetstream.IgnoreDeletes())
+	if err != nil {
+		return wrap(op, err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("natsbus: %s: the watcher stopped", op)
+			}
+			if e != nil { // nil marks the end of the initial values: none here
+				fn(e.Key())
+			}
+		}
+	}
+}
