@@ -119,11 +119,12 @@ type StatusTable interface {
 	// message must not undo the outcome a faster one recorded. Such a Put
 	// is a no-op, not an error.
 	Put(ctx context.Context, img *model.Image) error
-	// Watch calls fn, one call at a time, with the id of every record
-	// written after the watch started, until ctx ends (then it returns
-	// nil). It is a hint for waiters, not a log: after a reconnect some
-	// writes may go unreported, so a waiter still looks on its own now
-	// and then.
+	// Watch calls fn, one call at a time, with the id of records written
+	// after the watch started, until ctx ends (then it returns nil). A
+	// record's last write is reported; earlier ones it replaced quickly
+	// may not be. It is a hint for waiters, not a log: after a reconnect
+	// some writes may go unreported, so a waiter still looks on its own
+	// now and then.
 	Watch(ctx context.Context, fn func(id string)) error
 }
 

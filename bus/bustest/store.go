@@ -209,8 +209,10 @@ func testPing(t *testing.T, b bus.Bus) {
 	}
 }
 
-// testStatusWatch: a watch reports the id of each record written once it
-// runs (created or replaced), and returns nil when its context ends.
+// testStatusWatch: a watch reports the id of a record written once it runs
+// (writes in quick succession may be reported once: the table keeps only
+// a record's last revision, and a watch that lags sees that one), and
+// returns nil when its context ends.
 func testStatusWatch(t *testing.T, b bus.Bus) {
 	ctx, cancel := context.WithCancel(ctxFor(t))
 	ids := make(chan string, 100)
@@ -240,15 +242,12 @@ func testStatusWatch(t *testing.T, b bus.Bus) {
 	if err := b.Status().Put(ctxFor(t), img); err != nil {
 		t.Fatal(err)
 	}
-	reported := 0
-	for reported < 2 {
+	for reported := false; !reported; {
 		select {
 		case id := <-ids:
-			if id == "watched" {
-				reported++
-			}
+			reported = id == "watched"
 		case <-time.After(patience):
-			t.Fatalf("%d of 2 writes of the record reported", reported)
+			t.Fatal("the record's writes were not reported")
 		}
 	}
 	cancel()
