@@ -37,13 +37,13 @@ import (
 // Retry.MaxDeliver: the last attempt is settled by its handler (ack or
 // term) unless it panicked or a hard shutdown cut it short, so the server
 // delivers the message again only then, or if the worker holding the last
-// attempt died or stalled past AckWait. That
-// extra delivery is Exhausted: the handler records the failure without
-// doing the work again, and any error from it is a Term too. Without it a
-// message whose every worker crashed (a libvips segfault on a poison
-// image, an OOM kill) would sit in the stream for ever, its image stuck
-// in processing. The further ones are for a verdict delivery whose own
-// worker died or was shut down hard before it could record anything.
+// attempt died or stalled past AckWait. That extra delivery is Exhausted:
+// the handler records the failure without doing the work again, and any
+// error from it is a Term too. Without it a message whose every worker
+// crashed (a libvips segfault on a poison image, an OOM kill) would sit in
+// the stream for ever, its image stuck in processing. The further ones are
+// for a verdict delivery whose own worker died or was shut down hard
+// before it could record anything.
 func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler) (bus.Consumer, error) {
 	if err := knownQueue(cfg.Queue); err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/bus/natsbus"
 )
 
 // TestExhaustedSettles: the delivery that follows attempts which all ended
@@ -17,9 +18,7 @@ import (
 // deliveries; this checks what stays on the server.
 func TestExhaustedSettles(t *testing.T) {
 	ns := startServer(t, t.TempDir(), "")
-	cfg := testConfig("exhausted")
-	cfg.AckWait = 300 * time.Millisecond
-	cfg.Retry = bus.Retry{MaxDeliver: 1}
+	cfg := oneAttemptConfig("exhausted")
 	b := connect(t, cfg, ns)
 	stalled := make(chan struct{})
 	verdicts := make(chan string, 4)
@@ -86,9 +85,7 @@ func TestExhaustedSettles(t *testing.T) {
 // The same holds when the shutdown cuts that verdict delivery short too.
 func TestLastAttemptCutByShutdown(t *testing.T) {
 	ns := startServer(t, t.TempDir(), "")
-	cfg := testConfig("cutshort")
-	cfg.AckWait = 300 * time.Millisecond
-	cfg.Retry = bus.Retry{MaxDeliver: 1}
+	cfg := oneAttemptConfig("cutshort")
 	seed := connect(t, cfg, ns)
 	if err := seed.Publish(ctxFor(t), bus.Message{Queue: bus.Transform, Subject: "img", Data: []byte("x")}); err != nil {
 		t.Fatal(err)
@@ -140,4 +137,13 @@ func TestLastAttemptCutByShutdown(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the cut-short verdict delivery was never delivered again: terminated")
 	}
+}
+
+// oneAttemptConfig gives a single attempt and a short ack deadline, so that
+// verdict deliveries come within a test's patience.
+func oneAttemptConfig(prefix string) natsbus.Config {
+	cfg := testConfig(prefix)
+	cfg.AckWait = 300 * time.Millisecond
+	cfg.Retry = bus.Retry{MaxDeliver: 1}
+	return cfg
 }
