@@ -65,6 +65,13 @@ type Delivery interface {
 	// InProgress tells the bus the handler is still working, pushing back
 	// the redelivery deadline.
 	InProgress()
+	// SettleAfter holds the settlement the handler's return decides (ack,
+	// redelivery or term) until ready is closed, without holding the
+	// worker: the handler's buffered side effects (activity batches) are
+	// made durable before the message is acknowledged, so a crash cannot
+	// lose them while the message counts as handled. Drain waits for held
+	// settlements; a hard shutdown settles them at once.
+	SettleAfter(ready <-chan struct{})
 }
 
 // Handler processes one delivery.
@@ -134,7 +141,9 @@ type Bus interface {
 	Publish(ctx context.Context, m Message) error
 	// PublishAsync queues the message and returns at once; Flush waits for
 	// every queued publish. For activity, where a hot path must not wait.
-	PublishAsync(m Message) error
+	// The channel receives the outcome once the bus knows it: nil when the
+	// message is durably accepted, as Publish would have returned.
+	PublishAsync(m Message) (<-chan error, error)
 	Flush(ctx context.Context) error
 
 	Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (Consumer, error)

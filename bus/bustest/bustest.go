@@ -62,6 +62,8 @@ func Run(t *testing.T, newBus func(t *testing.T) bus.Bus) {
 		{"Panic", testPanic},
 		{"PanicOnLastAttempt", testPanicOnLastAttempt},
 		{"DrainWaits", testDrainWaits},
+		{"SettleAfter", testSettleAfter},
+		{"DrainWaitsForHeld", testDrainWaitsForHeld},
 		{"Stage", testStage},
 		{"StatusCreateRace", testStatusCreateRace},
 		{"StatusGetPut", testStatusGetPut},

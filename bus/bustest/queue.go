@@ -157,17 +157,25 @@ func testFanOut(t *testing.T, b bus.Bus) {
 	}
 }
 
-// testPublishAsync: async publishes are all stored once Flush returns.
+// testPublishAsync: async publishes are all stored once Flush returns, and
+// each one's outcome channel reports it stored.
 func testPublishAsync(t *testing.T, b bus.Bus) {
 	const n = 50
+	outcomes := make([]<-chan error, n)
 	for i := range n {
 		m := bus.Message{Queue: bus.Activity, Subject: "img", ID: fmt.Sprintf("a%d", i), Data: fmt.Appendf(nil, "a%d", i)}
-		if err := b.PublishAsync(m); err != nil {
+		var err error
+		if outcomes[i], err = b.PublishAsync(m); err != nil {
 			t.Fatalf("publish async %d: %v", i, err)
 		}
 	}
 	if err := b.Flush(ctxFor(t)); err != nil {
 		t.Fatalf("flush: %v", err)
+	}
+	for i, o := range outcomes {
+		if err := recv(t, o, fmt.Sprintf("the outcome of async publish %d", i)); err != nil {
+			t.Errorf("async publish %d: %v", i, err)
+		}
 	}
 	got := make(chan string, 2*n)
 	consume(t, b, bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: 4},

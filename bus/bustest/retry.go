@@ -217,3 +217,86 @@ func testDrainWaits(t *testing.T, b bus.Bus) {
 		t.Fatal("drain returned before the handler finished")
 	}
 }
+
+// testSettleAfter: a settlement held by SettleAfter is applied only once
+// its channel is closed, and the worker takes other messages meanwhile.
+// The settlement watched is a Nak (the handler fails): applied at once, it
+// would bring the message back after the first backoff.
+func testSettleAfter(t *testing.T, b bus.Bus) {
+	ready := make(chan struct{})
+	got := make(chan delivered, 10)
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
+		func(_ context.Context, d bus.Delivery) error {
+			got <- record(d)
+			if d.Subject() == "held" && d.Attempt() == 1 {
+				d.SettleAfter(ready)
+				return errTransient
+			}
+			return nil
+		})
+	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "held", Data: []byte("x")})
+	recv(t, got, "the held message")
+	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "next", Data: []byte("y")})
+	if d := recv(t, got, "the next message, while the first is held"); d.Subject != "next" {
+		t.Fatalf("got %+v, want the next message", d)
+	}
+	none(t, got, "a redelivery while the settlement is held")
+	close(ready)
+	if d := recv(t, got, "the redelivery once released"); d.Subject != "held" || d.Attempt != 2 {
+		t.Fatalf("got %+v, want attempt 2 of the held message", d)
+	}
+	none(t, got, "delivery after success")
+}
+
+// testDrainWaitsForHeld: Drain returns only once held settlements are
+// applied; at its deadline (a hard shutdown) it applies them at once
+// instead of waiting further, so the message does not wait out AckWait.
+func testDrainWaitsForHeld(t *testing.T, b bus.Bus) {
+	for _, tc := range []struct {
+		durable string // and subtest name, and filter: one stream holds both
+		hard    bool
+	}{{"released", false}, {"deadline", true}} {
+		t.Run(tc.durable, func(t *testing.T) {
+			durable, hard := tc.durable, tc.hard
+			subject := durable + ".abc"
+			ready := make(chan struct{})
+			entered := make(chan struct{}, 1)
+			c, err := b.Consume(ctxFor(t), bus.ConsumerConfig{Queue: bus.Transform, Durable: durable, Filter: durable + ".*", Workers: 1},
+				func(_ context.Context, d bus.Delivery) error {
+					entered <- struct{}{}
+					d.SettleAfter(ready)
+					return errTransient
+				})
+			if err != nil {
+				t.Fatal(err)
+			}
+			publish(t, b, bus.Message{Queue: bus.Transform, Subject: subject, Data: []byte("x")})
+			recv(t, entered, "the handler")
+
+			ctx, cancel := context.WithCancel(ctxFor(t))
+			defer cancel()
+			drained := make(chan error, 1)
+			go func() { drained <- c.Drain(ctx) }()
+			none(t, drained, "drain returning while a settlement is held")
+			if hard {
+				cancel()
+				if err := recv(t, drained, "drain at its deadline"); err == nil {
+					t.Fatal("drain past its deadline returned no error")
+				}
+			} else {
+				close(ready)
+				if err := recv(t, drained, "drain once released"); err != nil {
+					t.Fatalf("drain: %v", err)
+				}
+			}
+			// The Nak was applied: the message comes back at once to the
+			// next consumer, not after AckWait.
+			got := make(chan delivered, 10)
+			consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: durable, Filter: durable + ".*", Workers: 1},
+				failUntil(got, 0, nil))
+			if d := recv(t, got, "the redelivery"); d.Attempt != 2 {
+				t.Fatalf("got %+v, want attempt 2", d)
+			}
+		})
+	}
+}

@@ -33,6 +33,9 @@ import (
 //     on the last attempt: nothing was recorded then, so it is handed back
 //     for the verdict delivery described below.
 //
+// Whichever it is waits for the channel given to SettleAfter, if any, in a
+// goroutine of its own: the worker takes the next message meanwhile.
+//
 // A bounded Retry gives the server consumer verdictDeliveries more than
 // Retry.MaxDeliver: the last attempt is settled by its handler (ack or
 // term) unless it panicked or a hard shutdown cut it short, so the server
@@ -124,13 +127,42 @@ func (c *consumer) handle(msg jetstream.Msg) {
 		// rather than after AckWait. This counts as a delivery; a message
 		// on its last attempt, or exhausted, is handled instead, lest it
 		// be stranded: the server would not deliver it again.
-		c.settle(d, "nak", msg.Nak())
+		c.report(d, "nak", msg.Nak())
 		return
 	}
 	err := c.call(d)
+	select {
+	case <-d.after: // nil: never ready; the handler did not ask to wait
+	default:
+		if d.after != nil {
+			c.settleLater(d, err)
+			return
+		}
+	}
+	c.settle(d, err)
+}
+
+// settleLater settles d once its handler's SettleAfter channel is closed,
+// or at once on a hard shutdown (what it waited for is then flushed by the
+// shutdown itself, if it can be). Drain waits for it.
+func (c *consumer) settleLater(d *delivery, err error) {
+	c.held.Add(1)
+	go func() {
+		defer c.held.Done()
+		select {
+		case <-d.after:
+		case <-c.hctx.Done():
+		}
+		c.settle(d, err)
+	}()
+}
+
+// settle applies the outcome err of d's handler to its message.
+func (c *consumer) settle(d *delivery, err error) {
+	msg := d.msg
 	switch {
 	case err == nil:
-		c.settle(d, "ack", msg.Ack())
+		c.report(d, "ack", msg.Ack())
 	case d.last && d.attempt < c.jcfg.MaxDeliver && c.hctx.Err() != nil:
 		// A hard shutdown cut the last attempt (or a verdict delivery)
 		// short, so no verdict was written. Terminated here, the image
@@ -142,21 +174,21 @@ func (c *consumer) handle(msg jetstream.Msg) {
 		// A handler that panicked never wrote its verdict, as if its
 		// process had crashed: handed back, the message comes again as a
 		// verdict delivery, which records the failure without the work.
-		c.settle(d, "nak", msg.Nak())
+		c.report(d, "nak", msg.Nak())
 	case bus.IsPermanent(err):
-		c.settle(d, "term", msg.TermWithReason(termReason("permanent", err)))
+		c.report(d, "term", msg.TermWithReason(termReason("permanent", err)))
 	case d.exhausted:
 		// No delivery comes after this one: an error cannot be retried.
-		c.settle(d, "term", msg.TermWithReason(termReason("attempts exhausted", err)))
+		c.report(d, "term", msg.TermWithReason(termReason("attempts exhausted", err)))
 	case d.last:
-		c.settle(d, "term", msg.TermWithReason(termReason("last attempt", err)))
+		c.report(d, "term", msg.TermWithReason(termReason("last attempt", err)))
 	default:
 		delay := retryDelay(c.retry, d.attempt)
 		c.log.Debug("handler failed; will retry", "subject", d.subject, "attempt", d.attempt, "in", delay, "err", err)
 		if delay > 0 {
-			c.settle(d, "nak", msg.NakWithDelay(delay))
+			c.report(d, "nak", msg.NakWithDelay(delay))
 		} else {
-			c.settle(d, "nak", msg.Nak())
+			c.report(d, "nak", msg.Nak())
 		}
 	}
 }
@@ -177,9 +209,9 @@ func (c *consumer) call(d *delivery) (err error) {
 	return c.h(c.hctx, d)
 }
 
-// settle logs a failed ack/nak/term: the server then redelivers after
+// report logs a failed ack/nak/term: the server then redelivers after
 // AckWait, which idempotent handlers absorb.
-func (c *consumer) settle(d *delivery, what string, err error) {
+func (c *consumer) report(d *delivery, what string, err error) {
 	if err != nil {
 		c.log.Warn(what+" failed", "subject", d.subject, "attempt", d.attempt, "err", err)
 	}

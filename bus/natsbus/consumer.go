@@ -31,8 +31,9 @@ type consumer struct {
 	mu       sync.Mutex // orders Drain against reopen swapping it
 	it       jetstream.MessagesContext
 	stopping atomic.Bool
-	stopCh   chan struct{} // closed when Drain starts
-	done     chan struct{} // closed when every worker has returned
+	stopCh   chan struct{}  // closed when Drain starts
+	done     chan struct{}  // closed when every worker and held settlement has returned
+	held     sync.WaitGroup // settlements waiting for SettleAfter
 }
 
 // pull is one server-side consumer and the iterator reading it.
@@ -66,7 +67,10 @@ func (c *consumer) open(ctx context.Context) (*pull, error) {
 // or when the consumer is gone from the server (deleted by an operator,
 // say): in the last case the consumer is recreated rather than left deaf.
 func (c *consumer) run(p *pull) {
-	defer close(c.done)
+	defer func() {
+		c.held.Wait()
+		close(c.done)
+	}()
 	for p != nil {
 		var wg sync.WaitGroup
 		for range c.workers {

@@ -14,6 +14,8 @@ type delivery struct {
 	// exhausted: a verdict delivery after Retry.MaxDeliver attempts that
 	// ended without one (see Consume).
 	exhausted bool
+	// after holds the settlement (SettleAfter); nil settles at once.
+	after <-chan struct{}
 }
 
 // verdictDeliveries is how many Exhausted deliveries a bounded message may
@@ -49,3 +51,5 @@ func (d *delivery) InProgress() {
 		d.c.log.Debug("in-progress failed", "subject", d.subject, "err", err)
 	}
 }
+
+func (d *delivery) SettleAfter(ready <-chan struct{}) { d.after = ready }

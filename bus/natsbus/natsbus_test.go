@@ -437,7 +437,7 @@ func TestClosed(t *testing.T) {
 	if err := b.Publish(ctx, bus.Message{Queue: bus.Save, Subject: "a"}); !errors.Is(err, bus.ErrUnavailable) {
 		t.Errorf("publish: %v", err)
 	}
-	if err := b.PublishAsync(bus.Message{Queue: bus.Activity, Subject: "a"}); !errors.Is(err, bus.ErrUnavailable) {
+	if _, err := b.PublishAsync(bus.Message{Queue: bus.Activity, Subject: "a"}); !errors.Is(err, bus.ErrUnavailable) {
 		t.Errorf("publish async: %v", err)
 	}
 	if err := b.Ping(ctx); !errors.Is(err, bus.ErrUnavailable) {

@@ -48,19 +48,34 @@ func (b *Bus) Publish(ctx context.Context, m bus.Message) error {
 // AsyncMaxPending may await their ack; beyond that it waits up to 200ms for
 // room and then fails with bus.ErrUnavailable. A failure after it returned
 // is logged and counted (AsyncErrors), never returned. Unlike Publish it
-// rides out a short disconnection in the client's reconnect buffer.
-func (b *Bus) PublishAsync(m bus.Message) error {
+// rides out a short disconnection in the client's reconnect buffer. The
+// outcome channel gets the PubAck's verdict, or the async timeout's.
+func (b *Bus) PublishAsync(m bus.Message) (<-chan error, error) {
 	msg, opts, err := b.toMsg(m)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	op := "publish async " + msg.Subject
 	if b.nc.IsClosed() {
 		// Checked here: the client reports it as an unwrapped string.
-		return fmt.Errorf("natsbus: %s: %w: %w", op, bus.ErrUnavailable, nats.ErrConnectionClosed)
+		return nil, fmt.Errorf("natsbus: %s: %w: %w", op, bus.ErrUnavailable, nats.ErrConnectionClosed)
 	}
-	_, err = b.js.PublishMsgAsync(msg, opts...)
-	return wrap(op, err)
+	fut, err := b.js.PublishMsgAsync(msg, opts...)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	// One goroutine per publish: async publishes are activity batches, a
+	// few hundred a second at most, and AsyncMaxPending bounds them.
+	outcome := make(chan error, 1)
+	go func() {
+		select {
+		case <-fut.Ok():
+			outcome <- nil
+		case err := <-fut.Err():
+			outcome <- wrap(op, err)
+		}
+	}()
+	return outcome, nil
 }
 
 // Flush waits until every async publish is acknowledged or has failed.
