@@ -11,12 +11,13 @@ import (
 
 	"github.com/imgpipe/imgpipe/internal/apptest"
 	"github.com/imgpipe/imgpipe/internal/fixtures"
+	"github.com/imgpipe/imgpipe/model"
 )
 
 // TestNothingAcceptedIsLostOnCrash kills `imgpipe dev` with SIGKILL right
 // after it accepted a burst of uploads (most not yet transformed, none yet
 // persisted), starts it again on the same data dir, and requires every
-// accepted image to come out done.
+// accepted image to come out done, persisted, with its whole timeline.
 func TestNothingAcceptedIsLostOnCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -61,8 +62,10 @@ func TestNothingAcceptedIsLostOnCrash(t *testing.T) {
 			t.Fatalf("image %s: width %d", id, img.Bounds().Dx())
 		}
 	}
+	// Nor is any of their activity: each event was stored before what it
+	// records was acknowledged (the upload's answer, a queue's ack).
 	for _, id := range ids {
-		waitSaved(t, p.url, id)
+		waitEvents(t, p.url, id, model.EventAccepted, model.EventTransformDone, model.EventSaved)
 	}
 	if err := p.stop(); err != nil {
 		t.Errorf("clean stop: %v", err)

@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/imgpipe/imgpipe/internal/apptest"
 	"github.com/imgpipe/imgpipe/internal/ferrettest"
 	"github.com/imgpipe/imgpipe/internal/fixtures"
+	"github.com/imgpipe/imgpipe/model"
 )
 
 // What was processed before a restart is served after it, on both stores.
@@ -64,16 +66,26 @@ func checkSurvivesRestart(t *testing.T, before, after app.Config) {
 // is in the activity log).
 func waitSaved(t *testing.T, base, id string) {
 	t.Helper()
-	apptest.Eventually(t, "save2db to persist "+id, func() bool {
+	waitEvents(t, base, id, model.EventSaved)
+}
+
+// waitEvents waits until the image's activity holds every one of events.
+func waitEvents(t *testing.T, base, id string, events ...string) {
+	t.Helper()
+	apptest.Eventually(t, fmt.Sprintf("events %v of %s", events, id), func() bool {
 		var body struct {
 			Events []struct{ Role, Event string }
 		}
 		_ = json.Unmarshal(apptest.Get(t, base+"/v1/images/"+id+"/activity").Body, &body)
+		seen := map[string]bool{}
 		for _, e := range body.Events {
-			if e.Event == "saved" {
-				return true
+			seen[e.Event] = true
+		}
+		for _, e := range events {
+			if !seen[e] {
+				return false
 			}
 		}
-		return false
+		return true
 	})
 }

@@ -34,11 +34,14 @@ const (
 // when the bus's window of unacknowledged publishes is full does an emitter
 // wait (up to the bus's limit, 200 ms) rather than pile events up.
 //
+// Nothing is lost to a crash: Stored tells when what was emitted so far is
+// stored, and the roles hold what depends on it until then (the ack of the
+// message whose handling the events describe, the answer to an upload).
+//
 // It is a service, added first so that it stops last: Stop publishes what
 // is pending after every role has drained, and the bus then flushes; events
 // emitted after Stop (by a handler a hard shutdown left running) go out at
-// once. A crash loses at most the last linger's events; the images they
-// describe are safe on their own queues.
+// once.
 type Activity struct {
 	b     bus.Bus
 	log   *slog.Logger
@@ -48,9 +51,29 @@ type Activity struct {
 
 	mu      sync.Mutex // orders batches and guards what follows
 	pending []model.Event
+	stored  chan struct{} // closed once pending is stored; made with its first event
+	last    chan struct{} // the last batch published: closed once it and all before it are settled
 	timer   *time.Timer
 	seq     uint64
 	stopped bool
+}
+
+// closed is a channel that is ready at once.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Stored returns a channel closed once every event emitted so far has been
+// stored by the bus, or has failed to be (which is logged): at most a
+// linger and a publish round trip away.
+func (a *Activity) Stored() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case len(a.pending) > 0:
+		return a.stored
+	case a.last != nil:
+		return a.last
+	}
+	return closed
 }
 
 // NewActivity publishes on b; log reports batches the bus refused.
@@ -75,6 +98,9 @@ func (a *Activity) Emit(ev model.Event) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pending = append(a.pending, ev)
+	if len(a.pending) == 1 {
+		a.stored = make(chan struct{})
+	}
 	switch {
 	case a.stopped || len(a.pending) >= activityBatchMax:
 		a.publishLocked()
@@ -101,14 +127,26 @@ func (a *Activity) publishLocked() {
 	if len(a.pending) == 0 {
 		return
 	}
-	events := a.pending
-	a.pending = nil
+	events, stored, prev := a.pending, a.stored, a.last
+	a.pending, a.stored, a.last = nil, nil, stored
 	a.seq++
 	data, _ := json.Marshal(events) // plain structs: cannot fail
-	err := a.b.PublishAsync(bus.Message{Queue: bus.Activity, Subject: "batch", ID: fmt.Sprintf("%s.%d", a.batch, a.seq), Data: data})
+	outcome, err := a.b.PublishAsync(bus.Message{Queue: bus.Activity, Subject: "batch", ID: fmt.Sprintf("%s.%d", a.batch, a.seq), Data: data})
 	if err != nil {
 		a.log.Warn("activity not published", "events", len(events), "first_image", events[0].ImageID, "err", err)
 	}
+	// Settled in order, so that waiting for the last batch is waiting for
+	// all of them.
+	// A failure after the publish left is logged by the bus, rate-limited.
+	go func() {
+		if outcome != nil {
+			<-outcome
+		}
+		if prev != nil {
+			<-prev
+		}
+		close(stored)
+	}()
 }
 
 // DecodeActivity reads one activity message: a batch, or a single event as

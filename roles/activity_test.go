@@ -113,6 +113,111 @@ func TestActivityBatches(t *testing.T) {
 	}
 }
 
+// isClosed reports whether ch is ready within wait.
+func isClosed(ch <-chan struct{}, wait time.Duration) bool {
+	select { // first alone: a select with both ready picks either
+	case <-ch:
+		return true
+	default:
+	}
+	select {
+	case <-ch:
+		return true
+	case <-time.After(wait):
+		return false
+	}
+}
+
+// TestActivityStored: Stored is ready at once while nothing was emitted,
+// and otherwise only once every event emitted so far has been stored:
+// held for the linger, released by the publish of the last batch, which
+// the stream then holds.
+func TestActivityStored(t *testing.T) {
+	b := realBus(t)
+	a := NewActivity(b, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a.linger = time.Hour // only Flush and full batches publish
+	if !isClosed(a.Stored(), 0) {
+		t.Fatal("Stored not ready with nothing emitted")
+	}
+	a.Emit(event(1))
+	first := a.Stored()
+	if isClosed(first, 200*time.Millisecond) {
+		t.Fatal("Stored ready before the pending event was published")
+	}
+	a.Flush()
+	a.Emit(event(2))
+	second := a.Stored()
+	if isClosed(second, 200*time.Millisecond) {
+		t.Fatal("Stored ready with the second event still pending")
+	}
+	if !isClosed(first, 5*time.Second) {
+		t.Fatal("the first batch was published but Stored never became ready")
+	}
+	a.Flush()
+	if !isClosed(second, 5*time.Second) || !isClosed(a.Stored(), 0) {
+		t.Fatal("Stored not ready after every batch was published")
+	}
+	// Both batches are in the stream, in order.
+	got := make(chan []byte, 4)
+	c, err := b.Consume(t.Context(), bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: 1},
+		func(_ context.Context, d bus.Delivery) error { got <- d.Data(); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Drain(context.Background())
+	for i := 1; i <= 2; i++ {
+		if evs := next(t, got, 5*time.Second); len(evs) != 1 || evs[0].ImageID != fmt.Sprintf("img%d", i) {
+			t.Fatalf("batch %d: %+v", i, evs)
+		}
+	}
+}
+
+// TestConsumerRoleSettlesAfterItsActivity: a role's message is acked only
+// once the events its handler emitted are stored, without holding its
+// worker: until then Drain waits, and the next message is handled.
+func TestConsumerRoleSettlesAfterItsActivity(t *testing.T) {
+	b := realBus(t)
+	a := NewActivity(b, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a.linger = time.Hour
+	handled := make(chan string, 2)
+	r := &consumerRole{name: "test", b: b, act: a,
+		cfg: bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
+		handle: func(_ context.Context, d bus.Delivery) error {
+			a.Emit(event(len(handled)))
+			handled <- d.Subject()
+			return nil
+		}}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"one", "two"} {
+		if err := b.Publish(t.Context(), bus.Message{Queue: bus.Transform, Subject: id, Data: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-handled:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %s not handled: the worker is held", id)
+		}
+	}
+	drained := make(chan error, 1)
+	go func() { drained <- r.Stop(context.Background()) }()
+	select {
+	case err := <-drained:
+		t.Fatalf("drained (%v) before the handlers' events were stored", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	a.Flush()
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("drain still waiting after the events were stored")
+	}
+}
+
 func TestDecodeActivity(t *testing.T) {
 	// A single event, as published before batching.
 	evs, raw, err := DecodeActivity([]byte(`{"id":"a.accepted.1","image_id":"a","event":"accepted"}`))

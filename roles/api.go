@@ -98,6 +98,26 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 	return cur, created, nil
 }
 
+// AwaitActivity returns once the activity emitted so far in this process
+// is stored, or ctx ends: an upload is answered only when its "accepted"
+// event is safe from a crash. One wait per request, not per file: the
+// files of a multipart upload share a batch. The wait is bounded: with the
+// bus gone right after the upload was queued, the image itself is safe,
+// and answering matters more than its first event.
+func (a *API) AwaitActivity(ctx context.Context) {
+	timer := time.NewTimer(awaitActivityMax)
+	defer timer.Stop()
+	select {
+	case <-a.deps.Activity.Stored():
+	case <-ctx.Done():
+	case <-timer.C:
+		a.deps.Log.Warn("upload answered before its activity was stored", "waited", awaitActivityMax)
+	}
+}
+
+// awaitActivityMax bounds AwaitActivity; a stored batch takes milliseconds.
+const awaitActivityMax = 5 * time.Second
+
 // idShape is what ImageID gives: 32 lowercase hex digits.
 var idShape = regexp.MustCompile(`^[0-9a-f]{32}$`)
 

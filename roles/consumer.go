@@ -15,12 +15,24 @@ type consumerRole struct {
 	handle   bus.Handler
 	b        bus.Bus
 	consumer bus.Consumer
+	// act, when set, holds each message's settlement until the activity
+	// its handler emitted is stored: acked first, the message would not
+	// come again, and a crash in between would lose the events for good.
+	act *Activity
 }
 
 func (r *consumerRole) Name() string { return r.name }
 
 func (r *consumerRole) Start(ctx context.Context) (err error) {
-	r.consumer, err = r.b.Consume(ctx, r.cfg, r.handle)
+	h := r.handle
+	if r.act != nil {
+		h = func(ctx context.Context, d bus.Delivery) error {
+			err := r.handle(ctx, d)
+			d.SettleAfter(r.act.Stored())
+			return err
+		}
+	}
+	r.consumer, err = r.b.Consume(ctx, r.cfg, h)
 	return err
 }
 

@@ -28,11 +28,12 @@ type transformer struct {
 func NewTransformer(d Deps, workers int) Service {
 	t := &transformer{deps: d, act: activity{d, "transform"}}
 	return &consumerRole{name: "transform", b: d.Bus, handle: t.handle,
-		cfg: bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: workers}}
+		cfg: bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: workers}, act: d.Activity}
 }
 
-// handle is idempotent: a redelivery of an image already done republishes
-// its record for save2db (the first publish may have been lost) and stops.
+// handle is idempotent: a redelivery of an image already done or failed
+// republishes its record for save2db and its outcome event (the process
+// that reached the outcome may have died before either left) and stops.
 func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	var img model.Image
 	if err := json.Unmarshal(d.Data(), &img); err != nil || img.ID == "" {
@@ -41,7 +42,7 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	}
 	cur, err := t.deps.Bus.Status().Get(ctx, img.ID)
 	if err == nil && cur.Status.Final() {
-		return resave(ctx, t.deps.Bus, d, cur)
+		return t.resave(ctx, d, cur)
 	}
 	if d.Exhausted() {
 		// The last attempt ended without a verdict: the worker holding it
@@ -77,9 +78,20 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 		return t.fail(ctx, d, &img, err, publicMessage(err))
 	}
 	img.Status, img.Results, img.Error = model.StatusDone, results, ""
-	t.act.emit(img.ID, model.EventTransformDone, d.Attempt(), fmt.Sprintf("%d variant(s)", len(results)))
+	t.emitOutcome(&img)
 	t.deps.Metrics.Handled.WithLabelValues("transform", "done").Inc()
 	return t.record(ctx, d, &img)
+}
+
+// emitOutcome records the final outcome of img under the attempt the
+// record names: emitted again from the record on a redelivery, it has the
+// same event id, and the logger keeps one.
+func (t *transformer) emitOutcome(img *model.Image) {
+	if img.Status == model.StatusDone {
+		t.act.emit(img.ID, model.EventTransformDone, img.Attempts, fmt.Sprintf("%d variant(s)", len(img.Results)))
+	} else {
+		t.act.emit(img.ID, model.EventTransformFailed, img.Attempts, img.Error)
+	}
 }
 
 // msgWorkersStopped is the public error of an image whose last attempt
@@ -91,11 +103,11 @@ const msgWorkersStopped = "processing did not complete: the worker handling this
 // it meanwhile.
 func (t *transformer) fail(ctx context.Context, d bus.Delivery, img *model.Image, cause error, msg string) error {
 	if cur, err := t.deps.Bus.Status().Get(ctx, img.ID); err == nil && cur.Status == model.StatusDone {
-		return resave(ctx, t.deps.Bus, d, cur)
+		return t.resave(ctx, d, cur)
 	}
 	t.deps.Log.Warn("transform failed", "image", img.ID, "attempt", d.Attempt(), "err", cause)
 	img.Status, img.Error = model.StatusFailed, msg
-	t.act.emit(img.ID, model.EventTransformFailed, d.Attempt(), img.Error)
+	t.emitOutcome(img)
 	t.deps.Metrics.Handled.WithLabelValues("transform", "failed").Inc()
 	return t.record(ctx, d, img)
 }
@@ -113,11 +125,13 @@ func (t *transformer) record(ctx context.Context, d bus.Delivery, img *model.Ima
 	})
 }
 
-// resave hands an already final record to save2db again (the first
-// publish may have been lost). On the last attempt it is the image's only
-// chance, so it goes through untilDone like any outcome.
-func resave(ctx context.Context, b bus.Bus, d bus.Delivery, img *model.Image) error {
-	return untilDone(ctx, d, func() error { return publishSave(ctx, b, img) })
+// resave hands an already final record to save2db again, and its outcome
+// event to the logger (either may have been lost). On the last attempt it
+// is the image's only chance, so it goes through untilDone like any
+// outcome.
+func (t *transformer) resave(ctx context.Context, d bus.Delivery, img *model.Image) error {
+	t.emitOutcome(img)
+	return untilDone(ctx, d, func() error { return publishSave(ctx, t.deps.Bus, img) })
 }
 
 // untilDone runs the bookkeeping that records an outcome. Before the last

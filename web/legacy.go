@@ -25,6 +25,7 @@ func (a *API) legacyPost(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	a.pipe.AwaitActivity(c.Request().Context())
 	return c.JSON(http.StatusOK, map[string]string{"id": img.ID})
 }
 

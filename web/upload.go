@@ -171,6 +171,7 @@ func (a *API) postImages(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		a.pipe.AwaitActivity(c.Request().Context())
 		c.Response().Header().Set(echo.HeaderLocation, "/v1/images/"+img.ID)
 		return c.JSON(http.StatusAccepted, accepted{imageView: viewOf(img), Duplicate: !created})
 	}
@@ -191,7 +192,10 @@ func (a *API) postImages(c echo.Context) error {
 		status = http.StatusAccepted
 		out = append(out, accepted{imageView: viewOf(img), Duplicate: !created, Filename: u.name})
 	}
-	if status == http.StatusServiceUnavailable {
+	switch status {
+	case http.StatusAccepted:
+		a.pipe.AwaitActivity(c.Request().Context())
+	case http.StatusServiceUnavailable:
 		c.Response().Header().Set("Retry-After", "5")
 	}
 	if len(out) == 1 {
