@@ -17,6 +17,7 @@ import (
 	"github.com/imgpipe/imgpipe/bus/natsbus"
 	"github.com/imgpipe/imgpipe/internal/apptest"
 	"github.com/imgpipe/imgpipe/internal/fixtures"
+	"github.com/imgpipe/imgpipe/model"
 )
 
 // TestImageWhoseWorkersDieEndsFailed: an image whose every transform attempt
@@ -24,78 +25,9 @@ import (
 // a libvips segfault on a poison image), ends failed with its error and is
 // answered 422, instead of staying "processing" in the queue for ever; and
 // the transformer that records the failure does not run the engine on it.
-//
-// The dying workers are the test itself, as a plain JetStream client on the
-// transform durable: it pulls each attempt and never answers, which is all
-// the server sees of a killed process, but at moments the test chooses. A
-// real worker killed mid-image (as in crash_test.go) would race the kill
-// against the transform and could not be made to die on every attempt;
-// this is deterministic. The delivery after the last attempt then goes to
-// a real transform role, the only one pulling by then.
 func TestImageWhoseWorkersDieEndsFailed(t *testing.T) {
-	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: filepath.Join(t.TempDir(), "nats"), Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Registered first, so it runs after every app has stopped.
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	const maxDeliver = 2
-	config := func(instance string, roles ...string) app.Config {
-		cfg := apptest.Config(t)
-		cfg.Instance = instance
-		cfg.Roles = roles
-		cfg.NATS.URL = ns.ClientURL()
-		// A dead worker's attempt comes back after the ack wait: keep it short.
-		cfg.NATS.AckWait = time.Second
-		cfg.Transform.Timeout = 500 * time.Millisecond // below the ack wait, as validation requires
-		cfg.NATS.Retry.MaxDeliver = maxDeliver
-		return cfg
-	}
-	front := apptest.Start(t, config("front", app.RoleAPI, app.RoleSave2DB, app.RoleLogger))
-	// A transform worker comes and goes: the durable consumer exists, as
-	// the app configures it, with nobody pulling.
-	if err := apptest.Start(t, config("worker-1", app.RoleTransform)).Stop(); err != nil {
-		t.Fatal(err)
-	}
-
-	id := upload(t, front.URL, "width=100&format=png", fixtures.JPEG(320, 240, 91))
-
-	// The dying workers: take every attempt, answer none.
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := js.Consumer(t.Context(), "IMGPIPE_TRANSFORM", "transform")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for attempt := 0; attempt < maxDeliver; {
-		if time.Now().After(deadline) {
-			t.Fatalf("attempt %d of %d taken within 30s", attempt, maxDeliver)
-		}
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for msg := range batch.Messages() {
-			md, err := msg.Metadata()
-			if err != nil || !strings.HasSuffix(msg.Subject(), "."+id) {
-				t.Fatalf("fetched %s (%v), want the transform of %s", msg.Subject(), err, id)
-			}
-			attempt = int(md.NumDelivered)
-		}
-	}
-	nc.Close()
-	if rec := apptest.Get(t, front.URL+"/v1/images/"+id).JSON(t); rec["status"] == "failed" || rec["status"] == "done" {
-		t.Fatalf("final before any worker answered: %v", rec)
-	}
-
+	front, config, id := workersDieOnEveryAttempt(t, maxDeliver, true)
 	worker := apptest.Start(t, config("worker-2", app.RoleTransform))
 	res := apptest.Result(t, front.URL, id, "")
 	if res.Status != http.StatusUnprocessableEntity {
@@ -133,13 +65,42 @@ func TestImageWhoseWorkersDieEndsFailed(t *testing.T) {
 		t.Errorf("activity %v: want transform.failed once and no transform.started", seen)
 	}
 
-	// Nothing is left in the queue.
-	nc, err = nats.Connect(ns.ClientURL())
+	queueEmpties(t, config)
+}
+
+// TestImagePrefetchedByDyingWorkersIsTransformed: a process that dies takes
+// with it the deliveries it had prefetched, and each counts as an attempt.
+// An image that only ever sat in such a buffer (beside a poison image that
+// crashed the process each time, say) never had an attempt of its own: the
+// delivery after the last one renders it instead of failing it.
+func TestImagePrefetchedByDyingWorkersIsTransformed(t *testing.T) {
+	const maxDeliver = 2
+	front, config, id := workersDieOnEveryAttempt(t, maxDeliver, false)
+	apptest.Start(t, config("worker-2", app.RoleTransform))
+	res := apptest.Result(t, front.URL, id, "")
+	if res.Status != http.StatusOK {
+		t.Fatalf("result: %d %.300q, want 200", res.Status, res.Body)
+	}
+	if format, img := apptest.Decode(t, res.Body); format != "png" || img.Bounds().Dx() != 100 {
+		t.Fatalf("result: %s %v, want a png 100 wide", format, img.Bounds())
+	}
+	if rec := apptest.Get(t, front.URL+"/v1/images/"+id).JSON(t); rec["attempts"] != float64(maxDeliver+1) {
+		t.Fatalf("record: %v, want done at attempt %d", rec, maxDeliver+1)
+	}
+	waitEvents(t, front.URL, id, model.EventTransformDone, model.EventSaved)
+	queueEmpties(t, config)
+}
+
+// queueEmpties waits until nothing is left in the transform queue.
+func queueEmpties(t *testing.T, config func(string, ...string) app.Config) {
+	t.Helper()
+	nc, err := nats.Connect(config("").NATS.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if js, err = jetstream.New(nc); err != nil {
+	js, err := jetstream.New(nc)
+	if err != nil {
 		t.Fatal(err)
 	}
 	apptest.Eventually(t, "the transform queue to empty", func() bool {
@@ -150,4 +111,101 @@ func TestImageWhoseWorkersDieEndsFailed(t *testing.T) {
 		info, err := s.Info(t.Context())
 		return err == nil && info.State.Msgs == 0
 	})
+}
+
+// workersDieOnEveryAttempt uploads an image through a front process
+// (api, save2db, logger) and lets dying workers take each of its maxDeliver
+// attempts and answer none; began says whether each wrote its attempt in
+// the status record first, as a real worker does when it begins, or died
+// with the message only prefetched. It returns the front, the config of a
+// process on the same server, and the image's id: the delivery after the
+// last attempt goes to the next transform role started.
+//
+// The dying workers are the test itself, as a plain JetStream client on the
+// transform durable: it pulls each attempt and never answers, which is all
+// the server sees of a killed process, but at moments the test chooses. A
+// real worker killed mid-image (as in crash_test.go) would race the kill
+// against the transform and could not be made to die on every attempt;
+// this is deterministic.
+func workersDieOnEveryAttempt(t *testing.T, maxDeliver int, began bool) (*apptest.Running, func(string, ...string) app.Config, string) {
+	t.Helper()
+	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: filepath.Join(t.TempDir(), "nats"), Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered first, so it runs after every app has stopped.
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	config := func(instance string, roles ...string) app.Config {
+		cfg := apptest.Config(t)
+		cfg.Instance = instance
+		cfg.Roles = roles
+		cfg.NATS.URL = ns.ClientURL()
+		// A dead worker's attempt comes back after the ack wait: keep it short.
+		cfg.NATS.AckWait = time.Second
+		cfg.Transform.Timeout = 500 * time.Millisecond // below the ack wait, as validation requires
+		cfg.NATS.Retry.MaxDeliver = maxDeliver
+		return cfg
+	}
+	front := apptest.Start(t, config("front", app.RoleAPI, app.RoleSave2DB, app.RoleLogger))
+	// A transform worker comes and goes: the durable consumer exists, as
+	// the app configures it, with nobody pulling.
+	if err := apptest.Start(t, config("worker-1", app.RoleTransform)).Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	id := upload(t, front.URL, "width=100&format=png", fixtures.JPEG(320, 240, 91))
+
+	// The dying workers: take every attempt, answer none. They write the
+	// status record through the bus, as the transform role does.
+	busCfg := natsbus.DefaultConfig()
+	busCfg.URL = ns.ClientURL()
+	b, err := natsbus.Connect(t.Context(), busCfg, nil, "dying-workers", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(t.Context(), "IMGPIPE_TRANSFORM", "transform")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 0; attempt < maxDeliver; {
+		if time.Now().After(deadline) {
+			t.Fatalf("attempt %d of %d taken within 30s", attempt, maxDeliver)
+		}
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for msg := range batch.Messages() {
+			md, err := msg.Metadata()
+			if err != nil || !strings.HasSuffix(msg.Subject(), "."+id) {
+				t.Fatalf("fetched %s (%v), want the transform of %s", msg.Subject(), err, id)
+			}
+			attempt = int(md.NumDelivered)
+			if began {
+				rec, err := b.Status().Get(t.Context(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec.Status, rec.Attempts = model.StatusProcessing, attempt
+				if err := b.Status().Put(t.Context(), rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if rec := apptest.Get(t, front.URL+"/v1/images/"+id).JSON(t); rec["status"] == "failed" || rec["status"] == "done" {
+		t.Fatalf("final before any worker answered: %v", rec)
+	}
+	return front, config, id
 }

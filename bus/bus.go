@@ -52,16 +52,22 @@ type Delivery interface {
 	LastAttempt() bool
 	// Exhausted is true when the attempts are used up and the last one
 	// ended without a verdict: the worker that had it died, stalled past
-	// the ack deadline, panicked, or was cut short by a hard shutdown.
-	// This delivery
-	// is one more, given so that the failure is recorded rather than the
-	// message silently dropped; if its own worker dies before returning,
-	// a few more may follow, Exhausted too. The handler must record the
-	// failure WITHOUT attempting the work again (it may be the work that
-	// kills the process); its return value then settles the message: nil
-	// acks it, an error terminates it, and it is never redelivered after
-	// that (a panic, though, counts as a dead worker).
+	// the ack deadline, panicked, or was cut short by a hard shutdown, or
+	// it never began at all (a process that dies takes with it the
+	// deliveries it had prefetched, and each counts). This delivery is one
+	// more, given so that the failure is recorded rather than the message
+	// silently dropped; if its own worker dies before returning, a few
+	// more may follow, Exhausted too. If the last attempt began, the
+	// handler must record the failure WITHOUT attempting the work again
+	// (it may be the work that kills the process); if the handler knows it
+	// never began, this delivery may be that attempt. Its return value
+	// then settles the message: nil acks it, an error terminates it, and
+	// it is never redelivered after that (a panic, though, counts as a
+	// dead worker).
 	Exhausted() bool
+	// MaxAttempts is how many attempts the message gets before its
+	// Exhausted deliveries; 0 when it is retried for ever.
+	MaxAttempts() int
 	// InProgress tells the bus the handler is still working, pushing back
 	// the redelivery deadline.
 	InProgress()

@@ -44,7 +44,7 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	if err == nil && cur.Status.Final() {
 		return t.resave(ctx, d, cur)
 	}
-	if d.Exhausted() {
+	if d.Exhausted() && lastAttemptBegan(d, cur, err) {
 		// The last attempt ended without a verdict: the worker holding it
 		// died or hung. Rendering again could kill this one too, so the
 		// image is recorded failed without touching the engine.
@@ -57,6 +57,8 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 		cause := fmt.Errorf("attempts exhausted: no verdict after %d deliveries", d.Attempt()-1)
 		return t.fail(ctx, d, &img, cause, msgWorkersStopped)
 	}
+	// An exhausted delivery whose last attempt never began goes on as that
+	// attempt: its outcome is the verdict (LastAttempt is true).
 
 	img.Status, img.Attempts, img.UpdatedAt = model.StatusProcessing, d.Attempt(), time.Now().UTC()
 	if err := t.deps.Bus.Status().Put(ctx, &img); err != nil {
@@ -92,6 +94,24 @@ func (t *transformer) emitOutcome(img *model.Image) {
 	} else {
 		t.act.emit(img.ID, model.EventTransformFailed, img.Attempts, img.Error)
 	}
+}
+
+// lastAttemptBegan tells whether the last attempt of an exhausted delivery
+// d began, from the image's status record cur (or the error reading it):
+// every attempt writes "processing" with its number before it renders. One
+// that never did was only prefetched by a process that died, which counts
+// as a delivery too: an innocent image pulled beside a poison one would
+// otherwise be failed after the crashes that poison image caused, without
+// a single real attempt of its own. When the record cannot be read, the
+// answer is yes: the cautious one.
+func lastAttemptBegan(d bus.Delivery, cur *model.Image, err error) bool {
+	switch {
+	case errors.Is(err, bus.ErrNotFound):
+		return false
+	case err != nil:
+		return true
+	}
+	return cur.Attempts >= d.MaxAttempts()
 }
 
 // msgWorkersStopped is the public error of an image whose last attempt

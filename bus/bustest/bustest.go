@@ -144,12 +144,13 @@ type delivered struct {
 	Attempt   int
 	Last      bool
 	Exhausted bool
+	Max       int // MaxAttempts
 	At        time.Time
 }
 
 func record(d bus.Delivery) delivered {
 	return delivered{
 		Subject: d.Subject(), Data: string(d.Data()),
-		Attempt: d.Attempt(), Last: d.LastAttempt(), Exhausted: d.Exhausted(), At: time.Now(),
+		Attempt: d.Attempt(), Last: d.LastAttempt(), Exhausted: d.Exhausted(), Max: d.MaxAttempts(), At: time.Now(),
 	}
 }

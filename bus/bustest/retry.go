@@ -51,8 +51,8 @@ func testLastAttempt(t *testing.T, b bus.Bus) {
 	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "abc", Data: []byte("x")})
 	for i := 1; i <= Retry.MaxDeliver; i++ {
 		d := recv(t, got, "a retry")
-		if d.Attempt != i || d.Last != (i == Retry.MaxDeliver) || d.Exhausted {
-			t.Fatalf("delivery %d: attempt %d last %v exhausted %v", i, d.Attempt, d.Last, d.Exhausted)
+		if d.Attempt != i || d.Last != (i == Retry.MaxDeliver) || d.Exhausted || d.Max != Retry.MaxDeliver {
+			t.Fatalf("delivery %d: attempt %d last %v exhausted %v of %d", i, d.Attempt, d.Last, d.Exhausted, d.Max)
 		}
 	}
 	none(t, got, "delivery after the last attempt")
@@ -90,7 +90,7 @@ func testExhausted(t *testing.T, b bus.Bus) {
 	for i := 1; i <= maxDeliver+2; i++ {
 		d := recv(t, got, fmt.Sprintf("delivery %d", i))
 		exhausted := i > maxDeliver
-		if d.Attempt != i || d.Last != (i >= maxDeliver) || d.Exhausted != exhausted {
+		if d.Attempt != i || d.Last != (i >= maxDeliver) || d.Exhausted != exhausted || d.Max != maxDeliver {
 			t.Fatalf("delivery %d: attempt %d last %v exhausted %v; want attempt %d, last %v, exhausted %v",
 				i, d.Attempt, d.Last, d.Exhausted, i, i >= maxDeliver, exhausted)
 		}
@@ -119,8 +119,8 @@ func testRetryForever(t *testing.T, b bus.Bus) {
 		failUntil(got, want, func() error { return errTransient }))
 	publish(t, b, bus.Message{Queue: bus.Save, Subject: "abc", Data: []byte("x")})
 	for i := 1; i <= want; i++ {
-		if d := recv(t, got, "a retry"); d.Attempt != i || d.Last || d.Exhausted {
-			t.Fatalf("delivery %d: attempt %d last %v exhausted %v", i, d.Attempt, d.Last, d.Exhausted)
+		if d := recv(t, got, "a retry"); d.Attempt != i || d.Last || d.Exhausted || d.Max != 0 {
+			t.Fatalf("delivery %d: attempt %d last %v exhausted %v of %d", i, d.Attempt, d.Last, d.Exhausted, d.Max)
 		}
 	}
 	none(t, got, "delivery after success")

@@ -44,6 +44,13 @@ func (d *delivery) Attempt() int      { return d.attempt }
 func (d *delivery) LastAttempt() bool { return d.last }
 func (d *delivery) Exhausted() bool   { return d.exhausted }
 
+func (d *delivery) MaxAttempts() int {
+	if d.c.retry.Forever() {
+		return 0
+	}
+	return d.c.retry.MaxDeliver
+}
+
 // InProgress pushes the redelivery deadline back by AckWait. A failure
 // (lost connection) only risks a redelivery, which handlers absorb.
 func (d *delivery) InProgress() {
