@@ -41,7 +41,7 @@ func (s *Store) PutBlob(ctx context.Context, key string, data []byte) error {
 			return fmt.Errorf("store/mongo: put blob: %w", err)
 		}
 		if l != nil {
-			err := s.putLeased(ctx, key, data, digest)
+			err := s.putLeased(ctx, l, data, digest)
 			l.release(ctx)
 			return err
 		}
@@ -53,8 +53,9 @@ func (s *Store) PutBlob(ctx context.Context, key string, data []byte) error {
 	}
 }
 
-// putLeased does PutBlob's work while holding the key's lease.
-func (s *Store) putLeased(ctx context.Context, key string, data []byte, digest string) error {
+// putLeased does PutBlob's work while holding the key's lease l.
+func (s *Store) putLeased(ctx context.Context, l *lease, data []byte, digest string) error {
+	key := l.key
 	stored, err := s.storedDigest(ctx, key, int64(len(data)))
 	if err != nil {
 		return fmt.Errorf("store/mongo: put blob: %w", err)
@@ -63,10 +64,15 @@ func (s *Store) putLeased(ctx context.Context, key string, data []byte, digest s
 		return nil // a redelivery, or the writer we waited for
 	}
 	for attempt := 1; ; attempt++ {
+		// Clearing deletes whatever the key holds: only while the lease
+		// is still ours (see lease.go).
+		if err := l.renew(ctx, len(data)); err != nil {
+			return fmt.Errorf("store/mongo: put blob: %w", err)
+		}
 		if err := s.clear(ctx, key); err != nil {
 			return fmt.Errorf("store/mongo: put blob: remove old version: %w", err)
 		}
-		err := s.upload(ctx, key, data, digest)
+		err := s.upload(ctx, key, data, digest, l.owner)
 		if err == nil {
 			return nil
 		}

@@ -165,6 +165,50 @@ func TestInterruptedUpload(t *testing.T) {
 	}
 }
 
+// A writer whose lease ran out and who carries on (stalled past its expiry,
+// then resumed) cannot remove or replace the file its successor completed:
+// its failed upload cleans up only its own documents, and it renews the
+// lease, which fails, before clearing the key.
+func TestStaleWriterCannotRemoveSuccessorsFile(t *testing.T) {
+	uri := newDatabaseURI(t)
+	s := openStore(t, uri)
+	defer s.Close()
+	chunks := rawDatabase(t, uri).Collection("blobs.chunks")
+
+	// The successor's file is empty (no chunks): the stale writer's chunks
+	// all land, and its files document is the insert that fails.
+	empty := model.ResultKey("fenced", "empty")
+	if err := s.PutBlob(t.Context(), empty, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UploadAs(t.Context(), empty, bytes.Repeat([]byte("s"), 300<<10), "stale"); !driver.IsDuplicateKeyError(err) {
+		t.Fatalf("stale upload over a complete file: %v, want a duplicate key", err)
+	}
+	if got, err := s.GetBlob(t.Context(), empty); err != nil || len(got) != 0 {
+		t.Fatalf("the successor's file after the stale upload failed: %d bytes, %v", len(got), err)
+	}
+	if n := count(t, chunks, bson.D{{Key: "files_id", Value: empty}}); n != 0 {
+		t.Errorf("%d chunks of the stale upload left behind", n)
+	}
+
+	// A file with chunks: the stale writer's first chunk collides.
+	key := model.OriginalKey("fenced")
+	data := bytes.Repeat([]byte("successor"), 100<<10)
+	if err := s.PutBlob(t.Context(), key, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UploadAs(t.Context(), key, data, "stale"); err == nil {
+		t.Fatal("stale upload over a complete file: no error")
+	}
+	// Its lease gone, it does not clear the key to write its own version.
+	if err := s.PutLeasedAs(t.Context(), key, []byte("stale version"), "stale"); err == nil || !strings.Contains(err.Error(), "lease") {
+		t.Fatalf("stale writer's put: %v, want the lease lost", err)
+	}
+	if got, err := s.GetBlob(t.Context(), key); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the successor's file after the stale writer: %d bytes, %v", len(got), err)
+	}
+}
+
 // A blob whose bytes changed behind the store's back is refused, not served.
 func TestCorruptBlob(t *testing.T) {
 	uri := newDatabaseURI(t)

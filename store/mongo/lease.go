@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -17,6 +18,15 @@ import (
 // blobs.leases with _id = key: inserting it takes it, a duplicate key
 // means someone else holds it. A holder that dies leaves it to expire, after
 // which another writer takes it over.
+//
+// A lease cannot stop a holder that outlives it (stalled past its expiry by
+// a partition or a paused VM, then carrying on) from writing: the fence is
+// in what it writes. Its chunks and files document carry its owner token,
+// and cleaning up after a failed upload deletes only documents with that
+// token, so a stale writer cannot remove the file its successor completed;
+// the unique (files_id, n) index keeps its late chunks from mixing into
+// that file; and before clearing a key, the holder renews the lease, so a
+// writer that lost it stops there.
 
 // Lease length: long enough for the upload at a slow 1 MiB/s plus half a
 // minute, which also absorbs clock differences between writers up to that.
@@ -68,7 +78,7 @@ func (s *Store) acquireLease(ctx context.Context, key string, size int) (*lease,
 // take inserts the lease document, or takes over an expired one.
 func (l *lease) take(ctx context.Context, size int) (bool, error) {
 	now := time.Now()
-	expires := now.Add(leaseBase + time.Duration(size)*time.Second/leaseRate)
+	expires := now.Add(leaseFor(size))
 	_, err := l.s.leases.InsertOne(ctx, bson.D{{Key: "_id", Value: l.key}, {Key: "owner", Value: l.owner}, {Key: "expires", Value: expires}})
 	if err == nil {
 		return true, nil
@@ -86,6 +96,31 @@ func (l *lease) take(ctx context.Context, size int) (bool, error) {
 	}
 	l.s.log.Warn("took over an expired blob lease: a writer died mid-upload", "key", l.key)
 	return true, nil
+}
+
+// errLeaseLost: the lease ran out and another writer took it over.
+var errLeaseLost = errors.New("the blob's lease ran out and another writer took it over")
+
+// renew extends the lease if it is still ours, and fails with errLeaseLost
+// otherwise.
+func (l *lease) renew(ctx context.Context, size int) error {
+	ctx, cancel := context.WithTimeout(ctx, leaseOpLimit)
+	defer cancel()
+	res, err := l.s.leases.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: l.key}, {Key: "owner", Value: l.owner}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "expires", Value: time.Now().Add(leaseFor(size))}}}})
+	switch {
+	case err != nil:
+		return err
+	case res.MatchedCount == 0:
+		return errLeaseLost
+	}
+	return nil
+}
+
+// leaseFor is the lease length for a blob of size bytes.
+func leaseFor(size int) time.Duration {
+	return leaseBase + time.Duration(size)*time.Second/leaseRate
 }
 
 // release drops the lease if still ours. It runs even when the request was

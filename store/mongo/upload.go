@@ -32,14 +32,16 @@ const chunkSize = 255 << 10
 const chunksPerInsert = 16
 
 // upload writes data as key's GridFS file: the chunks, then the files
-// document, which is what makes the file visible (HasBlob, downloads). On
-// failure it leaves nothing behind.
+// document, which is what makes the file visible (HasBlob, downloads). Both
+// carry owner, the writer's lease token (an extra field GridFS readers
+// ignore). On failure it removes what it wrote, and only that: a writer
+// whose lease ran out must not remove its successor's file.
 //
 // It writes the two kinds of documents itself instead of through the
 // driver's upload stream, which allocates a 16 MiB buffer per upload
 // whatever the file's size: at a hundred small images a second, 1.6 GB a
 // second of memory to clear and collect.
-func (s *Store) upload(ctx context.Context, key string, data []byte, digest string) error {
+func (s *Store) upload(ctx context.Context, key string, data []byte, digest, owner string) error {
 	var err error
 	n := 0
 	for off := 0; off < len(data) && err == nil; off += chunksPerInsert * chunkSize {
@@ -53,6 +55,7 @@ func (s *Store) upload(ctx context.Context, key string, data []byte, digest stri
 				{Key: "files_id", Value: key},
 				{Key: "n", Value: int32(n)},
 				{Key: "data", Value: bson.Binary{Data: data[c:min(len(data), c+chunkSize)]}},
+				{Key: "owner", Value: owner},
 			})
 			n++
 		}
@@ -65,21 +68,26 @@ func (s *Store) upload(ctx context.Context, key string, data []byte, digest stri
 			{Key: "chunkSize", Value: int32(chunkSize)},
 			{Key: "uploadDate", Value: time.Now()},
 			{Key: "filename", Value: key},
-			{Key: "metadata", Value: bson.D{{Key: "sha256", Value: digest}}},
+			{Key: "metadata", Value: bson.D{{Key: "sha256", Value: digest}, {Key: "owner", Value: owner}}},
 		})
 	}
 	if err != nil {
 		// The insert may have landed in part, or whole after a timeout.
-		s.discard(ctx, key)
+		s.discard(ctx, key, owner)
 	}
 	return err
 }
 
-// discard removes whatever a failed upload left of key.
-func (s *Store) discard(ctx context.Context, key string) {
+// discard removes what owner's failed upload left of key: the files
+// document first, as clear does, then the chunks.
+func (s *Store) discard(ctx context.Context, key, owner string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseLimit)
 	defer cancel()
-	if err := s.clear(ctx, key); err != nil {
+	_, err := s.files.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "metadata.owner", Value: owner}})
+	if err == nil {
+		_, err = s.chunks.DeleteMany(ctx, bson.D{{Key: "files_id", Value: key}, {Key: "owner", Value: owner}})
+	}
+	if err != nil {
 		s.log.Warn("could not clean up a failed blob upload; the next write of the key will", "key", key, "err", err)
 	}
 }
