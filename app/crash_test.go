@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,9 +27,11 @@ func TestNothingAcceptedIsLostOnCrash(t *testing.T) {
 	// One transformer and eight clients: the uploads outrun the work, so
 	// the kill lands with most images queued.
 	t.Setenv("IMGPIPE_WORKERS_TRANSFORM_WORKERS", "1")
-	// What the dead process held comes back after the ack wait: keep it short.
-	t.Setenv("IMGPIPE_NATS_ACK_WAIT", "3s")
-	t.Setenv("IMGPIPE_TRANSFORM_TIMEOUT", "2s") // below the ack wait, as validation requires
+	// What the dead process held comes back after the ack wait: keep it
+	// short, but the timeout below it must leave a loaded CI machine time
+	// for these images, or they fail (at 2s one did).
+	t.Setenv("IMGPIPE_NATS_ACK_WAIT", "8s")
+	t.Setenv("IMGPIPE_TRANSFORM_TIMEOUT", "6s") // below the ack wait, as validation requires
 	p := startProcess(t, bin, "dev", "dev", "--data-dir", data)
 	ids := make([]string, 40)
 	var wg sync.WaitGroup
@@ -51,7 +52,7 @@ func TestNothingAcceptedIsLostOnCrash(t *testing.T) {
 	}
 	<-p.done
 
-	os.Unsetenv("IMGPIPE_WORKERS_TRANSFORM_WORKERS")
+	t.Setenv("IMGPIPE_WORKERS_TRANSFORM_WORKERS", "2") // not the default two per core: contention makes timeouts
 	p = startProcess(t, bin, "dev-again", "dev", "--data-dir", data)
 	for _, id := range ids {
 		res := apptest.Result(t, p.url, id, "")

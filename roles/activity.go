@@ -135,9 +135,9 @@ func (a *Activity) publishLocked() {
 	if err != nil {
 		a.log.Warn("activity not published", "events", len(events), "first_image", events[0].ImageID, "err", err)
 	}
-	// Settled in order, so that waiting for the last batch is waiting for
-	// all of them.
-	// A failure after the publish left is logged by the bus, rate-limited.
+	// Batches are settled in order, so that waiting for the last one is
+	// waiting for all. A failure after the publish left is logged by the
+	// bus (rate-limited), not here.
 	go func() {
 		if outcome != nil {
 			<-outcome

@@ -131,15 +131,21 @@ func (c *consumer) handle(msg jetstream.Msg) {
 		return
 	}
 	err := c.call(d)
-	select {
-	case <-d.after: // nil: never ready; the handler did not ask to wait
-	default:
-		if d.after != nil {
-			c.settleLater(d, err)
-			return
-		}
+	if d.after != nil && !ready(d.after) {
+		c.settleLater(d, err)
+		return
 	}
 	c.settle(d, err)
+}
+
+// ready reports whether ch is closed already.
+func ready(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // settleLater settles d once its handler's SettleAfter channel is closed,
