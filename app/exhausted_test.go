@@ -141,8 +141,11 @@ func workersDieOnEveryAttempt(t *testing.T, maxDeliver int, began bool) (*apptes
 		cfg.Roles = roles
 		cfg.NATS.URL = ns.ClientURL()
 		// A dead worker's attempt comes back after the ack wait: keep it short.
-		cfg.NATS.AckWait = time.Second
-		cfg.Transform.Timeout = 500 * time.Millisecond // below the ack wait, as validation requires
+		cfg.NATS.AckWait = 2 * time.Second
+		// Below the ack wait, as validation requires, and enough for a
+		// small image on a loaded machine: the delivery that renders the
+		// prefetched image is its last attempt.
+		cfg.Transform.Timeout = 1500 * time.Millisecond
 		cfg.NATS.Retry.MaxDeliver = maxDeliver
 		return cfg
 	}
