@@ -27,7 +27,7 @@ import (
 // the transformer that records the failure does not run the engine on it.
 func TestImageWhoseWorkersDieEndsFailed(t *testing.T) {
 	const maxDeliver = 2
-	front, config, id := workersDieOnEveryAttempt(t, maxDeliver, true)
+	front, config, id := workersDieOnEveryAttempt(t, maxDeliver, maxDeliver, true)
 	worker := apptest.Start(t, config("worker-2", app.RoleTransform))
 	res := apptest.Result(t, front.URL, id, "")
 	if res.Status != http.StatusUnprocessableEntity {
@@ -75,7 +75,7 @@ func TestImageWhoseWorkersDieEndsFailed(t *testing.T) {
 // delivery after the last one renders it instead of failing it.
 func TestImagePrefetchedByDyingWorkersIsTransformed(t *testing.T) {
 	const maxDeliver = 2
-	front, config, id := workersDieOnEveryAttempt(t, maxDeliver, false)
+	front, config, id := workersDieOnEveryAttempt(t, maxDeliver, maxDeliver, false)
 	apptest.Start(t, config("worker-2", app.RoleTransform))
 	res := apptest.Result(t, front.URL, id, "")
 	if res.Status != http.StatusOK {
@@ -88,6 +88,25 @@ func TestImagePrefetchedByDyingWorkersIsTransformed(t *testing.T) {
 		t.Fatalf("record: %v, want done at attempt %d", rec, maxDeliver+1)
 	}
 	waitEvents(t, front.URL, id, model.EventTransformDone, model.EventSaved)
+	queueEmpties(t, config)
+}
+
+// TestNeverBegunImageFailsOnTheFinalDelivery: the delivery that renders a
+// never-begun image is not the final one: if its worker died too, nothing
+// would come after it to record the outcome. When every delivery but the
+// final one was lost to dying processes, the final one records the failure
+// without rendering.
+func TestNeverBegunImageFailsOnTheFinalDelivery(t *testing.T) {
+	const maxDeliver = 1
+	// The server's deliveries: the attempts, then up to three verdicts.
+	front, config, id := workersDieOnEveryAttempt(t, maxDeliver, maxDeliver+2, false)
+	worker := apptest.Start(t, config("worker-2", app.RoleTransform))
+	if res := apptest.Result(t, front.URL, id, ""); res.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("result: %d %.300q, want 422", res.Status, res.Body)
+	}
+	if bytes.Contains(apptest.Get(t, worker.URL+"/metrics").Body, []byte("imgpipe_transform_seconds_count")) {
+		t.Error("the worker ran the engine on the final delivery")
+	}
 	queueEmpties(t, config)
 }
 
@@ -114,12 +133,12 @@ func queueEmpties(t *testing.T, config func(string, ...string) app.Config) {
 }
 
 // workersDieOnEveryAttempt uploads an image through a front process
-// (api, save2db, logger) and lets dying workers take each of its maxDeliver
-// attempts and answer none; began says whether each wrote its attempt in
-// the status record first, as a real worker does when it begins, or died
-// with the message only prefetched. It returns the front, the config of a
-// process on the same server, and the image's id: the delivery after the
-// last attempt goes to the next transform role started.
+// (api, save2db, logger), with maxDeliver attempts, and lets dying workers
+// take its first deliveries deliveries and answer none; began says whether
+// each wrote its attempt in the status record first, as a real worker does
+// when it begins, or died with the message only prefetched. It returns the
+// front, the config of a process on the same server, and the image's id:
+// the next delivery goes to the next transform role started.
 //
 // The dying workers are the test itself, as a plain JetStream client on the
 // transform durable: it pulls each attempt and never answers, which is all
@@ -127,7 +146,7 @@ func queueEmpties(t *testing.T, config func(string, ...string) app.Config) {
 // real worker killed mid-image (as in crash_test.go) would race the kill
 // against the transform and could not be made to die on every attempt;
 // this is deterministic.
-func workersDieOnEveryAttempt(t *testing.T, maxDeliver int, began bool) (*apptest.Running, func(string, ...string) app.Config, string) {
+func workersDieOnEveryAttempt(t *testing.T, maxDeliver, deliveries int, began bool) (*apptest.Running, func(string, ...string) app.Config, string) {
 	t.Helper()
 	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: filepath.Join(t.TempDir(), "nats"), Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -181,9 +200,9 @@ func workersDieOnEveryAttempt(t *testing.T, maxDeliver int, began bool) (*apptes
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for attempt := 0; attempt < maxDeliver; {
+	for attempt := 0; attempt < deliveries; {
 		if time.Now().After(deadline) {
-			t.Fatalf("attempt %d of %d taken within 30s", attempt, maxDeliver)
+			t.Fatalf("delivery %d of %d taken within 30s", attempt, deliveries)
 		}
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {

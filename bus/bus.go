@@ -68,6 +68,11 @@ type Delivery interface {
 	// MaxAttempts is how many attempts the message gets before its
 	// Exhausted deliveries; 0 when it is retried for ever.
 	MaxAttempts() int
+	// Final is true when no delivery will follow this one whatever
+	// happens to it: the last Exhausted one. A handler doing work on an
+	// Exhausted delivery must not do it on this one, since if its worker
+	// died then, nothing would record the outcome.
+	Final() bool
 	// InProgress tells the bus the handler is still working, pushing back
 	// the redelivery deadline.
 	InProgress()

@@ -44,7 +44,7 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	if err == nil && cur.Status.Final() {
 		return t.resave(ctx, d, cur)
 	}
-	if d.Exhausted() && lastAttemptBegan(d, cur, err) {
+	if d.Exhausted() && (d.Final() || lastAttemptBegan(d, cur, err)) {
 		// The last attempt ended without a verdict: the worker holding it
 		// died or hung. Rendering again could kill this one too, so the
 		// image is recorded failed without touching the engine.
@@ -58,14 +58,18 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 		return t.fail(ctx, d, &img, cause, msgWorkersStopped)
 	}
 	// An exhausted delivery whose last attempt never began goes on as that
-	// attempt: its outcome is the verdict (LastAttempt is true).
+	// attempt (not the final one: if its worker died too, nothing would
+	// record the outcome), and its outcome is the verdict.
 
 	img.Status, img.Attempts, img.UpdatedAt = model.StatusProcessing, d.Attempt(), time.Now().UTC()
 	if err := t.deps.Bus.Status().Put(ctx, &img); err != nil {
 		if !d.LastAttempt() {
 			return err
 		}
-		// "processing" is only informative: the last attempt goes on.
+		// The last attempt goes on without it. Unwritten, this attempt
+		// does not count as begun (lastAttemptBegan): if it kills its
+		// worker, the next delivery tries once more, unless it is the
+		// final one.
 		t.deps.Log.Warn("status not updated", "image", img.ID, "err", err)
 	}
 	t.act.emit(img.ID, model.EventTransformStarted, d.Attempt(), "")

@@ -57,6 +57,7 @@ func Run(t *testing.T, newBus func(t *testing.T) bus.Bus) {
 		{"RetryAfterError", testRetryAfterError},
 		{"LastAttempt", testLastAttempt},
 		{"Exhausted", testExhausted},
+		{"Final", testFinal},
 		{"RetryForever", testRetryForever},
 		{"Permanent", testPermanent},
 		{"Panic", testPanic},
@@ -145,12 +146,13 @@ type delivered struct {
 	Last      bool
 	Exhausted bool
 	Max       int // MaxAttempts
+	Final     bool
 	At        time.Time
 }
 
 func record(d bus.Delivery) delivered {
 	return delivered{
 		Subject: d.Subject(), Data: string(d.Data()),
-		Attempt: d.Attempt(), Last: d.LastAttempt(), Exhausted: d.Exhausted(), Max: d.MaxAttempts(), At: time.Now(),
+		Attempt: d.Attempt(), Last: d.LastAttempt(), Exhausted: d.Exhausted(), Max: d.MaxAttempts(), Final: d.Final(), At: time.Now(),
 	}
 }

@@ -109,6 +109,45 @@ func testExhausted(t *testing.T, b bus.Bus) {
 	}
 }
 
+// testFinal: when every delivery stalls, Exhausted ones keep coming after
+// the attempts, up to one marked Final; after it nothing comes, even once
+// its own ack deadline has passed unsettled. No delivery before it is
+// Final.
+func testFinal(t *testing.T, b bus.Bus) {
+	const maxDeliver = 2
+	retry := bus.Retry{MaxDeliver: maxDeliver, Backoff: Retry.Backoff}
+	got := make(chan delivered, 20)
+	stalled := make(chan struct{})
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 10, Retry: &retry, AckWait: AckWait},
+		func(ctx context.Context, d bus.Delivery) error {
+			got <- record(d)
+			select {
+			case <-stalled:
+			case <-ctx.Done():
+			}
+			return nil
+		})
+	t.Cleanup(func() { close(stalled) })
+	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "abc", Data: []byte("x")})
+	for i := 1; ; i++ {
+		d := recv(t, got, fmt.Sprintf("delivery %d", i))
+		if d.Attempt != i || (d.Final && !d.Exhausted) {
+			t.Fatalf("delivery %d: %+v", i, d)
+		}
+		if d.Final {
+			break
+		}
+		if i > maxDeliver+8 {
+			t.Fatalf("%d deliveries and none Final", i)
+		}
+	}
+	select {
+	case d := <-got:
+		t.Fatalf("delivery after the final one: %+v", d)
+	case <-time.After(2*AckWait + quiet):
+	}
+}
+
 // testRetryForever: a consumer with its own unbounded policy keeps getting
 // a failing message past the bus's MaxDeliver, never marked last.
 func testRetryForever(t *testing.T, b bus.Bus) {

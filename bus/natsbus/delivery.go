@@ -44,6 +44,10 @@ func (d *delivery) Attempt() int      { return d.attempt }
 func (d *delivery) LastAttempt() bool { return d.last }
 func (d *delivery) Exhausted() bool   { return d.exhausted }
 
+func (d *delivery) Final() bool {
+	return !d.c.retry.Forever() && d.attempt >= d.c.jcfg.MaxDeliver
+}
+
 func (d *delivery) MaxAttempts() int {
 	if d.c.retry.Forever() {
 		return 0
