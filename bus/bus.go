@@ -81,7 +81,9 @@ type Delivery interface {
 	// worker: the handler's buffered side effects (activity batches) are
 	// made durable before the message is acknowledged, so a crash cannot
 	// lose them while the message counts as handled. Drain waits for held
-	// settlements; a hard shutdown settles them at once.
+	// settlements; a hard shutdown settles them at once, and so does half
+	// the ack deadline passing (after it, a redelivery would repeat work
+	// whose outcome is known).
 	SettleAfter(ready <-chan struct{})
 }
 

@@ -34,9 +34,11 @@ const (
 // when the bus's window of unacknowledged publishes is full does an emitter
 // wait (up to the bus's limit, 200 ms) rather than pile events up.
 //
-// Nothing is lost to a crash: Stored tells when what was emitted so far is
+// A crash loses no event: Stored tells when what was emitted so far is
 // stored, and the roles hold what depends on it until then (the ack of the
 // message whose handling the events describe, the answer to an upload).
+// Only a batch the bus failed to take (logged) can be lost: the work it
+// describes is not held back for its sake.
 //
 // It is a service, added first so that it stops last: Stop publishes what
 // is pending after every role has drained, and the bus then flushes; events
@@ -62,8 +64,9 @@ type Activity struct {
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Stored returns a channel closed once every event emitted so far has been
-// stored by the bus, or has failed to be (which is logged): at most a
-// linger and a publish round trip away.
+// stored by the bus, or has failed to be (which is logged): a linger and a
+// publish round trip away, or the bus's async publish timeout when it is
+// in trouble.
 func (a *Activity) Stored() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()

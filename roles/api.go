@@ -100,8 +100,9 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 
 // AwaitActivity returns once the activity emitted so far in this process
 // is stored, or ctx ends: an upload is answered only when its "accepted"
-// event is safe from a crash. One wait per request, not per file: the
-// files of a multipart upload share a batch. The wait is bounded: with the
+// event is safe from a crash. One wait per request, not per file: it covers
+// every event emitted before it, whatever batch each went in. The wait is
+// bounded: with the
 // bus gone right after the upload was queued, the image itself is safe,
 // and answering matters more than its first event.
 func (a *API) AwaitActivity(ctx context.Context) {

@@ -64,6 +64,7 @@ func Run(t *testing.T, newBus func(t *testing.T) bus.Bus) {
 		{"PanicOnLastAttempt", testPanicOnLastAttempt},
 		{"DrainWaits", testDrainWaits},
 		{"SettleAfter", testSettleAfter},
+		{"SettleAfterBounded", testSettleAfterBounded},
 		{"DrainWaitsForHeld", testDrainWaitsForHeld},
 		{"Stage", testStage},
 		{"StatusCreateRace", testStatusCreateRace},

@@ -287,6 +287,25 @@ func testSettleAfter(t *testing.T, b bus.Bus) {
 	none(t, got, "delivery after success")
 }
 
+// testSettleAfterBounded: a hold that is never released still ends before
+// the ack deadline, so the server does not deliver a handled message again.
+func testSettleAfterBounded(t *testing.T, b bus.Bus) {
+	got := make(chan delivered, 10)
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1, AckWait: AckWait},
+		func(_ context.Context, d bus.Delivery) error {
+			got <- record(d)
+			d.SettleAfter(make(chan struct{}))
+			return nil
+		})
+	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "abc", Data: []byte("x")})
+	recv(t, got, "the delivery")
+	select {
+	case d := <-got:
+		t.Fatalf("delivered again, the ack held past its deadline: %+v", d)
+	case <-time.After(2*AckWait + quiet):
+	}
+}
+
 // testDrainWaitsForHeld: Drain returns only once held settlements are
 // applied; at its deadline (a hard shutdown) it applies them at once
 // instead of waiting further, so the message does not wait out AckWait.

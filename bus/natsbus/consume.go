@@ -150,14 +150,20 @@ func ready(ch <-chan struct{}) bool {
 
 // settleLater settles d once its handler's SettleAfter channel is closed,
 // or at once on a hard shutdown (what it waited for is then flushed by the
-// shutdown itself, if it can be). Drain waits for it.
+// shutdown itself, if it can be). Drain waits for it. A hold is bounded by
+// half the ack deadline: past that the server would deliver the message
+// again while its outcome is known, repeating the work.
 func (c *consumer) settleLater(d *delivery, err error) {
 	c.held.Add(1)
 	go func() {
 		defer c.held.Done()
+		limit := time.NewTimer(c.jcfg.AckWait / 2)
+		defer limit.Stop()
 		select {
 		case <-d.after:
 		case <-c.hctx.Done():
+		case <-limit.C:
+			c.log.Warn("settled before what it waited for", "subject", d.subject, "attempt", d.attempt, "waited", c.jcfg.AckWait/2)
 		}
 		c.settle(d, err)
 	}()

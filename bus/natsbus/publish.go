@@ -47,9 +47,9 @@ func (b *Bus) Publish(ctx context.Context, m bus.Message) error {
 // PublishAsync sends without waiting for the PubAck. At most
 // AsyncMaxPending may await their ack; beyond that it waits up to 200ms for
 // room and then fails with bus.ErrUnavailable. A failure after it returned
-// is logged and counted (AsyncErrors), never returned. Unlike Publish it
-// rides out a short disconnection in the client's reconnect buffer. The
-// outcome channel gets the PubAck's verdict, or the async timeout's.
+// is logged and counted (AsyncErrors), and sent on the outcome channel,
+// which gets the PubAck's verdict or the async timeout's. Unlike Publish it
+// rides out a short disconnection in the client's reconnect buffer.
 func (b *Bus) PublishAsync(m bus.Message) (<-chan error, error) {
 	msg, opts, err := b.toMsg(m)
 	if err != nil {

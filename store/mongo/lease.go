@@ -26,7 +26,10 @@ import (
 // token, so a stale writer cannot remove the file its successor completed;
 // the unique (files_id, n) index keeps its late chunks from mixing into
 // that file; and before clearing a key, the holder renews the lease, so a
-// writer that lost it stops there.
+// writer that lost it stops there. What is left is a writer stalled past
+// its lease between that renewal and the clear: without transactions
+// (FerretDB, a standalone MongoDB) nothing closes it. Keys name content,
+// so the successor's next write would usually bring back the same bytes.
 
 // Lease length: long enough for the upload at a slow 1 MiB/s plus half a
 // minute, which also absorbs clock differences between writers up to that.
