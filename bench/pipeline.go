@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/imgpipe/imgpipe/app"
 )
@@ -45,7 +46,9 @@ func runPipeline(w workload, images [][]byte) (phaseResult, error) {
 	defer func() { cancel(); <-done }()
 	base := "http://" + a.Addr().String()
 
+	// Redrawn in place on a terminal; in a log it would be a line per image.
 	bar := progressbar.NewOptions(len(images), progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetVisibility(term.IsTerminal(int(os.Stderr.Fd()))),
 		progressbar.OptionSetDescription(w.Name+" pipeline"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
 	start := time.Now()
 	ids := make([]string, len(images))
