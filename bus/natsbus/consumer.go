@@ -42,6 +42,10 @@ type pull struct {
 	it   jetstream.MessagesContext
 }
 
+// pullExpiry bounds one pull request, and so the time a lost one leaves a
+// consumer deaf; an idle consumer pulls again this often.
+const pullExpiry = 5 * time.Second
+
 // consumerCheckEvery paces the check that the consumer still exists.
 var consumerCheckEvery atomic.Int64
 
@@ -53,8 +57,14 @@ func (c *consumer) open(ctx context.Context) (*pull, error) {
 		return nil, wrap("consumer "+c.cfg.Durable, err)
 	}
 	// Pull Workers at a time: with Workers busy that is 2×Workers held.
+	// A pull request can be lost: sent to a replicated consumer whose
+	// leader is not elected yet, or held by a leader that then goes away.
+	// The client notices by missing heartbeats (two of them, each half the
+	// expiry) and pulls again; at the default 30 s expiry that is a
+	// consumer deaf for 30 s after it is created or its leader changes.
 	it, err := cons.Messages(
 		jetstream.PullMaxMessages(c.workers),
+		jetstream.PullExpiry(pullExpiry),
 		jetstream.WithMessagesErrOnMissingHeartbeat(false),
 	)
 	if err != nil {

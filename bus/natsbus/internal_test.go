@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/model"
 )
 
 func TestRetryDelay(t *testing.T) {
@@ -94,5 +95,41 @@ func TestLeaderGet(t *testing.T) {
 	}
 	if _, err := s.leaderGet(t.Context(), s.keySubject("originals/none")+".h"); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		t.Fatalf("leader get of a subject never written: %v, want ErrMsgNotFound", err)
+	}
+}
+
+// TestStatusLatest: the leader's read of a status record is the direct
+// read's, revision included; a record never written, or deleted, is none.
+func TestStatusLatest(t *testing.T) {
+	b, err := OpenEmbedded(t.Context(), DefaultConfig(), EmbeddedOptions{Dir: t.TempDir()}, "latest", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s := status{b}
+	img := &model.Image{ID: "abc", Status: model.StatusQueued}
+	if _, _, err := s.Create(t.Context(), img); err != nil {
+		t.Fatal(err)
+	}
+	img.Status = model.StatusProcessing
+	if err := s.Put(t.Context(), img); err != nil {
+		t.Fatal(err)
+	}
+	dv, drev, err := s.direct(t.Context(), "abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lv, lrev, err := s.latest(t.Context(), "abc")
+	if err != nil || lrev != drev || !bytes.Equal(lv, dv) {
+		t.Fatalf("latest: rev %d %q, %v; direct: rev %d %q", lrev, lv, err, drev, dv)
+	}
+	if _, _, err := s.latest(t.Context(), "none"); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("latest of a record never written: %v", err)
+	}
+	if err := b.kv.Delete(t.Context(), "abc"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.latest(t.Context(), "abc"); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("latest of a deleted record: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package natsbus
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -166,52 +165,12 @@ func (s stage) Delete(ctx context.Context, key string) error {
 	return s.b.fail(ctx, op, err)
 }
 
-// leaderGet reads the last message on subject through the stream's leader.
-//
-// Direct gets, which Get uses, may be answered by any replica, and NATS
-// promises read-after-write only through the leader: a replica catching
-// up after a restart can miss a blob staged a moment ago. Taken for good,
-// that miss would fail a healthy image ("neither staged nor stored"), so
-// the roles ask again with GetLatest before concluding a blob is gone.
+// leaderGet reads the last message on subject of the stage stream through
+// its leader (see Bus.leaderGet). Direct gets, which Get uses, may be
+// answered by any replica: a replica catching up after a restart can miss
+// a blob staged a moment ago. Taken for good, that miss would fail a
+// healthy image ("neither staged nor stored"), so the roles ask again with
+// GetLatest before concluding a blob is gone.
 func (s stage) leaderGet(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
-	req, err := json.Marshal(struct {
-		LastBySubject string `json:"last_by_subj"`
-	}{subject})
-	if err != nil {
-		return nil, err
-	}
-	resp, err := s.b.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.b.names.stream(stageQueue), req)
-	if err != nil {
-		return nil, err
-	}
-	var r struct {
-		Error *struct {
-			ErrCode     jetstream.ErrorCode `json:"err_code"`
-			Description string              `json:"description"`
-		} `json:"error"`
-		Message *struct {
-			Subject string `json:"subject"`
-			Seq     uint64 `json:"seq"`
-			Header  []byte `json:"hdrs"` // base64 in JSON, as []byte decodes
-			Data    []byte `json:"data"`
-		} `json:"message"`
-	}
-	if err := json.Unmarshal(resp.Data, &r); err != nil {
-		return nil, fmt.Errorf("message get reply: %w", err)
-	}
-	switch {
-	case r.Error != nil && r.Error.ErrCode == jetstream.JSErrCodeMessageNotFound:
-		return nil, jetstream.ErrMsgNotFound
-	case r.Error != nil:
-		return nil, fmt.Errorf("message get: %s (code %d)", r.Error.Description, r.Error.ErrCode)
-	case r.Message == nil:
-		return nil, errors.New("message get: empty reply")
-	}
-	msg := &jetstream.RawStreamMsg{Subject: r.Message.Subject, Sequence: r.Message.Seq, Data: r.Message.Data}
-	if len(r.Message.Header) > 0 {
-		if msg.Header, err = nats.DecodeHeadersMsg(r.Message.Header); err != nil {
-			return nil, fmt.Errorf("message get: headers: %w", err)
-		}
-	}
-	return msg, nil
+	return s.b.leaderGet(ctx, s.b.names.stream(stageQueue), subject)
 }

@@ -63,12 +63,18 @@ func (s status) Create(ctx context.Context, img *model.Image) (*model.Image, boo
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, false, s.b.fail(ctx, op, err)
 		}
-		cur, err := s.Get(ctx, img.ID)
-		if !errors.Is(err, bus.ErrNotFound) {
+		// The winner's record, from the leader: a lagging replica could
+		// still say there is none.
+		value, _, err := s.latest(ctx, img.ID)
+		switch {
+		case err == nil:
+			cur, err := decode(value)
 			return cur, false, err
+		case !errors.Is(err, bus.ErrNotFound):
+			return nil, false, s.b.fail(ctx, op, err)
 		}
 	}
-	return nil, false, fmt.Errorf("natsbus: %s: record keeps vanishing", op)
+	return nil, false, fmt.Errorf("natsbus: %s: %w: the record keeps vanishing", op, bus.ErrUnavailable)
 }
 
 func (s status) Get(ctx context.Context, id string) (*model.Image, error) {
@@ -128,20 +134,24 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 			return s.b.fail(ctx, op, err)
 		}
 	}
+	// A direct get first, the cheap read; after a conflict, the leader's
+	// read: the conflict may come from a replica that lags behind, which
+	// would go on answering with the same stale revision.
+	read := s.direct
 	for {
 		var seq uint64
-		entry, err := s.b.kv.Get(ctx, img.ID)
+		value, rev, err := read(ctx, img.ID)
 		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case errors.Is(err, bus.ErrNotFound):
 			seq, err = s.b.kv.Create(ctx, img.ID, data)
 		case err != nil:
 			return s.b.fail(ctx, op, err)
 		default:
-			cur, derr := decode(entry.Value())
+			cur, derr := decode(value)
 			if derr == nil && !model.Replaces(img.Status, cur.Status) {
 				return nil
 			}
-			seq, err = s.b.kv.Update(ctx, img.ID, data, entry.Revision())
+			seq, err = s.b.kv.Update(ctx, img.ID, data, rev)
 		}
 		if err == nil {
 			s.b.revs.set(img.ID, seq, img.Status)
@@ -150,15 +160,55 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 		if !isConflict(err) {
 			return s.b.fail(ctx, op, err)
 		}
+		read = s.latest
 	}
 }
 
+// direct reads id's record and revision by direct get, which any replica
+// may answer; bus.ErrNotFound if there is none.
+func (s status) direct(ctx context.Context, id string) ([]byte, uint64, error) {
+	e, err := s.b.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, bus.ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return e.Value(), e.Revision(), nil
+}
+
+// latest reads id's record and revision through the bucket's leader, which
+// has every acknowledged write; bus.ErrNotFound if there is none, or if its
+// last write deleted it.
+func (s status) latest(ctx context.Context, id string) ([]byte, uint64, error) {
+	bucket := s.b.names.statusBucket()
+	msg, err := s.b.leaderGet(ctx, "KV_"+bucket, "$KV."+bucket+"."+id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, 0, bus.ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	switch msg.Header.Get(kvOperation) {
+	case "DEL", "PURGE":
+		return nil, 0, bus.ErrNotFound
+	}
+	return msg.Data, msg.Sequence, nil
+}
+
+// kvOperation is the header that marks a key-value delete or purge.
+const kvOperation = "KV-Operation"
+
 // isConflict reports a lost compare-and-set race (someone wrote between
-// our read and our write): read again and decide again.
+// our read and our write, or the revision we had was stale): read again
+// and decide again. A single server reports it as error code 10071, a
+// replicated bucket as 10164; the client maps both to
+// ErrKeyRevisionMismatch, and a create's to ErrKeyExists.
 func isConflict(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) ||
-		(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) ||
+		(errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant))
 }
 
 func decode(data []byte) (*model.Image, error) {

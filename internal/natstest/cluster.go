@@ -1,0 +1,188 @@
+// Package natstest runs a real NATS cluster inside the test process: several
+// nats-servers with JetStream, joined by routes on loopback, so that the bus
+// can be tested with replicated streams, leader elections and a server
+// going away, as a deployment beyond one machine runs it.
+package natstest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Cluster is n servers named s0..s<n-1>, each with its own store directory.
+type Cluster struct {
+	Servers []*server.Server
+}
+
+// StartCluster starts n clustered servers and returns once JetStream can
+// place a stream replicated on all of them. They are shut down when the
+// test ends.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	// Every server routes to every cluster port, its own included (a
+	// server skips itself): the ports must be known before any starts.
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	c := &Cluster{}
+	dir := t.TempDir()
+	for i := range n {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("s%d", i),
+			Host:       "127.0.0.1",
+			Port:       server.RANDOM_PORT,
+			JetStream:  true,
+			StoreDir:   filepath.Join(dir, fmt.Sprintf("s%d", i)),
+			Cluster:    server.ClusterOpts{Name: "imgpipe-test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
+			NoSigs:     true,
+			NoLog:      true,
+		}
+		ns, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatalf("server s%d: %v", i, err)
+		}
+		ns.Start()
+		c.Servers = append(c.Servers, ns)
+	}
+	t.Cleanup(func() {
+		for _, ns := range c.Servers {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}
+	})
+	for _, ns := range c.Servers {
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("server %s not ready", ns.Name())
+		}
+	}
+	c.waitForPlacement(t, n)
+	return c
+}
+
+// URL lists every server's client address, as a deployment's --nats does.
+func (c *Cluster) URL() string {
+	var urls []string
+	for _, ns := range c.Servers {
+		urls = append(urls, ns.ClientURL())
+	}
+	return strings.Join(urls, ",")
+}
+
+// Server returns the running server named name, or nil.
+func (c *Cluster) Server(name string) *server.Server {
+	for _, ns := range c.Servers {
+		if ns.Name() == name && ns.Running() {
+			return ns
+		}
+	}
+	return nil
+}
+
+// StreamLeader returns the name of the server leading stream.
+func (c *Cluster) StreamLeader(t testing.TB, stream string) string {
+	t.Helper()
+	var leader string
+	c.retry(t, "a leader of "+stream, func(js jetstream.JetStream, ctx context.Context) error {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.Cluster == nil || info.Cluster.Leader == "" {
+			return fmt.Errorf("no leader yet")
+		}
+		leader = info.Cluster.Leader
+		return nil
+	})
+	return leader
+}
+
+// Messages returns how many messages stream holds.
+func (c *Cluster) Messages(t testing.TB, stream string) uint64 {
+	t.Helper()
+	var n uint64
+	c.retry(t, "the state of "+stream, func(js jetstream.JetStream, ctx context.Context) error {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(ctx)
+		if err == nil {
+			n = info.State.Msgs
+		}
+		return err
+	})
+	return n
+}
+
+// waitForPlacement waits until the meta group has a leader and every
+// server has joined it: until then stream creation fails.
+func (c *Cluster) waitForPlacement(t testing.TB, replicas int) {
+	t.Helper()
+	c.retry(t, "the cluster to place a replicated stream", func(js jetstream.JetStream, ctx context.Context) error {
+		s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "NATSTEST_PROBE", Replicas: replicas, Storage: jetstream.MemoryStorage})
+		if err != nil {
+			return err
+		}
+		if _, err := s.Info(ctx); err != nil {
+			return err
+		}
+		return js.DeleteStream(ctx, "NATSTEST_PROBE")
+	})
+}
+
+// retry runs op with a client of the cluster until it succeeds, for up to
+// 30 seconds.
+func (c *Cluster) retry(t testing.TB, what string, op func(jetstream.JetStream, context.Context) error) {
+	t.Helper()
+	nc, err := nats.Connect(c.URL(), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := op(js, ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
