@@ -14,6 +14,7 @@ import (
 
 	"github.com/imgpipe/imgpipe/internal/apptest"
 	"github.com/imgpipe/imgpipe/internal/fixtures"
+	"github.com/imgpipe/imgpipe/model"
 )
 
 // TestPipelineEndToEnd pushes real images of every input format through all
@@ -133,6 +134,19 @@ func TestDuplicateUploadsShareOneImage(t *testing.T) {
 	resp := r.Upload(t, "width=100&format=png", data).JSON(t)
 	if resp["duplicate"] != true {
 		t.Errorf("third upload not marked duplicate: %v", resp)
+	}
+	// Each duplicate says "accepted" again, in case the first upload's
+	// event was lost with its answer; the timeline keeps one.
+	seen := map[string]int{}
+	apptest.Eventually(t, "two duplicates in the activity", func() bool {
+		clear(seen)
+		for _, e := range activity(t, r.URL, a) {
+			seen[e.Event]++
+		}
+		return seen[model.EventDuplicate] == 2
+	})
+	if seen[model.EventAccepted] != 1 {
+		t.Errorf("activity %v: want accepted once", seen)
 	}
 }
 

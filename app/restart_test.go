@@ -2,8 +2,9 @@ package app_test
 
 import (
 	"bytes"
-	"encoding/json"
-	"fmt"
+	"slices"
+	"strings"
+	"time"
 	"net/http"
 	"testing"
 
@@ -72,20 +73,22 @@ func waitSaved(t *testing.T, base, id string) {
 // waitEvents waits until the image's activity holds every one of events.
 func waitEvents(t *testing.T, base, id string, events ...string) {
 	t.Helper()
-	apptest.Eventually(t, fmt.Sprintf("events %v of %s", events, id), func() bool {
-		var body struct {
-			Events []struct{ Role, Event string }
+	var seen []string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		seen = seen[:0]
+		for _, e := range activity(t, base, id) {
+			seen = append(seen, e.Role+":"+e.Event)
 		}
-		_ = json.Unmarshal(apptest.Get(t, base+"/v1/images/"+id+"/activity").Body, &body)
-		seen := map[string]bool{}
-		for _, e := range body.Events {
-			seen[e.Event] = true
+		missing := slices.DeleteFunc(slices.Clone(events), func(want string) bool {
+			return slices.ContainsFunc(seen, func(s string) bool { return strings.HasSuffix(s, ":"+want) })
+		})
+		if len(missing) == 0 {
+			return
 		}
-		for _, e := range events {
-			if !seen[e] {
-				return false
-			}
+		if time.Now().After(deadline) {
+			t.Fatalf("image %s: events %v missing after 30s; the activity has %v", id, missing, seen)
 		}
-		return true
-	})
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -37,8 +37,9 @@ const (
 // A crash loses no event: Stored tells when what was emitted so far is
 // stored, and the roles hold what depends on it until then (the ack of the
 // message whose handling the events describe, the answer to an upload).
-// Only a batch the bus failed to take (logged) can be lost: the work it
-// describes is not held back for its sake.
+// A batch the bus refuses or loses (a failover, a reconnect) is published
+// again; only one it refuses for activityRetryFor is dropped (logged), and
+// the work it describes is not held back that long (see SettleAfter).
 //
 // It is a service, added first so that it stops last: Stop publishes what
 // is pending after every role has drained, and the bus then flushes; events
@@ -64,9 +65,9 @@ type Activity struct {
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Stored returns a channel closed once every event emitted so far has been
-// stored by the bus, or has failed to be (which is logged): a linger and a
-// publish round trip away, or the bus's async publish timeout when it is
-// in trouble.
+// stored by the bus: a linger and a publish round trip away, longer while
+// the bus is in trouble, up to activityRetryFor, after which a batch still
+// refused is dropped (logged).
 func (a *Activity) Stored() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -134,22 +135,43 @@ func (a *Activity) publishLocked() {
 	a.pending, a.stored, a.last = nil, nil, stored
 	a.seq++
 	data, _ := json.Marshal(events) // plain structs: cannot fail
-	outcome, err := a.b.PublishAsync(bus.Message{Queue: bus.Activity, Subject: "batch", ID: fmt.Sprintf("%s.%d", a.batch, a.seq), Data: data})
-	if err != nil {
-		a.log.Warn("activity not published", "events", len(events), "first_image", events[0].ImageID, "err", err)
-	}
+	m := bus.Message{Queue: bus.Activity, Subject: "batch", ID: fmt.Sprintf("%s.%d", a.batch, a.seq), Data: data}
+	outcome, err := a.b.PublishAsync(m)
 	// Batches are settled in order, so that waiting for the last one is
-	// waiting for all. A failure after the publish left is logged by the
-	// bus (rate-limited), not here.
+	// waiting for all.
 	go func() {
-		if outcome != nil {
-			<-outcome
-		}
+		a.settle(m, len(events), events[0].ImageID, outcome, err)
 		if prev != nil {
 			<-prev
 		}
 		close(stored)
 	}()
+}
+
+// activityRetryFor bounds the republishing of a batch the bus refused or
+// lost (a server failing over, a reconnect): within the stream's duplicate
+// window, so that a batch that was stored after all is not stored twice.
+const activityRetryFor = time.Minute
+
+// settle waits for the outcome of the first publish of m (or its error),
+// and publishes it again until the bus stores it, for up to
+// activityRetryFor; what is held for it (acks, answers) waits meanwhile,
+// within its own bounds.
+func (a *Activity) settle(m bus.Message, events int, firstImage string, outcome <-chan error, err error) {
+	deadline := time.Now().Add(activityRetryFor)
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+		if err == nil {
+			if err = <-outcome; err == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			a.log.Warn("activity not published", "events", events, "first_image", firstImage, "err", err)
+			return
+		}
+		time.Sleep(delay)
+		outcome, err = a.b.PublishAsync(m)
+	}
 }
 
 // DecodeActivity reads one activity message: a batch, or a single event as

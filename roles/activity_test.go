@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/imgpipe/imgpipe/bus"
 	"github.com/imgpipe/imgpipe/bus/natsbus"
 	"github.com/imgpipe/imgpipe/model"
@@ -22,11 +26,18 @@ func realBus(t *testing.T) bus.Bus {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Shutdown)
+	return connectTo(t, ns)
+}
+
+// connectTo connects a bus to ns, creating its streams if they are not
+// there.
+func connectTo(t *testing.T, ns *server.Server) bus.Bus {
+	t.Helper()
 	cfg := natsbus.DefaultConfig()
 	cfg.URL = ""
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := natsbus.Connect(ctx, cfg, ns, "test", log)
+	b, err := natsbus.Connect(ctx, cfg, ns, "test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +180,54 @@ func TestActivityStored(t *testing.T) {
 		if evs := next(t, got, 5*time.Second); len(evs) != 1 || evs[0].ImageID != fmt.Sprintf("img%d", i) {
 			t.Fatalf("batch %d: %+v", i, evs)
 		}
+	}
+}
+
+// TestActivityRepublishesARefusedBatch: a batch the bus does not store (here
+// its stream is gone, as an operator deleting it would leave it) is
+// published again until it is, and Stored waits for that: the work it
+// records is not acknowledged with its events lost.
+func TestActivityRepublishesARefusedBatch(t *testing.T) {
+	ns, err := natsbus.StartEmbedded(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	b := connectTo(t, ns)
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(t.Context(), "IMGPIPE_ACTIVITY"); err != nil {
+		t.Fatal(err)
+	}
+
+	a := NewActivity(b, slog.New(slog.DiscardHandler))
+	a.linger = time.Hour
+	a.Emit(event(1))
+	stored := a.Stored()
+	a.Flush()
+	if isClosed(stored, time.Second) {
+		t.Fatal("Stored ready though the batch could not be stored")
+	}
+	connectTo(t, ns) // another process starting: it creates the stream again
+	if !isClosed(stored, 10*time.Second) {
+		t.Fatal("the stream is back, yet the batch was not stored")
+	}
+	got := make(chan []byte, 4)
+	c, err := b.Consume(t.Context(), bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: 1},
+		func(_ context.Context, d bus.Delivery) error { got <- d.Data(); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Drain(context.Background())
+	if evs := next(t, got, 5*time.Second); len(evs) != 1 || evs[0].ImageID != "img1" {
+		t.Fatalf("stored: %+v", evs)
 	}
 }
 

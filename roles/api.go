@@ -45,10 +45,22 @@ func ImageID(originalSHA256, canonicalSpec string) string {
 func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req transform.Request) (*model.Image, bool, error) {
 	spec := req.Canonical()
 	id := ImageID(info.SHA256, spec)
+	// The "accepted" event has one id per image, so emitting it again is
+	// harmless (the logger keeps one), and a duplicate does: the upload
+	// that created the image may never have been answered, its event lost
+	// with it (a crash, or the bus failing over between the write and its
+	// acknowledgement), and the client's retry is this duplicate.
+	accepted := func() {
+		a.act.emit(id, model.EventAccepted, 1, fmt.Sprintf("%s %dx%d %d bytes", info.Format, info.Width, info.Height, info.Size))
+	}
+	duplicate := func() {
+		a.act.emit(id, model.EventDuplicate, 0, "")
+		accepted()
+	}
 	img, err := a.Lookup(ctx, id)
 	switch {
 	case err == nil:
-		a.act.emit(id, model.EventDuplicate, 0, "")
+		duplicate()
 		return img, false, nil
 	case errors.Is(err, store.ErrUnavailable):
 		// The status table does not know the id and the store cannot say:
@@ -93,7 +105,9 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 	// before Create ran: it is still this upload's record, not a duplicate.
 	created = created || cur.CreatedAt.Equal(img.CreatedAt)
 	if created {
-		a.act.emit(id, model.EventAccepted, 1, fmt.Sprintf("%s %dx%d %d bytes", info.Format, info.Width, info.Height, info.Size))
+		accepted()
+	} else {
+		duplicate()
 	}
 	return cur, created, nil
 }

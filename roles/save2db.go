@@ -64,11 +64,13 @@ func (s *saver) handle(ctx context.Context, d bus.Delivery) error {
 	if err := s.deps.Store.SaveImage(ctx, &img, blobs); err != nil {
 		return err
 	}
-	// Everything is in the store: the stage can let go. A failure here only
-	// leaves garbage behind, never loses data, so it is logged, not retried.
+	// Everything is in the store: the stage can let go. Staged blobs have
+	// no expiry, so one left behind would stay for good: a failure (the
+	// bus electing a leader, say) brings the message back, and the save,
+	// which finds the blobs stored, comes down to the deletes again.
 	for _, k := range keys {
 		if err := s.deps.Bus.Stage().Delete(ctx, k); err != nil && !errors.Is(err, bus.ErrNotFound) {
-			s.deps.Log.Warn("stage not cleared", "key", k, "err", err)
+			return fmt.Errorf("clearing the stage after the save: %w", err)
 		}
 	}
 	// One image can be saved twice, failed then done (see publishSave):
