@@ -96,6 +96,12 @@ func TestLeaderGet(t *testing.T) {
 	if _, err := s.leaderGet(t.Context(), s.keySubject("originals/none")+".h"); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		t.Fatalf("leader get of a subject never written: %v, want ErrMsgNotFound", err)
 	}
+	// The server's other refusals keep their status, so that a 503 (a
+	// replica group without a leader) reads as "unavailable".
+	var apiErr *jetstream.APIError
+	if _, err := b.leaderGet(t.Context(), "NO_SUCH_STREAM", "x"); !errors.As(err, &apiErr) || apiErr.Code != 404 || apiErr.ErrorCode != jetstream.JSErrCodeStreamNotFound {
+		t.Fatalf("leader get on a missing stream: %v, want the server's 404 stream-not-found", err)
+	}
 }
 
 // TestStatusLatest: the leader's read of a status record is the direct

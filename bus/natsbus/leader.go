@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// leaderGetTimeout bounds a leader read whose caller set no deadline.
+const leaderGetTimeout = 5 * time.Second
 
 // leaderGet reads the last message on subject of stream through the
 // stream's leader, with the JetStream API's message get. NATS promises
@@ -16,6 +20,13 @@ import (
 // answered by any replica, which can lag behind. The client's stream
 // handle cannot be asked for this on a stream that allows direct gets.
 func (b *Bus) leaderGet(ctx context.Context, stream, subject string) (*jetstream.RawStreamMsg, error) {
+	// A request no leader hears gets no answer at all: bounded, as the
+	// client's own API calls are, whatever the caller's context.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, leaderGetTimeout)
+		defer cancel()
+	}
 	req, err := json.Marshal(struct {
 		LastBySubject string `json:"last_by_subj"`
 	}{subject})
@@ -27,10 +38,7 @@ func (b *Bus) leaderGet(ctx context.Context, stream, subject string) (*jetstream
 		return nil, err
 	}
 	var r struct {
-		Error *struct {
-			ErrCode     jetstream.ErrorCode `json:"err_code"`
-			Description string              `json:"description"`
-		} `json:"error"`
+		Error   *jetstream.APIError `json:"error"`
 		Message *struct {
 			Subject string `json:"subject"`
 			Seq     uint64 `json:"seq"`
@@ -42,10 +50,11 @@ func (b *Bus) leaderGet(ctx context.Context, stream, subject string) (*jetstream
 		return nil, fmt.Errorf("message get reply: %w", err)
 	}
 	switch {
-	case r.Error != nil && r.Error.ErrCode == jetstream.JSErrCodeMessageNotFound:
+	case r.Error != nil && r.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
 		return nil, jetstream.ErrMsgNotFound
 	case r.Error != nil:
-		return nil, fmt.Errorf("message get: %s (code %d)", r.Error.Description, r.Error.ErrCode)
+		// As an APIError: a 503 (no leader yet) is then "unavailable".
+		return nil, fmt.Errorf("message get: %w", r.Error)
 	case r.Message == nil:
 		return nil, errors.New("message get: empty reply")
 	}

@@ -193,11 +193,19 @@ func (s status) latest(ctx context.Context, id string) ([]byte, uint64, error) {
 	case "DEL", "PURGE":
 		return nil, 0, bus.ErrNotFound
 	}
+	switch msg.Header.Get(markerReason) {
+	case "MaxAge", "Purge", "Remove":
+		return nil, 0, bus.ErrNotFound
+	}
 	return msg.Data, msg.Sequence, nil
 }
 
-// kvOperation is the header that marks a key-value delete or purge.
-const kvOperation = "KV-Operation"
+// Headers of key-value entries that are not values: a delete or purge, and
+// the server's marker of a removal (buckets with limit markers).
+const (
+	kvOperation  = "KV-Operation"
+	markerReason = "Nats-Marker-Reason"
+)
 
 // isConflict reports a lost compare-and-set race (someone wrote between
 // our read and our write, or the revision we had was stale): read again
