@@ -136,42 +136,55 @@ func (a *Activity) publishLocked() {
 	a.seq++
 	data, _ := json.Marshal(events) // plain structs: cannot fail
 	m := bus.Message{Queue: bus.Activity, Subject: "batch", ID: fmt.Sprintf("%s.%d", a.batch, a.seq), Data: data}
+	formed := time.Now()
 	outcome, err := a.b.PublishAsync(m)
 	// Batches are settled in order, so that waiting for the last one is
-	// waiting for all.
+	// waiting for all; one the bus did not store is published again after
+	// the ones before it have settled, so that one batch at a time retries.
 	go func() {
-		a.settle(m, len(events), events[0].ImageID, outcome, err)
+		if err == nil {
+			err = <-outcome
+		}
 		if prev != nil {
 			<-prev
+		}
+		if err != nil {
+			a.republish(m, formed, len(events), events[0].ImageID, err)
 		}
 		close(stored)
 	}()
 }
 
 // activityRetryFor bounds the republishing of a batch the bus refused or
-// lost (a server failing over, a reconnect): within the stream's duplicate
-// window, so that a batch that was stored after all is not stored twice.
+// lost (a server failing over, a reconnect), counted from when the batch
+// formed: within the stream's duplicate window, so that a batch stored
+// after all is not stored twice, and short enough that an outage holds
+// at most that long's worth of batches in memory.
 const activityRetryFor = time.Minute
 
-// settle waits for the outcome of the first publish of m (or its error),
-// and publishes it again until the bus stores it, for up to
-// activityRetryFor; what is held for it (acks, answers) waits meanwhile,
-// within its own bounds.
-func (a *Activity) settle(m bus.Message, events int, firstImage string, outcome <-chan error, err error) {
-	deadline := time.Now().Add(activityRetryFor)
+// republish publishes m again until the bus stores it, activityRetryFor
+// after it formed, or Stop; what is held for it (acks, answers) waits
+// meanwhile, within its own bounds.
+func (a *Activity) republish(m bus.Message, formed time.Time, events int, firstImage string, err error) {
 	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
-		if err == nil {
-			if err = <-outcome; err == nil {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
+		if time.Since(formed) > activityRetryFor || a.isStopped() {
 			a.log.Warn("activity not published", "events", events, "first_image", firstImage, "err", err)
 			return
 		}
 		time.Sleep(delay)
-		outcome, err = a.b.PublishAsync(m)
+		var outcome <-chan error
+		if outcome, err = a.b.PublishAsync(m); err == nil {
+			if err = <-outcome; err == nil {
+				return
+			}
+		}
 	}
+}
+
+func (a *Activity) isStopped() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stopped
 }
 
 // DecodeActivity reads one activity message: a batch, or a single event as

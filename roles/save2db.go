@@ -65,12 +65,18 @@ func (s *saver) handle(ctx context.Context, d bus.Delivery) error {
 		return err
 	}
 	// Everything is in the store: the stage can let go. Staged blobs have
-	// no expiry, so one left behind would stay for good: a failure (the
-	// bus electing a leader, say) brings the message back, and the save,
-	// which finds the blobs stored, comes down to the deletes again.
+	// no expiry, so one left behind would stay for good: when the bus is
+	// away (electing a leader, say) the message comes back, and the save,
+	// which finds the blobs stored, comes down to the deletes again. Any
+	// other refusal would refuse every time: logged, not retried.
 	for _, k := range keys {
-		if err := s.deps.Bus.Stage().Delete(ctx, k); err != nil && !errors.Is(err, bus.ErrNotFound) {
+		err := s.deps.Bus.Stage().Delete(ctx, k)
+		switch {
+		case err == nil, errors.Is(err, bus.ErrNotFound):
+		case errors.Is(err, bus.ErrUnavailable):
 			return fmt.Errorf("clearing the stage after the save: %w", err)
+		default:
+			s.deps.Log.Warn("stage not cleared", "key", k, "err", err)
 		}
 	}
 	// One image can be saved twice, failed then done (see publishSave):
