@@ -3,6 +3,7 @@ package app_test
 import (
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/imgpipe/imgpipe/internal/apptest"
@@ -13,8 +14,8 @@ import (
 
 // TestPipelineSurvivesLosingANATSServer: every role on a three-server NATS
 // cluster, every stream and bucket replicated three times, as a deployment
-// beyond one machine runs. While images are in flight the server leading
-// the transform queue goes away; every image accepted, before or after,
+// beyond one machine runs. While images are in flight the server the
+// process is connected to goes away; every image accepted, before or after,
 // still comes out transformed, saved and logged, and leaves nothing
 // staged behind.
 func TestPipelineSurvivesLosingANATSServer(t *testing.T) {
@@ -25,29 +26,47 @@ func TestPipelineSurvivesLosingANATSServer(t *testing.T) {
 	cfg := apptest.Config(t)
 	cfg.NATS.URL = c.URL()
 	cfg.NATS.Replicas = 3
+	// One transformer and images that take it a while: the loss lands with
+	// most of the first ten still queued or in work.
+	cfg.Workers.TransformWorkers = 1
 	r := apptest.Start(t, cfg)
 
-	var ids []string
-	accept := func(n int) {
-		for range n {
-			i := len(ids)
-			ids = append(ids, uploadRetrying(t, r.URL, "width=200&format=png", fixtures.JPEG(640, 480, uint64(900+i))))
+	// Made first and uploaded at once, so that the uploads outrun the work.
+	images := make([][]byte, 20)
+	for i := range images {
+		images[i] = fixtures.JPEG(1600, 1200, uint64(900+i))
+	}
+	ids := make([]string, len(images))
+	accept := func(from, to int) {
+		var wg sync.WaitGroup
+		for i := from; i < to; i++ {
+			wg.Go(func() { ids[i] = uploadRetrying(t, r.URL, "width=800&blur=2&format=png", images[i]) })
+		}
+		wg.Wait()
+	}
+	accept(0, 10)
+	// The server the process is connected to: its connection fails over,
+	// publishes awaiting their acks are failed back to it, and the streams
+	// that server leads elect new leaders.
+	serving := c.Serving(t)
+	var led []string
+	for _, s := range []string{"IMGPIPE_TRANSFORM", "IMGPIPE_SAVE", "IMGPIPE_ACTIVITY", "IMGPIPE_STAGE", "KV_imgpipe_status"} {
+		if c.StreamLeader(t, s) == serving {
+			led = append(led, s)
 		}
 	}
-	accept(10)
-	leader := c.StreamLeader(t, "IMGPIPE_TRANSFORM")
-	t.Logf("stopping %s, the transform queue's leader", leader)
-	ns := c.Server(leader)
+	t.Logf("stopping %s, which leads %v, with %s", serving, led, progress(t, r.URL, ids[:10]))
+	ns := c.Server(serving)
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	accept(10)
+	accept(10, 20)
 
 	for _, id := range ids {
 		res := apptest.Result(t, r.URL, id, "")
 		if res.Status != http.StatusOK {
 			t.Fatalf("image %s: %d %.300s", id, res.Status, res.Body)
 		}
-		if format, img := apptest.Decode(t, res.Body); format != "png" || img.Bounds().Dx() != 200 {
+		if format, img := apptest.Decode(t, res.Body); format != "png" || img.Bounds().Dx() != 800 {
 			t.Fatalf("image %s: %s %v", id, format, img.Bounds())
 		}
 	}
@@ -58,6 +77,17 @@ func TestPipelineSurvivesLosingANATSServer(t *testing.T) {
 	apptest.Eventually(t, "the stage to empty", func() bool {
 		return c.Messages(t, "IMGPIPE_STAGE") == 0
 	})
+}
+
+// progress tells how many of ids are done.
+func progress(t *testing.T, base string, ids []string) string {
+	done := 0
+	for _, id := range ids {
+		if apptest.Get(t, base+"/v1/images/"+id).JSON(t)["status"] == "done" {
+			done++
+		}
+	}
+	return fmt.Sprintf("%d of %d images done", done, len(ids))
 }
 
 // uploadRetrying uploads until the API accepts: while the cluster elects

@@ -2,11 +2,11 @@ package app_test
 
 import (
 	"bytes"
+	"net/http"
 	"slices"
 	"strings"
-	"time"
-	"net/http"
 	"testing"
+	"time"
 
 	"github.com/imgpipe/imgpipe/app"
 	"github.com/imgpipe/imgpipe/internal/apptest"

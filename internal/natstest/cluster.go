@@ -93,6 +93,19 @@ func (c *Cluster) Server(name string) *server.Server {
 	return nil
 }
 
+// Serving returns the name of a running server that has client
+// connections: the one a single connected process is talking to.
+func (c *Cluster) Serving(t testing.TB) string {
+	t.Helper()
+	for _, ns := range c.Servers {
+		if ns.Running() && ns.NumClients() > 0 {
+			return ns.Name()
+		}
+	}
+	t.Fatal("no server has a client")
+	return ""
+}
+
 // StreamLeader returns the name of the server leading stream.
 func (c *Cluster) StreamLeader(t testing.TB, stream string) string {
 	t.Helper()
