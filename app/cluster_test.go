@@ -1,10 +1,15 @@
 package app_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/imgpipe/imgpipe/internal/apptest"
 	"github.com/imgpipe/imgpipe/internal/fixtures"
@@ -38,11 +43,16 @@ func TestPipelineSurvivesLosingANATSServer(t *testing.T) {
 	}
 	ids := make([]string, len(images))
 	accept := func(from, to int) {
+		t.Helper()
+		errs := make([]error, len(images))
 		var wg sync.WaitGroup
 		for i := from; i < to; i++ {
-			wg.Go(func() { ids[i] = uploadRetrying(t, r.URL, "width=800&blur=2&format=png", images[i]) })
+			wg.Go(func() { ids[i], errs[i] = uploadRetrying(r.URL, "width=800&blur=2&format=png", images[i]) })
 		}
 		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
 	}
 	accept(0, 10)
 	// The server the process is connected to: its connection fails over,
@@ -91,21 +101,29 @@ func progress(t *testing.T, base string, ids []string) string {
 }
 
 // uploadRetrying uploads until the API accepts: while the cluster elects
-// new leaders it answers 503 with Retry-After, which a client honours.
-func uploadRetrying(t *testing.T, base, spec string, data []byte) string {
-	t.Helper()
-	var id string
-	apptest.Eventually(t, fmt.Sprintf("an upload of %d bytes to be accepted", len(data)), func() bool {
-		res := apptest.Upload(t, base, spec, data)
-		switch res.Status {
-		case http.StatusAccepted:
-			id, _ = res.JSON(t)["id"].(string)
-			return true
-		case http.StatusServiceUnavailable:
-			return false
+// new leaders it answers 503 with Retry-After, which a client honours. It
+// runs on goroutines of its own, so it reports instead of failing the test.
+func uploadRetrying(base, spec string, data []byte) (string, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Post(base+"/v1/images?"+spec, "application/octet-stream", bytes.NewReader(data))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusAccepted:
+				var v struct{ ID string }
+				err := json.Unmarshal(body, &v)
+				return v.ID, err
+			case http.StatusServiceUnavailable:
+				err = fmt.Errorf("503 %s", body)
+			default:
+				return "", fmt.Errorf("upload: %d %s", resp.StatusCode, body)
+			}
 		}
-		t.Fatalf("upload: %d %s", res.Status, res.Body)
-		return false
-	})
-	return id
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("upload not accepted within 30s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
