@@ -3,15 +3,17 @@ package app_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -116,16 +118,40 @@ type process struct {
 	name string
 	url  string
 	cmd  *exec.Cmd
-	logs *bytes.Buffer
+	logs *logBuffer
 	done chan error
 }
 
-// startProcess runs the binary on a free port and waits for /readyz.
+// logBuffer collects a child's output, which the test reads while the
+// child still writes.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// listening finds the address the process reports it listens on, in its
+// text or JSON log.
+var listening = regexp.MustCompile(`msg"?[=:]"?listening.*url"?[=:]"?(http://[0-9.]+:[0-9]+)`)
+
+// startProcess runs the binary on a port the kernel picks (read back from
+// its log, so no other process can take it in between) and waits for
+// /readyz.
 func startProcess(t *testing.T, bin, name string, args ...string) *process {
 	t.Helper()
-	port := freePort(t)
-	args = append(args, "--listen", port, "--instance", name)
-	p := &process{name: name, url: "http://" + port, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	args = append(args, "--listen", "127.0.0.1:0", "--instance", name)
+	p := &process{name: name, logs: &logBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	p.cmd.Env = append(os.Environ(), "IMGPIPE_DATA_DIR="+t.TempDir())
@@ -141,7 +167,16 @@ func startProcess(t *testing.T, bin, name string, args ...string) *process {
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get(p.url + "/readyz")
+		if p.url == "" {
+			if m := listening.FindStringSubmatch(p.logs.String()); m != nil {
+				p.url = m[1]
+			}
+		}
+		var resp *http.Response
+		err := errors.New("not listening yet")
+		if p.url != "" {
+			resp, err = http.Get(p.url + "/readyz")
+		}
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -169,15 +204,6 @@ func (p *process) stop() error {
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("did not exit within 30s of SIGTERM")
 	}
-}
-
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 type event struct{ Role, Event, Instance string }
