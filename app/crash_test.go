@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"errors"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -34,15 +35,19 @@ func TestNothingAcceptedIsLostOnCrash(t *testing.T) {
 	t.Setenv("IMGPIPE_TRANSFORM_TIMEOUT", "6s") // below the ack wait, as validation requires
 	p := startProcess(t, bin, "dev", "dev", "--data-dir", data)
 	ids := make([]string, 40)
+	errs := make([]error, len(ids))
 	var wg sync.WaitGroup
 	for c := range 8 {
 		wg.Go(func() {
 			for i := c; i < len(ids); i += 8 {
-				ids[i] = upload(t, p.url, "width=1200&blur=4&format=png", fixtures.JPEG(1600, 1200, uint64(500+i)))
+				ids[i], errs[i] = uploadRetrying(p.url, "width=1200&blur=4&format=png", fixtures.JPEG(1600, 1200, uint64(500+i)))
 			}
 		})
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	// What the process had finished when it died, for the log: the test
 	// means something only when work was still in flight.
 	metrics := string(apptest.Get(t, p.url+"/metrics").Body)
