@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imgpipe/imgpipe/app"
 	"github.com/imgpipe/imgpipe/bus/natsbus"
 	"github.com/imgpipe/imgpipe/internal/apptest"
 	"github.com/imgpipe/imgpipe/internal/fixtures"
+	"github.com/imgpipe/imgpipe/internal/natstest"
 	"github.com/imgpipe/imgpipe/model"
 )
 
@@ -113,15 +113,7 @@ func TestNeverBegunImageFailsOnTheFinalDelivery(t *testing.T) {
 // queueEmpties waits until nothing is left in the transform queue.
 func queueEmpties(t *testing.T, config func(string, ...string) app.Config) {
 	t.Helper()
-	nc, err := nats.Connect(config("").NATS.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, config("").NATS.URL)
 	apptest.Eventually(t, "the transform queue to empty", func() bool {
 		s, err := js.Stream(t.Context(), "IMGPIPE_TRANSFORM")
 		if err != nil {
@@ -186,15 +178,7 @@ func workersDieOnEveryAttempt(t *testing.T, maxDeliver, deliveries int, began bo
 		t.Fatal(err)
 	}
 	defer b.Close()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, ns.ClientURL())
 	cons, err := js.Consumer(t.Context(), "IMGPIPE_TRANSFORM", "transform")
 	if err != nil {
 		t.Fatal(err)

@@ -10,10 +10,10 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imgpipe/imgpipe/bus"
 	"github.com/imgpipe/imgpipe/bus/natsbus"
+	"github.com/imgpipe/imgpipe/internal/natstest"
 	"github.com/imgpipe/imgpipe/model"
 )
 
@@ -59,6 +59,20 @@ func watch(t *testing.T, b bus.Bus) <-chan []byte {
 	<-started
 	time.Sleep(200 * time.Millisecond) // let the watch's consumer exist
 	return msgs
+}
+
+// storedBatches reads the activity stream from its start, as the logger
+// does, until the test ends.
+func storedBatches(t *testing.T, b bus.Bus) <-chan []byte {
+	t.Helper()
+	got := make(chan []byte, 16)
+	c, err := b.Consume(t.Context(), bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: 1},
+		func(_ context.Context, d bus.Delivery) error { got <- d.Data(); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Drain(context.Background()) })
+	return got
 }
 
 func event(i int) model.Event {
@@ -169,13 +183,7 @@ func TestActivityStored(t *testing.T) {
 		t.Fatal("Stored not ready after every batch was published")
 	}
 	// Both batches are in the stream, in order.
-	got := make(chan []byte, 4)
-	c, err := b.Consume(t.Context(), bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: 1},
-		func(_ context.Context, d bus.Delivery) error { got <- d.Data(); return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Drain(context.Background())
+	got := storedBatches(t, b)
 	for i := 1; i <= 2; i++ {
 		if evs := next(t, got, 5*time.Second); len(evs) != 1 || evs[0].ImageID != fmt.Sprintf("img%d", i) {
 			t.Fatalf("batch %d: %+v", i, evs)
@@ -194,15 +202,7 @@ func TestActivityRepublishesARefusedBatch(t *testing.T) {
 	}
 	t.Cleanup(ns.Shutdown)
 	b := connectTo(t, ns)
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, "", nats.InProcessServer(ns))
 	if err := js.DeleteStream(t.Context(), "IMGPIPE_ACTIVITY"); err != nil {
 		t.Fatal(err)
 	}
@@ -219,14 +219,7 @@ func TestActivityRepublishesARefusedBatch(t *testing.T) {
 	if !isClosed(stored, 10*time.Second) {
 		t.Fatal("the stream is back, yet the batch was not stored")
 	}
-	got := make(chan []byte, 4)
-	c, err := b.Consume(t.Context(), bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: 1},
-		func(_ context.Context, d bus.Delivery) error { got <- d.Data(); return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Drain(context.Background())
-	if evs := next(t, got, 5*time.Second); len(evs) != 1 || evs[0].ImageID != "img1" {
+	if evs := next(t, storedBatches(t, b), 5*time.Second); len(evs) != 1 || evs[0].ImageID != "img1" {
 		t.Fatalf("stored: %+v", evs)
 	}
 }

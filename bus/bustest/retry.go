@@ -65,25 +65,10 @@ func testLastAttempt(t *testing.T, b bus.Bus) {
 // delivery follows; the first verdict returned settles it for good.
 func testExhausted(t *testing.T, b bus.Bus) {
 	const maxDeliver = 2
-	retry := bus.Retry{MaxDeliver: maxDeliver, Backoff: Retry.Backoff}
-	got := make(chan delivered, 10)
-	stalled := make(chan struct{})
 	// One worker per stalled delivery, and one for the verdict.
-	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: maxDeliver + 2, Retry: &retry, AckWait: AckWait},
-		func(ctx context.Context, d bus.Delivery) error {
-			got <- record(d)
-			if d.Exhausted() && d.Attempt() > maxDeliver+1 {
-				return nil
-			}
-			select {
-			case <-stalled:
-			case <-ctx.Done():
-			}
-			return nil
-		})
-	// Registered after consume, so it runs before the drain waits for the
-	// stalled handlers.
-	t.Cleanup(func() { close(stalled) })
+	got := consumeStalling(t, b, maxDeliver, maxDeliver+2, func(d bus.Delivery) bool {
+		return d.Exhausted() && d.Attempt() > maxDeliver+1
+	})
 	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "abc", Data: []byte("x")})
 
 	var prev delivered
@@ -115,19 +100,7 @@ func testExhausted(t *testing.T, b bus.Bus) {
 // Final.
 func testFinal(t *testing.T, b bus.Bus) {
 	const maxDeliver = 2
-	retry := bus.Retry{MaxDeliver: maxDeliver, Backoff: Retry.Backoff}
-	got := make(chan delivered, 20)
-	stalled := make(chan struct{})
-	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 10, Retry: &retry, AckWait: AckWait},
-		func(ctx context.Context, d bus.Delivery) error {
-			got <- record(d)
-			select {
-			case <-stalled:
-			case <-ctx.Done():
-			}
-			return nil
-		})
-	t.Cleanup(func() { close(stalled) })
+	got := consumeStalling(t, b, maxDeliver, 10, func(bus.Delivery) bool { return false })
 	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "abc", Data: []byte("x")})
 	for i := 1; ; i++ {
 		d := recv(t, got, fmt.Sprintf("delivery %d", i))
@@ -146,6 +119,32 @@ func testFinal(t *testing.T, b bus.Bus) {
 		t.Fatalf("delivery after the final one: %+v", d)
 	case <-time.After(2*AckWait + quiet):
 	}
+}
+
+// consumeStalling consumes the transform queue with maxDeliver attempts and
+// the short AckWait, on workers workers, recording every delivery; a
+// delivery that settles (as decided) is acked, any other stalls without
+// settling, as a worker that died or hung would, until the test ends.
+func consumeStalling(t *testing.T, b bus.Bus, maxDeliver, workers int, settles func(bus.Delivery) bool) <-chan delivered {
+	retry := bus.Retry{MaxDeliver: maxDeliver, Backoff: Retry.Backoff}
+	got := make(chan delivered, 20)
+	stalled := make(chan struct{})
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: workers, Retry: &retry, AckWait: AckWait},
+		func(ctx context.Context, d bus.Delivery) error {
+			got <- record(d)
+			if settles(d) {
+				return nil
+			}
+			select {
+			case <-stalled:
+			case <-ctx.Done():
+			}
+			return nil
+		})
+	// Registered after consume, so it runs before the drain waits for the
+	// stalled handlers.
+	t.Cleanup(func() { close(stalled) })
+	return got
 }
 
 // testRetryForever: a consumer with its own unbounded policy keeps getting

@@ -16,6 +16,7 @@ import (
 	"github.com/imgpipe/imgpipe/bus"
 	"github.com/imgpipe/imgpipe/bus/bustest"
 	"github.com/imgpipe/imgpipe/bus/natsbus"
+	"github.com/imgpipe/imgpipe/internal/natstest"
 	"github.com/imgpipe/imgpipe/model"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -377,16 +378,7 @@ func TestConsumerRecreatedNoPull(t *testing.T) {
 // the test ends: the operator's or a dead process's view.
 func rawJS(t *testing.T, ns *server.Server) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return natstest.JetStream(t, "", nats.InProcessServer(ns))
 }
 
 func deleteConsumer(t *testing.T, ns *server.Server, stream, name string) {

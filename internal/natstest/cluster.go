@@ -1,7 +1,8 @@
 // Package natstest runs a real NATS cluster inside the test process: several
 // nats-servers with JetStream, joined by routes on loopback, so that the bus
 // can be tested with replicated streams, leader elections and a server
-// going away, as a deployment beyond one machine runs it.
+// going away, as a deployment beyond one machine runs it. It also gives
+// tests a plain JetStream client.
 package natstest
 
 import (
@@ -162,19 +163,29 @@ func (c *Cluster) waitForPlacement(t testing.TB, replicas int) {
 	})
 }
 
-// retry runs op with a client of the cluster until it succeeds, for up to
-// 30 seconds.
-func (c *Cluster) retry(t testing.TB, what string, op func(jetstream.JetStream, context.Context) error) {
+// JetStream is a plain client of the servers at url (or of the one an
+// option names), closed when the test ends: for tests that look at or
+// tamper with what the bus wrote, as an operator's tools would.
+func JetStream(t testing.TB, url string, opts ...nats.Option) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(c.URL(), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return js
+}
+
+// retry runs op with a client of the cluster until it succeeds, for up to
+// 30 seconds.
+func (c *Cluster) retry(t testing.TB, what string, op func(jetstream.JetStream, context.Context) error) {
+	t.Helper()
+	js := JetStream(t, c.URL(), nats.MaxReconnects(-1))
+	defer js.Conn().Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
