@@ -116,9 +116,8 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 // is stored, or ctx ends: an upload is answered only when its "accepted"
 // event is safe from a crash. One wait per request, not per file: it covers
 // every event emitted before it, whatever batch each went in. The wait is
-// bounded: with the
-// bus gone right after the upload was queued, the image itself is safe,
-// and answering matters more than its first event.
+// bounded: with the bus gone right after the upload was queued, the image
+// itself is safe, and answering matters more than its first event.
 func (a *API) AwaitActivity(ctx context.Context) {
 	timer := time.NewTimer(awaitActivityMax)
 	defer timer.Stop()
