@@ -9,7 +9,7 @@ import (
 )
 
 // smallBlobMax is the largest blob kept in the database rather than in a
-// file. A blob in the database rides in the commit that db.Batch shares
+// file. A blob in the database rides in the commit the committer shares
 // with every writer of the moment (records, events, other blobs): one pair
 // of fdatasyncs for the lot, where a file costs a file fsync, a directory
 // fsync, often a mkdir and its parent's fsync, and creates contending on
@@ -37,7 +37,7 @@ func blobID(key string) []byte {
 
 // putSmall stores data in the database; it is durable when this returns.
 func (s *Store) putSmall(key string, data []byte) error {
-	return s.db.Batch(func(tx *bolt.Tx) error { return putSmallTx(tx, key, data) })
+	return s.commits.write(func(tx *bolt.Tx) error { return putSmallTx(tx, key, data) })
 }
 
 // putSmallTx is putSmall's write, inside tx.
@@ -82,7 +82,7 @@ func (s *Store) deleteSmall(key string) error {
 	if found, err := s.hasSmall(key); err != nil || !found {
 		return err
 	}
-	return s.db.Batch(func(tx *bolt.Tx) error { return deleteSmallTx(tx, key) })
+	return s.commits.write(func(tx *bolt.Tx) error { return deleteSmallTx(tx, key) })
 }
 
 // deleteSmallTx is deleteSmall's write, inside tx.

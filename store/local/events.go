@@ -14,7 +14,7 @@ import (
 )
 
 // AppendEvents stores the events not stored yet, in one transaction shared
-// (through db.Batch) with other writers of the moment.
+// (through the committer) with other writers of the moment.
 func (s *Store) AppendEvents(ctx context.Context, events ...model.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -33,7 +33,7 @@ func (s *Store) AppendEvents(ctx context.Context, events ...model.Event) error {
 		}
 		vals[i] = v
 	}
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.commits.write(func(tx *bolt.Tx) error {
 		byID := tx.Bucket(bucketEvents)
 		byImage := tx.Bucket(bucketEventsByImg)
 		byTime := tx.Bucket(bucketEventsByTime)

@@ -32,9 +32,9 @@ func (s *Store) PutImage(ctx context.Context, img *model.Image) error {
 	if err != nil {
 		return fmt.Errorf("store/local: put image: %w", err)
 	}
-	// Batch may run this function more than once: it only reads and
+	// The committer may run this function more than once: it only reads and
 	// writes inside tx.
-	err = s.db.Batch(func(tx *bolt.Tx) error { return putImageTx(tx, img, val) })
+	err = s.commits.write(func(tx *bolt.Tx) error { return putImageTx(tx, img, val) })
 	if err != nil {
 		return fmt.Errorf("store/local: put image: %w", err)
 	}

@@ -33,7 +33,8 @@ type Store struct {
 	db      *bolt.DB
 	log     *slog.Logger
 
-	blobLocks keyLocks // one PutBlob or SaveImage at a time per blob key
+	commits   *committer // every write goes through it (commit.go)
+	blobLocks keyLocks   // one PutBlob or SaveImage at a time per blob key
 }
 
 var _ store.Store = (*Store)(nil)
@@ -42,13 +43,6 @@ var _ store.Store = (*Store)(nil)
 // process opening the same directory fails with a clear error instead of
 // hanging.
 const lockTimeout = 2 * time.Second
-
-// batchDelay is how long db.Batch waits to gather concurrent writers into
-// one commit (one round of fsyncs). bbolt's default of 10 ms caps a lone
-// writer below 100 writes a second; with 2 ms, BenchmarkAppendEvents on an
-// ext4 VM disk gave about 260 writes/s for one writer, 2,300 for 8 and 8,400
-// for 32 (10 ms: 85, 650, 2,300).
-const batchDelay = 2 * time.Millisecond
 
 // Open opens (creating if needed) the store in dir.
 func Open(dir string, log *slog.Logger) (*Store, error) {
@@ -91,17 +85,17 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store/local: open %s: %w", dir, err)
 	}
-	db.MaxBatchDelay = batchDelay
 	s.db = db
 
 	if err := s.db.Update(createBuckets); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store/local: %w", err)
 	}
+	s.commits = newCommitter(db, commitEvery)
 	// Only now, holding the lock, is it safe to clear leftovers of writes a
 	// crash interrupted: no other process can be writing there.
 	if err := clearDir(s.tmpDir); err != nil {
-		_ = db.Close()
+		_ = s.Close()
 		return nil, fmt.Errorf("store/local: %w", err)
 	}
 	log.Info("store opened", "kind", store.KindLocal, "dir", dir)
@@ -122,8 +116,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the database and its lock.
+// Close commits the writes under way, then releases the database and its
+// lock.
 func (s *Store) Close() error {
+	s.commits.close()
 	return s.db.Close()
 }
 

@@ -45,7 +45,7 @@ func (s *Store) SaveImage(ctx context.Context, img *model.Image, blobs map[strin
 			}
 		}
 	}
-	err = s.db.Batch(func(tx *bolt.Tx) error {
+	err = s.commits.write(func(tx *bolt.Tx) error {
 		for _, k := range keys {
 			var err error
 			if len(blobs[k]) > smallBlobMax {

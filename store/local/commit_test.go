@@ -1,0 +1,222 @@
+package local
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var testBucket = []byte("t")
+
+// openCommitter gives a committer on a fresh database with one bucket.
+func openCommitter(t *testing.T, every time.Duration) (*committer, *bolt.DB) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "c.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(testBucket); return err }); err != nil {
+		t.Fatal(err)
+	}
+	c := newCommitter(db, every)
+	t.Cleanup(func() { c.close(); _ = db.Close() })
+	return c, db
+}
+
+func put(k string) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error { return tx.Bucket(testBucket).Put([]byte(k), []byte("v:"+k)) }
+}
+
+// stored fails the test unless every key is in the database.
+func stored(t *testing.T, db *bolt.DB, keys ...string) {
+	t.Helper()
+	_ = db.View(func(tx *bolt.Tx) error {
+		for _, k := range keys {
+			if got := string(tx.Bucket(testBucket).Get([]byte(k))); got != "v:"+k {
+				t.Errorf("key %s holds %q, want %q", k, got, "v:"+k)
+			}
+		}
+		return nil
+	})
+}
+
+// held starts a write whose function blocks until release is closed, and
+// returns once the committer is inside it: writes made meanwhile queue.
+func held(t *testing.T, c *committer, key string) (release chan struct{}, done chan error) {
+	t.Helper()
+	inside, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	var once sync.Once
+	go func() {
+		done <- c.write(func(tx *bolt.Tx) error {
+			once.Do(func() { close(inside) })
+			<-release
+			return put(key)(tx)
+		})
+	}()
+	<-inside
+	return release, done
+}
+
+// waitPending waits until n writes are queued behind the commit under way.
+func waitPending(t *testing.T, c *committer, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		got := len(c.pending)
+		c.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes queued, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// writeAll starts one writer per key and returns their errors by key.
+func writeAll(c *committer, fns map[string]func(*bolt.Tx) error) func() map[string]error {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := map[string]error{}
+	for k, fn := range fns {
+		wg.Go(func() {
+			err := c.write(fn)
+			mu.Lock()
+			errs[k] = err
+			mu.Unlock()
+		})
+	}
+	return func() map[string]error { wg.Wait(); return errs }
+}
+
+// A lone writer is never held back, however long commitEvery is: with an
+// hour between busy commits, these writes return only if each commits at
+// once.
+func TestCommitterLoneWriterCommitsAtOnce(t *testing.T) {
+	c, db := openCommitter(t, time.Hour)
+	for i := range 5 {
+		if err := c.write(put(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.commits.Load(); n != 5 {
+		t.Errorf("%d commits for 5 sequential writes, want 5", n)
+	}
+	stored(t, db, "0", "1", "2", "3", "4")
+}
+
+// Writers that arrive while a commit is being made share the next one, and
+// once the store is busy the commit after that waits out commitEvery and
+// gathers what arrives meanwhile.
+func TestCommitterGroupsConcurrentWrites(t *testing.T) {
+	c, db := openCommitter(t, time.Second)
+	release, first := held(t, c, "first")
+	fns := map[string]func(*bolt.Tx) error{}
+	var keys []string
+	for i := range 20 {
+		k := fmt.Sprint("a", i)
+		fns[k], keys = put(k), append(keys, k)
+	}
+	wait := writeAll(c, fns)
+	waitPending(t, c, 20)
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for k, err := range wait() {
+		if err != nil {
+			t.Errorf("write %s: %v", k, err)
+		}
+	}
+	if n := c.commits.Load(); n != 2 {
+		t.Errorf("%d commits, want 2: the held one, then the 20 queued behind it together", n)
+	}
+
+	// The last commit carried 20 writes: these wait for the next one.
+	fns = map[string]func(*bolt.Tx) error{}
+	for i := range 10 {
+		k := fmt.Sprint("b", i)
+		fns[k], keys = put(k), append(keys, k)
+	}
+	for k, err := range writeAll(c, fns)() {
+		if err != nil {
+			t.Errorf("write %s: %v", k, err)
+		}
+	}
+	if n := c.commits.Load(); n != 3 {
+		t.Errorf("%d commits, want 3: the 10 writes of a busy store share one", n)
+	}
+	stored(t, db, append(keys, "first")...)
+}
+
+// A write that fails or panics gets its own error; the writes it shared a
+// commit with are committed without it, and the committer goes on.
+func TestCommitterFailedWriteFailsAlone(t *testing.T) {
+	c, db := openCommitter(t, 0)
+	release, first := held(t, c, "first")
+	errBad := errors.New("bad write")
+	wait := writeAll(c, map[string]func(*bolt.Tx) error{
+		"ok1":   put("ok1"),
+		"bad":   func(tx *bolt.Tx) error { _ = put("bad")(tx); return errBad },
+		"panic": func(*bolt.Tx) error { panic("boom") },
+		"ok2":   put("ok2"),
+	})
+	waitPending(t, c, 4)
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	errs := wait()
+	if !errors.Is(errs["bad"], errBad) {
+		t.Errorf("failing write: %v, want its own error", errs["bad"])
+	}
+	if err := errs["panic"]; err == nil || !strings.Contains(err.Error(), "panicked: boom") {
+		t.Errorf("panicking write: %v, want an error naming the panic", err)
+	}
+	if errs["ok1"] != nil || errs["ok2"] != nil {
+		t.Errorf("good writes failed: %v, %v", errs["ok1"], errs["ok2"])
+	}
+	stored(t, db, "first", "ok1", "ok2")
+	_ = db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(testBucket).Get([]byte("bad")); v != nil {
+			t.Errorf("the failed write's put was committed: %q", v)
+		}
+		return nil
+	})
+	if err := c.write(put("after")); err != nil {
+		t.Fatalf("write after the failures: %v", err)
+	}
+	stored(t, db, "after")
+}
+
+// Close commits the writes queued before it, then refuses new ones.
+func TestCommitterCloseCommitsQueuedWrites(t *testing.T) {
+	c, db := openCommitter(t, 0)
+	release, first := held(t, c, "first")
+	wait := writeAll(c, map[string]func(*bolt.Tx) error{"q1": put("q1"), "q2": put("q2")})
+	waitPending(t, c, 2)
+	closed := make(chan struct{})
+	go func() { c.close(); close(closed) }()
+	close(release)
+	<-closed
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for k, err := range wait() {
+		if err != nil {
+			t.Errorf("queued write %s: %v", k, err)
+		}
+	}
+	stored(t, db, "first", "q1", "q2")
+	if err := c.write(put("late")); !errors.Is(err, errClosed) {
+		t.Errorf("write after close: %v, want errClosed", err)
+	}
+}
