@@ -27,17 +27,47 @@ type Cluster struct {
 // StartCluster starts n clustered servers and returns once JetStream can
 // place a stream replicated on all of them. They are shut down when the
 // test ends.
+//
+// Every server routes to every cluster port, its own included (a server
+// skips itself), so the ports are chosen before any server starts: each is
+// one the kernel just handed out and took back. Another process can take
+// one of them first; the server that meets it taken runs without a route
+// listener, silently (its log is off), and is never ready. The cluster then
+// starts again on other ports.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	// Every server routes to every cluster port, its own included (a
-	// server skips itself): the ports must be known before any starts.
-	ports := make([]int, n)
-	for i := range ports {
-		ports[i] = freePort(t)
+	var err error
+	for range clusterAttempts {
+		var c *Cluster
+		if c, err = startCluster(t, n); err == nil {
+			t.Cleanup(c.shutdown)
+			c.waitForPlacement(t, n)
+			return c
+		}
+		t.Logf("natstest: %v; starting the cluster again on other ports", err)
 	}
+	t.Fatalf("natstest: no cluster after %d attempts: %v", clusterAttempts, err)
+	return nil
+}
+
+// clusterAttempts bounds StartCluster's tries, readyWait the wait for one
+// server, and choosePort gives the cluster ports: variables for this
+// package's own test.
+var (
+	clusterAttempts = 3
+	readyWait       = 10 * time.Second
+	choosePort      = pickPort
+)
+
+// startCluster starts n servers, or shuts down what it started and says
+// which server was not ready.
+func startCluster(t testing.TB, n int) (*Cluster, error) {
+	t.Helper()
+	ports := make([]int, n)
 	var routes []string
-	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	for i := range ports {
+		ports[i] = choosePort(t)
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
 	}
 	c := &Cluster{}
 	dir := t.TempDir()
@@ -55,24 +85,26 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		}
 		ns, err := server.NewServer(opts)
 		if err != nil {
-			t.Fatalf("server s%d: %v", i, err)
+			c.shutdown()
+			return nil, fmt.Errorf("server s%d: %w", i, err)
 		}
 		ns.Start()
 		c.Servers = append(c.Servers, ns)
 	}
-	t.Cleanup(func() {
-		for _, ns := range c.Servers {
-			ns.Shutdown()
-			ns.WaitForShutdown()
-		}
-	})
-	for _, ns := range c.Servers {
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("server %s not ready", ns.Name())
+	for i, ns := range c.Servers {
+		if !ns.ReadyForConnections(readyWait) {
+			c.shutdown()
+			return nil, fmt.Errorf("server %s (cluster port %d) not ready", ns.Name(), ports[i])
 		}
 	}
-	c.waitForPlacement(t, n)
-	return c
+	return c, nil
+}
+
+func (c *Cluster) shutdown() {
+	for _, ns := range c.Servers {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}
 }
 
 // URL lists every server's client address, as a deployment's --nats does.
@@ -201,7 +233,8 @@ func (c *Cluster) retry(t testing.TB, what string, op func(jetstream.JetStream, 
 	}
 }
 
-func freePort(t testing.TB) int {
+// pickPort returns a port the kernel just handed out and took back.
+func pickPort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,0 +1,40 @@
+package natstest
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+// A cluster port taken by someone else between its choice and the server's
+// start leaves that server without routes: StartCluster starts again on
+// other ports, and the cluster it returns works (StartCluster waits until
+// it places a stream replicated on every server).
+func TestStartClusterRetriesWhenAPortIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+
+	calls := 0
+	defer func(c func(testing.TB) int, w time.Duration) { choosePort, readyWait = c, w }(choosePort, readyWait)
+	readyWait = 3 * time.Second
+	choosePort = func(t testing.TB) int {
+		calls++
+		if calls == 1 {
+			return takenPort // the first attempt's first server meets it taken
+		}
+		return pickPort(t)
+	}
+	c := StartCluster(t, 3)
+	if calls != 6 {
+		t.Errorf("%d ports chosen, want 6: two attempts of three servers", calls)
+	}
+	for _, ns := range c.Servers {
+		if addr := ns.ClusterAddr(); addr == nil || addr.Port == takenPort {
+			t.Errorf("server %s listens for routes on %v", ns.Name(), addr)
+		}
+	}
+}
