@@ -157,6 +157,51 @@ func TestCommitterGroupsConcurrentWrites(t *testing.T) {
 	stored(t, db, append(keys, "first")...)
 }
 
+// Writers that write again as soon as their commit returns are not held
+// for commitEvery: once as many are back as the last commit carried, the
+// next commit goes. With an hour between busy commits, these rounds end
+// only if each commit goes as soon as all eight writers are back.
+func TestCommitterWritersInALoopAreNotHeld(t *testing.T) {
+	c, db := openCommitter(t, time.Hour)
+	release, first := held(t, c, "first")
+	const writers, rounds = 8, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*rounds)
+	for w := range writers {
+		wg.Go(func() {
+			for r := range rounds {
+				errs <- c.write(put(fmt.Sprintf("w%d.%d", w, r)))
+			}
+		})
+	}
+	waitPending(t, c, writers) // the first round queues behind the held write
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the writers are held: %d commits so far", c.commits.Load())
+	}
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.commits.Load(); n != 1+rounds {
+		t.Errorf("%d commits, want %d: the held write, then one per round", n, 1+rounds)
+	}
+	for w := range writers {
+		for r := range rounds {
+			stored(t, db, fmt.Sprintf("w%d.%d", w, r))
+		}
+	}
+}
+
 // A write that fails or panics gets its own error; the writes it shared a
 // commit with are committed without it, and the committer goes on.
 func TestCommitterFailedWriteFailsAlone(t *testing.T) {
