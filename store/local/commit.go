@@ -3,6 +3,7 @@ package local
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,25 +17,31 @@ import (
 // rewrite of every branch page it touches, whatever it holds: the fewer
 // commits carry a busy pipeline's writes, the less CPU each image costs.
 // On the bench's small images, bbolt's db.Batch with a 2 ms delay made
-// about two commits per image, this under one (strace and counts). And
-// db.Batch holds every write for its delay, a lone writer's too; with this,
-// BenchmarkAppendEvents (-cpu 1, ext4 on a VM) went from 260 writes a
-// second to 2,000 for one writer, 2,300 to 11,000 for 8, 8,400 to 29,000
-// for 32.
+// about two commits per image (strace's count of fdatasyncs), this about
+// one. And db.Batch holds every write for its delay, a lone writer's too:
+// with this, BenchmarkAppendEvents (-cpu 1, ext4 on a VM) went from 260
+// writes a second to 2,100 for one writer, 2,300 to 11,000 for 8, and
+// 8,400 to 29,000 for 32.
 const commitEvery = 10 * time.Millisecond
 
 // errClosed answers a write that comes after Close.
 var errClosed = errors.New("store/local: the store is closed")
 
+// maxBatch caps the writes in one commit, as bbolt's MaxBatchSize does:
+// a transaction holding thousands of blobs would hold its writers' memory
+// and, should one write fail, be made again.
+const maxBatch = 1000
+
 // committer gathers the store's writes into shared transactions: a group
 // commit. A store that is not busy (its last commit carried one write)
 // commits a write at once. A busy one gathers the writes that arrive for
 // up to commitEvery after its last commit began, or until as many are
-// pending as recent commits carried (see gather). One goroutine makes
+// pending as the last commit carried (see gather). One goroutine makes
 // every commit, so commits never queue on bbolt's writer lock.
 type committer struct {
-	db    *bolt.DB
-	every time.Duration
+	db       *bolt.DB
+	every    time.Duration
+	maxBatch int
 
 	mu      sync.Mutex
 	pending []pendingWrite
@@ -51,7 +58,7 @@ type pendingWrite struct {
 }
 
 func newCommitter(db *bolt.DB, every time.Duration) *committer {
-	c := &committer{db: db, every: every, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	c := &committer{db: db, every: every, maxBatch: maxBatch, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -92,10 +99,7 @@ func (c *committer) close() {
 func (c *committer) run() {
 	defer close(c.stopped)
 	var last time.Time // when the last commit began
-	// How many writes the latest commits carried, the last one's at
-	// sizes[(made-1) % recentCommits].
-	var sizes [recentCommits]int
-	made := 0
+	lastSize := 0      // how many writes it carried
 	for {
 		pending, closed := c.state()
 		if pending == 0 {
@@ -105,28 +109,27 @@ func (c *committer) run() {
 			<-c.wake
 			continue
 		}
-		if busy := sizes[(made+recentCommits-1)%recentCommits] > 1; busy && !closed {
-			c.gather(last.Add(c.every), slices.Max(sizes[:]))
+		if busy := lastSize > 1; busy && !closed {
+			c.gather(last.Add(c.every), lastSize)
 		}
 		c.mu.Lock()
-		batch := c.pending
-		c.pending = nil
+		n := min(len(c.pending), c.maxBatch)
+		batch := slices.Clone(c.pending[:n])
+		c.pending = slices.Delete(c.pending, 0, n)
 		c.mu.Unlock()
-		last, sizes[made%recentCommits] = time.Now(), len(batch)
-		made++
+		last, lastSize = time.Now(), len(batch)
 		c.commit(batch)
 	}
 }
 
-// recentCommits is how many commits gather's "enough" looks back on.
-const recentCommits = 8
-
 // gather waits until deadline or until enough writes are pending: as many
-// as the largest of the latest commits carried. Writers that write again
-// as soon as their commit returns (a loop, a pool of workers with nothing
-// else to do) are all back long before the deadline, and holding them
-// longer would only slow them down; writers that come and go as their own
-// work allows seldom reach that many, and share the commit at the deadline.
+// as the last commit carried. Writers that write again as soon as their
+// commit returns (a loop, a pool of workers with a backlog) are all back
+// long before the deadline, and holding them longer would only slow them
+// down; writers that come and go as their own work allows seldom reach
+// that many, and share the commit at the deadline. Looking back further
+// (the largest of several commits) would let one extra writer, joining
+// the loopers now and then, keep them at the deadline's pace for good.
 func (c *committer) gather(deadline time.Time, enough int) {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
@@ -150,8 +153,8 @@ func (c *committer) state() (pending int, closed bool) {
 }
 
 // commit makes one transaction of batch. A write that fails rolls the
-// transaction back: it then runs alone, for an answer of its own, and the
-// others are committed again without it.
+// transaction back: the others are committed again without it, then it
+// runs alone, for an answer of its own.
 func (c *committer) commit(batch []pendingWrite) {
 	failed := -1
 	err := c.db.Update(func(tx *bolt.Tx) error {
@@ -171,18 +174,19 @@ func (c *committer) commit(batch []pendingWrite) {
 		return
 	}
 	alone := batch[failed]
-	alone.res <- c.db.Update(func(tx *bolt.Tx) error { return call(alone.fn, tx) })
 	if rest := slices.Delete(batch, failed, failed+1); len(rest) > 0 {
 		c.commit(rest)
 	}
+	alone.res <- c.db.Update(func(tx *bolt.Tx) error { return call(alone.fn, tx) })
+	c.commits.Add(1)
 }
 
-// call runs fn, turning a panic into its error: one bad write must not
-// take down the committer, and with it every writer.
+// call runs fn, turning a panic into its error, stack included: one bad
+// write must not take down the committer, and with it every writer.
 func call(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("store/local: a write panicked: %v", p)
+			err = fmt.Errorf("store/local: a write panicked: %v\n%s", p, debug.Stack())
 		}
 	}()
 	return fn(tx)

@@ -46,20 +46,25 @@ func stored(t *testing.T, db *bolt.DB, keys ...string) {
 	})
 }
 
-// held starts a write whose function blocks until release is closed, and
-// returns once the committer is inside it: writes made meanwhile queue.
-func held(t *testing.T, c *committer, key string) (release chan struct{}, done chan error) {
+// held starts a write whose function blocks until release is called, and
+// returns once the committer is inside it: writes made meanwhile queue. A
+// test that fails before releasing it is released at its end, so that
+// closing the database does not wait on it for ever.
+func held(t *testing.T, c *committer, key string) (release func(), done chan error) {
 	t.Helper()
-	inside, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	inside, gate, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	var once sync.Once
 	go func() {
 		done <- c.write(func(tx *bolt.Tx) error {
 			once.Do(func() { close(inside) })
-			<-release
+			<-gate
 			return put(key)(tx)
 		})
 	}()
 	<-inside
+	var opened sync.Once
+	release = func() { opened.Do(func() { close(gate) }) }
+	t.Cleanup(release)
 	return release, done
 }
 
@@ -78,6 +83,20 @@ func waitPending(t *testing.T, c *committer, n int) {
 			t.Fatalf("%d writes queued, want %d", got, n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// within fails the test if do has not returned after a long while: a
+// committer that holds a write it should commit shows as this failure, not
+// as the whole package timing out.
+func within(t *testing.T, what string, do func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); do() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: still waiting after 30s", what)
 	}
 }
 
@@ -102,22 +121,24 @@ func writeAll(c *committer, fns map[string]func(*bolt.Tx) error) func() map[stri
 // once.
 func TestCommitterLoneWriterCommitsAtOnce(t *testing.T) {
 	c, db := openCommitter(t, time.Hour)
-	for i := range 5 {
-		if err := c.write(put(fmt.Sprint(i))); err != nil {
-			t.Fatal(err)
+	within(t, "5 sequential writes", func() {
+		for i := range 5 {
+			if err := c.write(put(fmt.Sprint(i))); err != nil {
+				t.Error(err)
+			}
 		}
-	}
+	})
 	if n := c.commits.Load(); n != 5 {
 		t.Errorf("%d commits for 5 sequential writes, want 5", n)
 	}
 	stored(t, db, "0", "1", "2", "3", "4")
 }
 
-// Writers that arrive while a commit is being made share the next one, and
-// once the store is busy the commit after that waits out commitEvery and
-// gathers what arrives meanwhile.
+// Writers that arrive while a commit is being made share the next one; once
+// the store is busy, a write is held to gather others (here until Close,
+// with an hour between busy commits) instead of committing alone.
 func TestCommitterGroupsConcurrentWrites(t *testing.T) {
-	c, db := openCommitter(t, time.Second)
+	c, db := openCommitter(t, time.Hour)
 	release, first := held(t, c, "first")
 	fns := map[string]func(*bolt.Tx) error{}
 	var keys []string
@@ -127,7 +148,7 @@ func TestCommitterGroupsConcurrentWrites(t *testing.T) {
 	}
 	wait := writeAll(c, fns)
 	waitPending(t, c, 20)
-	close(release)
+	release()
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
@@ -140,13 +161,17 @@ func TestCommitterGroupsConcurrentWrites(t *testing.T) {
 		t.Errorf("%d commits, want 2: the held one, then the 20 queued behind it together", n)
 	}
 
-	// The last commit carried 20 writes: these wait for the next one.
+	// The last commit carried 20 writes: fewer wait for more, and go
+	// together when Close ends the wait.
 	fns = map[string]func(*bolt.Tx) error{}
 	for i := range 10 {
 		k := fmt.Sprint("b", i)
 		fns[k], keys = put(k), append(keys, k)
 	}
-	for k, err := range writeAll(c, fns)() {
+	wait = writeAll(c, fns)
+	waitPending(t, c, 10)
+	within(t, "close", c.close)
+	for k, err := range wait() {
 		if err != nil {
 			t.Errorf("write %s: %v", k, err)
 		}
@@ -155,6 +180,28 @@ func TestCommitterGroupsConcurrentWrites(t *testing.T) {
 		t.Errorf("%d commits, want 3: the 10 writes of a busy store share one", n)
 	}
 	stored(t, db, append(keys, "first")...)
+}
+
+// No commit carries more than maxBatch writes; the rest go in the next.
+func TestCommitterCapsTheBatch(t *testing.T) {
+	c, db := openCommitter(t, 0)
+	c.maxBatch = 2
+	release, first := held(t, c, "first")
+	wait := writeAll(c, map[string]func(*bolt.Tx) error{"1": put("1"), "2": put("2"), "3": put("3"), "4": put("4"), "5": put("5")})
+	waitPending(t, c, 5)
+	release()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for k, err := range wait() {
+		if err != nil {
+			t.Errorf("write %s: %v", k, err)
+		}
+	}
+	if n := c.commits.Load(); n != 4 {
+		t.Errorf("%d commits, want 4: the held one, then 2, 2 and 1", n)
+	}
+	stored(t, db, "first", "1", "2", "3", "4", "5")
 }
 
 // Writers that write again as soon as their commit returns are not held
@@ -175,17 +222,11 @@ func TestCommitterWritersInALoopAreNotHeld(t *testing.T) {
 		})
 	}
 	waitPending(t, c, writers) // the first round queues behind the held write
-	close(release)
+	release()
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
-	select {
-	case <-finished:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the writers are held: %d commits so far", c.commits.Load())
-	}
+	within(t, "the writers' rounds", wg.Wait)
 	close(errs)
 	for err := range errs {
 		if err != nil {
@@ -215,7 +256,7 @@ func TestCommitterFailedWriteFailsAlone(t *testing.T) {
 		"ok2":   put("ok2"),
 	})
 	waitPending(t, c, 4)
-	close(release)
+	release()
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +283,8 @@ func TestCommitterFailedWriteFailsAlone(t *testing.T) {
 	stored(t, db, "after")
 }
 
-// Close commits the writes queued before it, then refuses new ones.
+// Close commits the writes queued before it, returns only then, and
+// refuses new ones.
 func TestCommitterCloseCommitsQueuedWrites(t *testing.T) {
 	c, db := openCommitter(t, 0)
 	release, first := held(t, c, "first")
@@ -250,8 +292,20 @@ func TestCommitterCloseCommitsQueuedWrites(t *testing.T) {
 	waitPending(t, c, 2)
 	closed := make(chan struct{})
 	go func() { c.close(); close(closed) }()
-	close(release)
-	<-closed
+	for {
+		if _, isClosed := c.state(); isClosed {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-closed:
+		t.Fatal("close returned while a commit was under way")
+	case <-time.After(50 * time.Millisecond):
+	}
+	release()
+	within(t, "close", func() { <-closed })
+	stored(t, db, "first", "q1", "q2") // before close returned, not just eventually
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +314,6 @@ func TestCommitterCloseCommitsQueuedWrites(t *testing.T) {
 			t.Errorf("queued write %s: %v", k, err)
 		}
 	}
-	stored(t, db, "first", "q1", "q2")
 	if err := c.write(put("late")); !errors.Is(err, errClosed) {
 		t.Errorf("write after close: %v, want errClosed", err)
 	}
