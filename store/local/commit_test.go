@@ -116,6 +116,31 @@ func writeAll(c *committer, fns map[string]func(*bolt.Tx) error) func() map[stri
 	return func() map[string]error { wg.Wait(); return errs }
 }
 
+// behindHeld queues fns behind a held commit (of the key "first"), lets it
+// go, and returns their errors by key: the commits that follow are then
+// the test's to count.
+func behindHeld(t *testing.T, c *committer, fns map[string]func(*bolt.Tx) error) map[string]error {
+	t.Helper()
+	release, first := held(t, c, "first")
+	wait := writeAll(c, fns)
+	waitPending(t, c, len(fns))
+	release()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	return wait()
+}
+
+// noErrors fails the test for every write that returned an error.
+func noErrors(t *testing.T, errs map[string]error) {
+	t.Helper()
+	for k, err := range errs {
+		if err != nil {
+			t.Errorf("write %s: %v", k, err)
+		}
+	}
+}
+
 // A lone writer is never held back, however long commitEvery is: with an
 // hour between busy commits, these writes return only if each commits at
 // once.
@@ -139,24 +164,13 @@ func TestCommitterLoneWriterCommitsAtOnce(t *testing.T) {
 // with an hour between busy commits) instead of committing alone.
 func TestCommitterGroupsConcurrentWrites(t *testing.T) {
 	c, db := openCommitter(t, time.Hour)
-	release, first := held(t, c, "first")
 	fns := map[string]func(*bolt.Tx) error{}
 	var keys []string
 	for i := range 20 {
 		k := fmt.Sprint("a", i)
 		fns[k], keys = put(k), append(keys, k)
 	}
-	wait := writeAll(c, fns)
-	waitPending(t, c, 20)
-	release()
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	for k, err := range wait() {
-		if err != nil {
-			t.Errorf("write %s: %v", k, err)
-		}
-	}
+	noErrors(t, behindHeld(t, c, fns))
 	if n := c.commits.Load(); n != 2 {
 		t.Errorf("%d commits, want 2: the held one, then the 20 queued behind it together", n)
 	}
@@ -168,14 +182,10 @@ func TestCommitterGroupsConcurrentWrites(t *testing.T) {
 		k := fmt.Sprint("b", i)
 		fns[k], keys = put(k), append(keys, k)
 	}
-	wait = writeAll(c, fns)
+	wait := writeAll(c, fns)
 	waitPending(t, c, 10)
 	within(t, "close", c.close)
-	for k, err := range wait() {
-		if err != nil {
-			t.Errorf("write %s: %v", k, err)
-		}
-	}
+	noErrors(t, wait())
 	if n := c.commits.Load(); n != 3 {
 		t.Errorf("%d commits, want 3: the 10 writes of a busy store share one", n)
 	}
@@ -186,18 +196,7 @@ func TestCommitterGroupsConcurrentWrites(t *testing.T) {
 func TestCommitterCapsTheBatch(t *testing.T) {
 	c, db := openCommitter(t, 0)
 	c.maxBatch = 2
-	release, first := held(t, c, "first")
-	wait := writeAll(c, map[string]func(*bolt.Tx) error{"1": put("1"), "2": put("2"), "3": put("3"), "4": put("4"), "5": put("5")})
-	waitPending(t, c, 5)
-	release()
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	for k, err := range wait() {
-		if err != nil {
-			t.Errorf("write %s: %v", k, err)
-		}
-	}
+	noErrors(t, behindHeld(t, c, map[string]func(*bolt.Tx) error{"1": put("1"), "2": put("2"), "3": put("3"), "4": put("4"), "5": put("5")}))
 	if n := c.commits.Load(); n != 4 {
 		t.Errorf("%d commits, want 4: the held one, then 2, 2 and 1", n)
 	}
@@ -247,20 +246,13 @@ func TestCommitterWritersInALoopAreNotHeld(t *testing.T) {
 // commit with are committed without it, and the committer goes on.
 func TestCommitterFailedWriteFailsAlone(t *testing.T) {
 	c, db := openCommitter(t, 0)
-	release, first := held(t, c, "first")
 	errBad := errors.New("bad write")
-	wait := writeAll(c, map[string]func(*bolt.Tx) error{
+	errs := behindHeld(t, c, map[string]func(*bolt.Tx) error{
 		"ok1":   put("ok1"),
 		"bad":   func(tx *bolt.Tx) error { _ = put("bad")(tx); return errBad },
 		"panic": func(*bolt.Tx) error { panic("boom") },
 		"ok2":   put("ok2"),
 	})
-	waitPending(t, c, 4)
-	release()
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	errs := wait()
 	if !errors.Is(errs["bad"], errBad) {
 		t.Errorf("failing write: %v, want its own error", errs["bad"])
 	}
@@ -309,11 +301,7 @@ func TestCommitterCloseCommitsQueuedWrites(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	for k, err := range wait() {
-		if err != nil {
-			t.Errorf("queued write %s: %v", k, err)
-		}
-	}
+	noErrors(t, wait())
 	if err := c.write(put("late")); !errors.Is(err, errClosed) {
 		t.Errorf("write after close: %v, want errClosed", err)
 	}
