@@ -22,15 +22,45 @@ import (
 // beyond one machine runs. While images are in flight the server the
 // process is connected to goes away; every image accepted, before or after,
 // still comes out transformed, saved and logged, and leaves nothing
-// staged behind.
+// staged behind. The server goes away twice over: shut down (in process,
+// closing its connections and its files), and killed outright (a process
+// of its own, SIGKILL), as a crash leaves it.
 func TestPipelineSurvivesLosingANATSServer(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a three-server cluster")
+		t.Skip("starts three-server clusters")
 	}
-	c := natstest.StartCluster(t, 3)
+	t.Run("shutdown", func(t *testing.T) {
+		c := natstest.StartCluster(t, 3)
+		survivesLosingAServer(t, c, func(name string) {
+			ns := c.Server(name)
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		})
+	})
+	t.Run("sigkill", func(t *testing.T) {
+		p := natstest.StartProcs(t, 3)
+		survivesLosingAServer(t, p, func(name string) { p.Kill(t, name) })
+	})
+}
+
+// natsCluster is what survivesLosingAServer reads of a cluster, in process
+// or not.
+type natsCluster interface {
+	URL() string
+	Serving(testing.TB) string
+	StreamLeader(testing.TB, string) string
+	Messages(testing.TB, string) uint64
+}
+
+func survivesLosingAServer(t *testing.T, c natsCluster, lose func(name string)) {
 	cfg := apptest.Config(t)
 	cfg.NATS.URL = c.URL()
 	cfg.NATS.Replicas = 3
+	// A delivery in flight when the server goes (on the dead connection, or
+	// handed out by a stream leader killed before it could replicate the
+	// fact) comes back after the ack wait: keep it well inside the waits
+	// below. The transform timeout must stay under it (validation).
+	cfg.NATS.AckWait, cfg.Transform.Timeout = 15*time.Second, 10*time.Second
 	// One transformer and images that take it a while: the loss lands with
 	// most of the first ten still queued or in work.
 	cfg.Workers.TransformWorkers = 1
@@ -65,10 +95,8 @@ func TestPipelineSurvivesLosingANATSServer(t *testing.T) {
 			led = append(led, s)
 		}
 	}
-	t.Logf("stopping %s, which leads %v, with %s", serving, led, progress(t, r.URL, ids[:10]))
-	ns := c.Server(serving)
-	ns.Shutdown()
-	ns.WaitForShutdown()
+	t.Logf("losing %s, which leads %v, with %s", serving, led, progress(t, r.URL, ids[:10]))
+	lose(serving)
 	accept(10, 20)
 
 	for _, id := range ids {

@@ -41,7 +41,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		var c *Cluster
 		if c, err = startCluster(t, n); err == nil {
 			t.Cleanup(c.shutdown)
-			c.waitForPlacement(t, n)
+			waitForPlacementAt(t, c.URL(), n)
 			return c
 		}
 		t.Logf("natstest: %v; starting the cluster again on other ports", err)
@@ -142,8 +142,19 @@ func (c *Cluster) Serving(t testing.TB) string {
 // StreamLeader returns the name of the server leading stream.
 func (c *Cluster) StreamLeader(t testing.TB, stream string) string {
 	t.Helper()
+	return streamLeaderAt(t, c.URL(), stream)
+}
+
+// Messages returns how many messages stream holds.
+func (c *Cluster) Messages(t testing.TB, stream string) uint64 {
+	t.Helper()
+	return messagesAt(t, c.URL(), stream)
+}
+
+func streamLeaderAt(t testing.TB, url, stream string) string {
+	t.Helper()
 	var leader string
-	c.retry(t, "a leader of "+stream, func(js jetstream.JetStream, ctx context.Context) error {
+	retryAt(t, url, "a leader of "+stream, func(js jetstream.JetStream, ctx context.Context) error {
 		s, err := js.Stream(ctx, stream)
 		if err != nil {
 			return err
@@ -161,11 +172,10 @@ func (c *Cluster) StreamLeader(t testing.TB, stream string) string {
 	return leader
 }
 
-// Messages returns how many messages stream holds.
-func (c *Cluster) Messages(t testing.TB, stream string) uint64 {
+func messagesAt(t testing.TB, url, stream string) uint64 {
 	t.Helper()
 	var n uint64
-	c.retry(t, "the state of "+stream, func(js jetstream.JetStream, ctx context.Context) error {
+	retryAt(t, url, "the state of "+stream, func(js jetstream.JetStream, ctx context.Context) error {
 		s, err := js.Stream(ctx, stream)
 		if err != nil {
 			return err
@@ -179,11 +189,11 @@ func (c *Cluster) Messages(t testing.TB, stream string) uint64 {
 	return n
 }
 
-// waitForPlacement waits until the meta group has a leader and every
+// waitForPlacementAt waits until the meta group has a leader and every
 // server has joined it: until then stream creation fails.
-func (c *Cluster) waitForPlacement(t testing.TB, replicas int) {
+func waitForPlacementAt(t testing.TB, url string, replicas int) {
 	t.Helper()
-	c.retry(t, "the cluster to place a replicated stream", func(js jetstream.JetStream, ctx context.Context) error {
+	retryAt(t, url, "the cluster to place a replicated stream", func(js jetstream.JetStream, ctx context.Context) error {
 		s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "NATSTEST_PROBE", Replicas: replicas, Storage: jetstream.MemoryStorage})
 		if err != nil {
 			return err
@@ -212,11 +222,11 @@ func JetStream(t testing.TB, url string, opts ...nats.Option) jetstream.JetStrea
 	return js
 }
 
-// retry runs op with a client of the cluster until it succeeds, for up to
-// 30 seconds.
-func (c *Cluster) retry(t testing.TB, what string, op func(jetstream.JetStream, context.Context) error) {
+// retryAt runs op with a client of the servers at url until it succeeds,
+// for up to 30 seconds.
+func retryAt(t testing.TB, url, what string, op func(jetstream.JetStream, context.Context) error) {
 	t.Helper()
-	js := JetStream(t, c.URL(), nats.MaxReconnects(-1))
+	js := JetStream(t, url, nats.MaxReconnects(-1))
 	defer js.Conn().Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -1,7 +1,9 @@
 package natstest
 
 import (
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,6 +37,36 @@ func TestStartClusterRetriesWhenAPortIsTaken(t *testing.T) {
 	for _, ns := range c.Servers {
 		if addr := ns.ClusterAddr(); addr == nil || addr.Port == takenPort {
 			t.Errorf("server %s listens for routes on %v", ns.Name(), addr)
+		}
+	}
+}
+
+// The same for a cluster of processes: the server that meets its port
+// taken exits, and the servers start again on other ports.
+func TestStartProcsRetriesWhenAPortIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+
+	calls := 0
+	defer func(c func(testing.TB) int) { choosePort = c }(choosePort)
+	choosePort = func(t testing.TB) int {
+		calls++
+		if calls == 1 {
+			return takenPort // the first attempt's first server meets it taken
+		}
+		return pickPort(t)
+	}
+	p := StartProcs(t, 3)
+	if calls != 18 {
+		t.Errorf("%d ports chosen, want 18: two attempts of three servers with three ports each", calls)
+	}
+	for _, url := range p.clients {
+		if strings.HasSuffix(url, fmt.Sprintf(":%d", takenPort)) {
+			t.Errorf("a server listens on the taken port: %s", url)
 		}
 	}
 }

@@ -1,0 +1,210 @@
+package natstest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Procs is n nats-servers, each a process of its own (s0..s<n-1>), for the
+// failure an in-process server cannot stage: a server killed outright
+// (SIGKILL), without closing a connection, handing over a leadership or
+// writing a last byte, as a crashed machine or an OOM kill would leave it.
+type Procs struct {
+	names   []string
+	clients []string // client URLs
+	monitor []string // monitoring base URLs
+	cmds    []*exec.Cmd
+	exited  []chan struct{} // closed when the process has been waited for
+}
+
+// StartProcs builds nats-server from the module's own dependency and starts
+// n clustered processes, returning once JetStream can place a stream
+// replicated on all of them. Like StartCluster, it starts again on other
+// ports when one it chose was taken first. The processes are killed when
+// the test ends.
+func StartProcs(t testing.TB, n int) *Procs {
+	t.Helper()
+	bin := serverBinary(t)
+	var err error
+	for range clusterAttempts {
+		var p *Procs
+		if p, err = startProcs(t, bin, n); err == nil {
+			t.Cleanup(p.killAll)
+			waitForPlacementAt(t, p.URL(), n)
+			return p
+		}
+		t.Logf("natstest: %v; starting the servers again on other ports", err)
+	}
+	t.Fatalf("natstest: no cluster of processes after %d attempts: %v", clusterAttempts, err)
+	return nil
+}
+
+// built is the nats-server binary, built once per test binary.
+var built struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func serverBinary(t testing.TB) string {
+	t.Helper()
+	built.once.Do(func() {
+		// Not t.TempDir: the binary outlives the test that built it.
+		if built.dir, built.err = os.MkdirTemp("", "natstest-"); built.err != nil {
+			return
+		}
+		built.path = filepath.Join(built.dir, "nats-server")
+		out, err := exec.Command("go", "build", "-o", built.path, "github.com/nats-io/nats-server/v2").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build nats-server: %v: %s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
+}
+
+func startProcs(t testing.TB, bin string, n int) (*Procs, error) {
+	t.Helper()
+	p := &Procs{}
+	var routes []string
+	ports := make([][3]int, n) // client, cluster, monitoring
+	for i := range ports {
+		for j := range ports[i] {
+			ports[i][j] = choosePort(t)
+		}
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[i][1]))
+	}
+	dir := t.TempDir()
+	for i := range n {
+		name := fmt.Sprintf("s%d", i)
+		cmd := exec.Command(bin, "-n", name, "-a", "127.0.0.1", "-p", fmt.Sprint(ports[i][0]),
+			"-m", fmt.Sprint(ports[i][2]), "-js", "-sd", filepath.Join(dir, name),
+			"--cluster_name", "imgpipe-test", "--cluster", routes[i], "--routes", strings.Join(routes, ","))
+		cmd.Stdout, cmd.Stderr = nil, nil // its log is noise here; its health is read from monitoring
+		if err := cmd.Start(); err != nil {
+			p.killAll()
+			return nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		p.names = append(p.names, name)
+		p.clients = append(p.clients, fmt.Sprintf("nats://127.0.0.1:%d", ports[i][0]))
+		p.monitor = append(p.monitor, fmt.Sprintf("http://127.0.0.1:%d", ports[i][2]))
+		p.cmds, p.exited = append(p.cmds, cmd), append(p.exited, exited)
+	}
+	for i, name := range p.names {
+		if err := p.waitHealthy(i); err != nil {
+			p.killAll()
+			return nil, fmt.Errorf("server %s (ports %v): %w", name, ports[i], err)
+		}
+	}
+	return p, nil
+}
+
+// waitHealthy waits for server i's monitoring endpoint to say it is
+// healthy, for up to readyWait. A server that met a port taken exits (or
+// never answers), which ends the wait early or late but always.
+func (p *Procs) waitHealthy(i int) error {
+	deadline := time.Now().Add(readyWait)
+	for {
+		select {
+		case <-p.exited[i]:
+			return fmt.Errorf("exited: %v", p.cmds[i].ProcessState)
+		default:
+		}
+		resp, err := http.Get(p.monitor[i] + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("healthz: %s", resp.Status)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not healthy after %s: %v", readyWait, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// URL lists every server's client address, as a deployment's --nats does.
+func (p *Procs) URL() string { return strings.Join(p.clients, ",") }
+
+// Serving returns the name of a live server that has client connections:
+// the one a single connected process is talking to.
+func (p *Procs) Serving(t testing.TB) string {
+	t.Helper()
+	for i, name := range p.names {
+		var v struct{ Connections int }
+		if p.alive(i) && getJSON(p.monitor[i]+"/varz", &v) == nil && v.Connections > 0 {
+			return name
+		}
+	}
+	t.Fatal("no server has a client")
+	return ""
+}
+
+// Kill ends server name with SIGKILL and waits until it is gone.
+func (p *Procs) Kill(t testing.TB, name string) {
+	t.Helper()
+	for i, n := range p.names {
+		if n == name {
+			if err := p.cmds[i].Process.Kill(); err != nil {
+				t.Fatalf("kill %s: %v", name, err)
+			}
+			<-p.exited[i]
+			return
+		}
+	}
+	t.Fatalf("no server %s", name)
+}
+
+// StreamLeader returns the name of the server leading stream.
+func (p *Procs) StreamLeader(t testing.TB, stream string) string {
+	t.Helper()
+	return streamLeaderAt(t, p.URL(), stream)
+}
+
+// Messages returns how many messages stream holds.
+func (p *Procs) Messages(t testing.TB, stream string) uint64 {
+	t.Helper()
+	return messagesAt(t, p.URL(), stream)
+}
+
+func (p *Procs) alive(i int) bool {
+	select {
+	case <-p.exited[i]:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *Procs) killAll() {
+	for i, cmd := range p.cmds {
+		if p.alive(i) {
+			_ = cmd.Process.Kill()
+			<-p.exited[i]
+		}
+	}
+}
+
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
