@@ -101,9 +101,10 @@ type ConsumerConfig struct {
 	Filter string
 	// Retry overrides the bus's redelivery policy for this consumer.
 	Retry *Retry
-	// AckWait overrides the bus's deadline for a delivery left unsettled
-	// (its worker died or hung) before it is delivered again; 0 keeps the
-	// bus's.
+	// AckWait shortens the bus's deadline for a delivery left unsettled
+	// (its worker died or hung, or the delivery was lost on a connection
+	// that failed) before it is delivered again, for a consumer whose
+	// handlers are quick; 0, or longer than the bus's, keeps the bus's.
 	AckWait time.Duration
 }
 

@@ -3,6 +3,7 @@ package roles
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
 )
@@ -16,8 +17,15 @@ type logger struct{ deps Deps }
 func NewLogger(d Deps, workers int) Service {
 	l := &logger{deps: d}
 	return &consumerRole{name: "logger", b: d.Bus, handle: l.handle,
-		cfg: bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: workers, Retry: &bus.RetryForever}}
+		cfg: bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: workers, Retry: &bus.RetryForever, AckWait: loggerAckWait}}
 }
+
+// loggerAckWait is the logger's redelivery deadline, shorter than the
+// bus's (which covers a render): a batch delivered on a connection that
+// failed over is lost in flight, and comes again only at this deadline,
+// its events missing from the timelines until then. A handler is one
+// store write; one slower than this is delivered twice, which is harmless.
+const loggerAckWait = 30 * time.Second
 
 // handle keeps one batch in one store write. A retried batch is harmless:
 // the store skips event ids it already has.

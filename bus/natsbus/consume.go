@@ -1,7 +1,6 @@
 package natsbus
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,7 +78,7 @@ func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler
 		// BackOff[0], so a 1s first backoff would hand every transform
 		// longer than 1s to a second worker. AckWait covers crashed or
 		// hung workers; Retry.Backoff is applied with NakWithDelay.
-		AckWait:       cmp.Or(cfg.AckWait, b.cfg.AckWait),
+		AckWait:       ackWait(cfg.AckWait, b.cfg.AckWait),
 		MaxDeliver:    maxDeliver,
 		MaxAckPending: b.cfg.MaxAckPending,
 	}
@@ -230,6 +229,15 @@ func (c *consumer) report(d *delivery, what string, err error) {
 }
 
 // retryDelay is the wait before redelivering after the attempt-th failure.
+// ackWait is the consumer's deadline: the bus's, or the consumer's own
+// when that is shorter (bus.ConsumerConfig.AckWait).
+func ackWait(consumer, bus time.Duration) time.Duration {
+	if consumer > 0 {
+		return min(consumer, bus)
+	}
+	return bus
+}
+
 func retryDelay(r bus.Retry, attempt int) time.Duration {
 	if len(r.Backoff) == 0 {
 		return 0

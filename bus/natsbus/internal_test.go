@@ -139,3 +139,17 @@ func TestStatusLatest(t *testing.T) {
 		t.Fatalf("latest of a deleted record: %v", err)
 	}
 }
+
+// A consumer's AckWait can shorten the bus's deadline, never lengthen it:
+// the bus's is what an operator set (a crash test sets it short, too).
+func TestAckWaitShortensOnly(t *testing.T) {
+	for _, c := range []struct{ consumer, bus, want time.Duration }{
+		{0, 2 * time.Minute, 2 * time.Minute},
+		{30 * time.Second, 2 * time.Minute, 30 * time.Second},
+		{30 * time.Second, 8 * time.Second, 8 * time.Second},
+	} {
+		if got := ackWait(c.consumer, c.bus); got != c.want {
+			t.Errorf("ackWait(%v, %v) = %v, want %v", c.consumer, c.bus, got, c.want)
+		}
+	}
+}
