@@ -155,9 +155,21 @@ func (a *API) Lookup(ctx context.Context, id string) (*model.Image, error) {
 	if errors.Is(err, store.ErrNotFound) && !errors.Is(busErr, bus.ErrNotFound) {
 		// The table could not answer and the store has nothing: the image
 		// may exist but be unreachable, which is not a 404.
-		return nil, busErr
+		return nil, unreachable(busErr)
 	}
 	return nil, storeErr(err)
+}
+
+// unreachable marks a bus read that failed, where the store could not make
+// up for it, as an outage whatever the bus's reason: a leader changing, a
+// reply lost with its connection, or a direct get answered with a status
+// the client passes on as plain text ("nats: Request Timeout"). The answer
+// is "not now", a 503 with Retry-After, not a 500.
+func unreachable(err error) error {
+	if err == nil || errors.Is(err, bus.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", bus.ErrUnavailable, err)
 }
 
 // storeErr marks a store failure other than "not found" as an outage.
@@ -187,7 +199,7 @@ func (a *API) Blob(ctx context.Context, key string) ([]byte, error) {
 	if errors.Is(err, bus.ErrNotFound) {
 		return nil, store.ErrNotFound
 	}
-	return b, err
+	return b, unreachable(err)
 }
 
 // List pages through stored records, newest first.
