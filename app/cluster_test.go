@@ -56,10 +56,11 @@ func survivesLosingAServer(t *testing.T, c natsCluster, lose func(name string)) 
 	cfg := apptest.Config(t)
 	cfg.NATS.URL = c.URL()
 	cfg.NATS.Replicas = 3
-	// A delivery in flight when the server goes (on the dead connection, or
-	// handed out by a stream leader killed before it could replicate the
-	// fact) comes back after the ack wait: keep it well inside the waits
-	// below. The transform timeout must stay under it (validation).
+	// A delivery in flight when the server goes comes back only after the
+	// ack wait, shut down or killed alike (the shutdown closes the
+	// connection it was on; a run once lost a logger batch that way): keep
+	// it well inside the waits below. The transform timeout must stay
+	// under it (validation).
 	cfg.NATS.AckWait, cfg.Transform.Timeout = 15*time.Second, 10*time.Second
 	// One transformer and images that take it a while: the loss lands with
 	// most of the first ten still queued or in work.

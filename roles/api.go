@@ -162,14 +162,16 @@ func (a *API) Lookup(ctx context.Context, id string) (*model.Image, error) {
 
 // unreachable marks a bus read that failed, where the store could not make
 // up for it, as an outage whatever the bus's reason: a leader changing, a
-// reply lost with its connection, or a direct get answered with a status
-// the client passes on as plain text ("nats: Request Timeout"). The answer
-// is "not now", a 503 with Retry-After, not a 500.
+// reply lost with its connection, a direct get answered with a status the
+// client passes on as plain text ("nats: Request Timeout"), a record a newer
+// version wrote during a rolling upgrade. The answer is "not now", a 503
+// with Retry-After, rather than a 500; the cause stays in the chain (and
+// the log), and a client that hung up still reads as one.
 func unreachable(err error) error {
-	if err == nil || errors.Is(err, bus.ErrUnavailable) {
+	if err == nil || errors.Is(err, bus.ErrUnavailable) || errors.Is(err, context.Canceled) {
 		return err
 	}
-	return fmt.Errorf("%w: %v", bus.ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", bus.ErrUnavailable, err)
 }
 
 // storeErr marks a store failure other than "not found" as an outage.

@@ -56,11 +56,18 @@ func TestAPIReadsTheBusCannotAnswerAreUnavailable(t *testing.T) {
 	key := model.ResultKey(id, "default")
 
 	api := NewAPI(Deps{Bus: refusingReads{real, errDirectGet}, Store: st})
-	if _, err := api.Lookup(t.Context(), id); !errors.Is(err, bus.ErrUnavailable) {
-		t.Errorf("Lookup: %v, want bus.ErrUnavailable", err)
+	if _, err := api.Lookup(t.Context(), id); !errors.Is(err, bus.ErrUnavailable) || !errors.Is(err, errDirectGet) {
+		t.Errorf("Lookup: %v, want bus.ErrUnavailable with its cause", err)
 	}
-	if _, err := api.Blob(t.Context(), key); !errors.Is(err, bus.ErrUnavailable) {
-		t.Errorf("Blob: %v, want bus.ErrUnavailable", err)
+	if _, err := api.Blob(t.Context(), key); !errors.Is(err, bus.ErrUnavailable) || !errors.Is(err, errDirectGet) {
+		t.Errorf("Blob: %v, want bus.ErrUnavailable with its cause", err)
+	}
+
+	// A client that hung up mid-read is not an outage (the web layer
+	// answers it 499).
+	api = NewAPI(Deps{Bus: refusingReads{real, context.Canceled}, Store: st})
+	if _, err := api.Blob(t.Context(), key); !errors.Is(err, context.Canceled) || errors.Is(err, bus.ErrUnavailable) {
+		t.Errorf("Blob, cancelled: %v, want context.Canceled alone", err)
 	}
 
 	api = NewAPI(Deps{Bus: real, Store: st})

@@ -21,10 +21,11 @@ func NewLogger(d Deps, workers int) Service {
 }
 
 // loggerAckWait is the logger's redelivery deadline, shorter than the
-// bus's (which covers a render): a batch delivered on a connection that
-// failed over is lost in flight, and comes again only at this deadline,
-// its events missing from the timelines until then. A handler is one
-// store write; one slower than this is delivered twice, which is harmless.
+// bus's (nats.ack_wait, which covers a render; a shorter one set there
+// applies here too): a batch delivered on a connection that failed over
+// is lost in flight, and comes again only at this deadline, its events
+// missing from the timelines until then. A handler is one store write,
+// bounded below it.
 const loggerAckWait = 30 * time.Second
 
 // handle keeps one batch in one store write. A retried batch is harmless:
@@ -35,6 +36,12 @@ func (l *logger) handle(ctx context.Context, d bus.Delivery) error {
 		l.deps.Metrics.Handled.WithLabelValues("logger", "malformed").Inc()
 		return bus.Permanent(fmt.Errorf("malformed activity message: %v", err))
 	}
+	// Bounded below the ack wait: a store that hangs (MongoDB looking for
+	// a server, 30 s by default) fails the attempt, which then backs off,
+	// instead of outliving the deadline and handing the batch to a second
+	// worker while the first still waits on the recovering store.
+	ctx, cancel := context.WithTimeout(ctx, loggerAckWait*2/3)
+	defer cancel()
 	if err := l.deps.Store.AppendEvents(ctx, events...); err != nil {
 		return err
 	}

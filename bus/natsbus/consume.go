@@ -228,7 +228,6 @@ func (c *consumer) report(d *delivery, what string, err error) {
 	}
 }
 
-// retryDelay is the wait before redelivering after the attempt-th failure.
 // ackWait is the consumer's deadline: the bus's, or the consumer's own
 // when that is shorter (bus.ConsumerConfig.AckWait).
 func ackWait(consumer, bus time.Duration) time.Duration {
@@ -238,6 +237,7 @@ func ackWait(consumer, bus time.Duration) time.Duration {
 	return bus
 }
 
+// retryDelay is the wait before redelivering after the attempt-th failure.
 func retryDelay(r bus.Retry, attempt int) time.Duration {
 	if len(r.Backoff) == 0 {
 		return 0

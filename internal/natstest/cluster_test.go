@@ -31,8 +31,9 @@ func TestStartClusterRetriesWhenAPortIsTaken(t *testing.T) {
 		return pickPort(t)
 	}
 	c := StartCluster(t, 3)
-	if calls != 6 {
-		t.Errorf("%d ports chosen, want 6: two attempts of three servers", calls)
+	// Two attempts at least (a loaded machine may need a third).
+	if calls < 6 || calls%3 != 0 {
+		t.Errorf("%d ports chosen, want whole attempts of three servers, two at least", calls)
 	}
 	for _, ns := range c.Servers {
 		if addr := ns.ClusterAddr(); addr == nil || addr.Port == takenPort {
@@ -61,8 +62,8 @@ func TestStartProcsRetriesWhenAPortIsTaken(t *testing.T) {
 		return pickPort(t)
 	}
 	p := StartProcs(t, 3)
-	if calls != 18 {
-		t.Errorf("%d ports chosen, want 18: two attempts of three servers with three ports each", calls)
+	if calls < 18 || calls%9 != 0 {
+		t.Errorf("%d ports chosen, want whole attempts of three servers with three ports each, two at least", calls)
 	}
 	for _, url := range p.clients {
 		if strings.HasSuffix(url, fmt.Sprintf(":%d", takenPort)) {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,24 +14,31 @@ import (
 
 // Procs is n nats-servers, each a process of its own (s0..s<n-1>), for the
 // failure an in-process server cannot stage: a server killed outright
-// (SIGKILL), without closing a connection, handing over a leadership or
-// writing a last byte, as a crashed machine or an OOM kill would leave it.
+// (SIGKILL), with no shutdown, no leadership handed over and no last write,
+// as an OOM kill or a crash leaves it. (The kernel still closes its
+// sockets, so clients see the loss at once; a machine that vanishes leaves
+// them half-open until pings notice, which this does not stage.)
 type Procs struct {
 	names   []string
 	clients []string // client URLs
 	monitor []string // monitoring base URLs
 	cmds    []*exec.Cmd
 	exited  []chan struct{} // closed when the process has been waited for
+	logs    []*tail
 }
 
-// StartProcs builds nats-server from the module's own dependency and starts
-// n clustered processes, returning once JetStream can place a stream
-// replicated on all of them. Like StartCluster, it starts again on other
-// ports when one it chose was taken first. The processes are killed when
-// the test ends.
+// StartProcs builds nats-server from the module's own dependency (about
+// 1.5 s, into the test's temporary directory) and starts n clustered
+// processes, returning once JetStream can place a stream replicated on all
+// of them. Like StartCluster, it starts again on other ports when one it
+// chose was taken first. The processes are killed when the test ends, or
+// by the kernel if the test binary dies first.
 func StartProcs(t testing.TB, n int) *Procs {
 	t.Helper()
-	bin := serverBinary(t)
+	bin := filepath.Join(t.TempDir(), "nats-server")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput(); err != nil {
+		t.Fatalf("go build nats-server: %v: %s", err, out)
+	}
 	var err error
 	for range clusterAttempts {
 		var p *Procs
@@ -47,32 +53,10 @@ func StartProcs(t testing.TB, n int) *Procs {
 	return nil
 }
 
-// built is the nats-server binary, built once per test binary.
-var built struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
-func serverBinary(t testing.TB) string {
-	t.Helper()
-	built.once.Do(func() {
-		// Not t.TempDir: the binary outlives the test that built it.
-		if built.dir, built.err = os.MkdirTemp("", "natstest-"); built.err != nil {
-			return
-		}
-		built.path = filepath.Join(built.dir, "nats-server")
-		out, err := exec.Command("go", "build", "-o", built.path, "github.com/nats-io/nats-server/v2").CombinedOutput()
-		if err != nil {
-			built.err = fmt.Errorf("go build nats-server: %v: %s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.path
-}
+// monitorClient bounds each look at a server's monitoring port: a port
+// taken by something that accepts and never answers must not hang the
+// wait.
+var monitorClient = &http.Client{Timeout: 2 * time.Second}
 
 func startProcs(t testing.TB, bin string, n int) (*Procs, error) {
 	t.Helper()
@@ -91,7 +75,10 @@ func startProcs(t testing.TB, bin string, n int) (*Procs, error) {
 		cmd := exec.Command(bin, "-n", name, "-a", "127.0.0.1", "-p", fmt.Sprint(ports[i][0]),
 			"-m", fmt.Sprint(ports[i][2]), "-js", "-sd", filepath.Join(dir, name),
 			"--cluster_name", "imgpipe-test", "--cluster", routes[i], "--routes", strings.Join(routes, ","))
-		cmd.Stdout, cmd.Stderr = nil, nil // its log is noise here; its health is read from monitoring
+		// Its log is kept for the error should it not come up.
+		logs := &tail{}
+		cmd.Stdout, cmd.Stderr = logs, logs
+		dieWithParent(cmd)
 		if err := cmd.Start(); err != nil {
 			p.killAll()
 			return nil, fmt.Errorf("start %s: %w", name, err)
@@ -102,6 +89,7 @@ func startProcs(t testing.TB, bin string, n int) (*Procs, error) {
 		p.clients = append(p.clients, fmt.Sprintf("nats://127.0.0.1:%d", ports[i][0]))
 		p.monitor = append(p.monitor, fmt.Sprintf("http://127.0.0.1:%d", ports[i][2]))
 		p.cmds, p.exited = append(p.cmds, cmd), append(p.exited, exited)
+		p.logs = append(p.logs, logs)
 	}
 	for i, name := range p.names {
 		if err := p.waitHealthy(i); err != nil {
@@ -112,24 +100,34 @@ func startProcs(t testing.TB, bin string, n int) (*Procs, error) {
 	return p, nil
 }
 
-// waitHealthy waits for server i's monitoring endpoint to say it is
-// healthy, for up to readyWait. A server that met a port taken exits (or
-// never answers), which ends the wait early or late but always.
+// waitHealthy waits, for up to readyWait, until server i's monitoring
+// port says it is healthy and is that server's (another program could
+// hold the port, /healthz and all). A server that met a port taken exits,
+// which ends the wait at once.
 func (p *Procs) waitHealthy(i int) error {
 	deadline := time.Now().Add(readyWait)
 	for {
 		select {
 		case <-p.exited[i]:
-			return fmt.Errorf("exited: %v", p.cmds[i].ProcessState)
+			return fmt.Errorf("exited (%v): %s", p.cmds[i].ProcessState, p.logs[i])
 		default:
 		}
-		resp, err := http.Get(p.monitor[i] + "/healthz")
+		var v struct {
+			Name string `json:"server_name"`
+		}
+		err := getJSON(p.monitor[i]+"/varz", &v)
+		if err == nil && v.Name != p.names[i] {
+			err = fmt.Errorf("the monitoring port answers for %q", v.Name)
+		}
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
+			var resp *http.Response
+			if resp, err = monitorClient.Get(p.monitor[i] + "/healthz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return nil
+				}
+				err = fmt.Errorf("healthz: %s", resp.Status)
 			}
-			err = fmt.Errorf("healthz: %s", resp.Status)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not healthy after %s: %v", readyWait, err)
@@ -201,10 +199,32 @@ func (p *Procs) killAll() {
 }
 
 func getJSON(url string, v any) error {
-	resp, err := http.Get(url)
+	resp, err := monitorClient.Get(url)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// tail keeps the last 2 KB written to it, safe to read while written.
+type tail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tail) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, b...)
+	if over := len(t.buf) - 2048; over > 0 {
+		t.buf = t.buf[over:]
+	}
+	return len(b), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
 }
