@@ -36,18 +36,33 @@ type Cluster struct {
 // starts again on other ports.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	var c *Cluster
+	startRetrying(t, n, func() (url string, stop func(), err error) {
+		if c, err = startCluster(t, n); err != nil {
+			return "", nil, err
+		}
+		return c.URL(), c.shutdown, nil
+	})
+	return c
+}
+
+// startRetrying calls start, which starts n servers and says how to reach
+// and stop them, until it succeeds (at most clusterAttempts times), then
+// waits until they can place a stream replicated on all of them.
+func startRetrying(t testing.TB, n int, start func() (url string, stop func(), err error)) {
+	t.Helper()
 	var err error
 	for range clusterAttempts {
-		var c *Cluster
-		if c, err = startCluster(t, n); err == nil {
-			t.Cleanup(c.shutdown)
-			waitForPlacementAt(t, c.URL(), n)
-			return c
+		var url string
+		var stop func()
+		if url, stop, err = start(); err == nil {
+			t.Cleanup(stop)
+			waitForPlacementAt(t, url, n)
+			return
 		}
-		t.Logf("natstest: %v; starting the cluster again on other ports", err)
+		t.Logf("natstest: %v; starting the servers again on other ports", err)
 	}
 	t.Fatalf("natstest: no cluster after %d attempts: %v", clusterAttempts, err)
-	return nil
 }
 
 // clusterAttempts bounds StartCluster's tries, readyWait the wait for one

@@ -39,18 +39,14 @@ func StartProcs(t testing.TB, n int) *Procs {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput(); err != nil {
 		t.Fatalf("go build nats-server: %v: %s", err, out)
 	}
-	var err error
-	for range clusterAttempts {
-		var p *Procs
-		if p, err = startProcs(t, bin, n); err == nil {
-			t.Cleanup(p.killAll)
-			waitForPlacementAt(t, p.URL(), n)
-			return p
+	var p *Procs
+	startRetrying(t, n, func() (url string, stop func(), err error) {
+		if p, err = startProcs(t, bin, n); err != nil {
+			return "", nil, err
 		}
-		t.Logf("natstest: %v; starting the servers again on other ports", err)
-	}
-	t.Fatalf("natstest: no cluster of processes after %d attempts: %v", clusterAttempts, err)
-	return nil
+		return p.URL(), p.killAll, nil
+	})
+	return p
 }
 
 // monitorClient bounds each look at a server's monitoring port: a port
