@@ -163,8 +163,8 @@ func (a *API) Lookup(ctx context.Context, id string) (*model.Image, error) {
 // unreachable marks a bus read that failed, where the store could not make
 // up for it, as an outage whatever the bus's reason: a leader changing, a
 // reply lost with its connection, a direct get answered with a status the
-// client passes on as plain text ("nats: Request Timeout"), a record a newer
-// version wrote during a rolling upgrade. The answer is "not now", a 503
+// client passes on as plain text, a record a newer version wrote during a
+// rolling upgrade. The answer is "not now", a 503
 // with Retry-After, rather than a 500; the cause stays in the chain (and
 // the log), and a client that hung up still reads as one.
 func unreachable(err error) error {

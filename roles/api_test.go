@@ -11,11 +11,11 @@ import (
 	"github.com/imgpipe/imgpipe/store/local"
 )
 
-// errDirectGet is what the NATS client makes of a direct get the server
-// answers with a status other than "not found" (408 Request Timeout while
-// a stream elects its leader, say): plain text, which no errors.Is knows.
-// It cannot be provoked on demand, so a bus that answers reads with it
-// stands in; everything else is real.
+// errDirectGet is the kind of error the NATS client makes of a direct get
+// the server answers with a status other than "not found": plain text
+// ("nats: " and the status's description), which no errors.Is knows. It
+// cannot be provoked on demand, so a bus that answers reads with it stands
+// in; everything else is real.
 var errDirectGet = errors.New("nats: Request Timeout")
 
 type refusingReads struct {
