@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
 	"github.com/imgpipe/imgpipe/bus/bustest"
@@ -71,21 +70,21 @@ func TestClusterLeaderLoss(t *testing.T) {
 
 	// Until a new leader is elected an operation can fail; the roles ride
 	// that out with redeliveries, the test by asking again.
-	eventually(t, "the staged blob, read through the new leader", func(ctx context.Context) error {
+	natstest.Eventually(t, "the staged blob, read through the new leader", func(ctx context.Context) error {
 		got, err := b.Stage().GetLatest(ctx, "originals/abc")
 		if err == nil && !bytes.Equal(got, blob) {
 			return fmt.Errorf("read %d bytes, not the %d staged", len(got), len(blob))
 		}
 		return err
 	})
-	eventually(t, "the staged blob by direct get", func(ctx context.Context) error {
+	natstest.Eventually(t, "the staged blob by direct get", func(ctx context.Context) error {
 		got, err := b.Stage().Get(ctx, "originals/abc")
 		if err == nil && !bytes.Equal(got, blob) {
 			return fmt.Errorf("read %d bytes, not the %d staged", len(got), len(blob))
 		}
 		return err
 	})
-	eventually(t, "the status record", func(ctx context.Context) error {
+	natstest.Eventually(t, "the status record", func(ctx context.Context) error {
 		got, err := b.Status().Get(ctx, "abc")
 		if err == nil && got.Status != model.StatusQueued {
 			return fmt.Errorf("status %s", got.Status)
@@ -101,26 +100,7 @@ func TestClusterLeaderLoss(t *testing.T) {
 		t.Fatalf("consumed %q", data)
 	}
 	// And new writes go through.
-	eventually(t, "a write after the loss", func(ctx context.Context) error {
+	natstest.Eventually(t, "a write after the loss", func(ctx context.Context) error {
 		return b.Stage().Put(ctx, "results/abc/default", []byte("result"))
 	})
-}
-
-// eventually retries op until it succeeds, for up to 30 seconds: a leader
-// election takes a few.
-func eventually(t *testing.T, what string, op func(ctx context.Context) error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		err := op(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

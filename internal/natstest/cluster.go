@@ -243,10 +243,17 @@ func retryAt(t testing.TB, url, what string, op func(jetstream.JetStream, contex
 	t.Helper()
 	js := JetStream(t, url, nats.MaxReconnects(-1))
 	defer js.Conn().Close()
+	Eventually(t, what, func(ctx context.Context) error { return op(js, ctx) })
+}
+
+// Eventually retries op, each try bounded at 5 seconds, until it succeeds,
+// for up to 30 seconds: a leader election takes a few.
+func Eventually(t testing.TB, what string, op func(ctx context.Context) error) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := op(js, ctx)
+		err := op(ctx)
 		cancel()
 		if err == nil {
 			return
