@@ -3,11 +3,12 @@
 //
 // Each phase runs in a child process of its own so that its peak RSS is its
 // own: "vips" resizes the images with bimg in a tight loop on every core;
-// "pipeline" starts imgpipe dev (embedded NATS, local store, all roles) in
-// process and pushes the images through the HTTP API until every result is
-// served and every image is persisted. The parent generates each set's
-// images once and runs -rounds rounds of both phases, alternating them, and
-// prints medians: on a shared VM one run of either can be a fifth off.
+// "engine" does the same with imgpipe's transform.Engine; "pipeline" starts
+// imgpipe dev (embedded NATS, local store, all roles) in process and pushes
+// the images through the HTTP API until every result is served and every
+// image is persisted. The parent generates each set's images once and runs
+// -rounds rounds of the three phases, in turn, and prints medians: on a
+// shared VM one run of any can be a fifth off.
 package main
 
 import (
@@ -54,13 +55,18 @@ type phaseResult struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
+func (r phaseResult) rate() float64 { return float64(r.Images) / r.Seconds }
+
+// cpuPerImage is in milliseconds.
+func (r phaseResult) cpuPerImage() float64 { return 1000 * r.CPUSeconds / float64(r.Images) }
+
 func main() {
-	phase := flag.String("phase", "", "internal: run one phase (vips or pipeline) in this process")
+	phase := flag.String("phase", "", "internal: run one phase (vips, engine or pipeline) in this process")
 	name := flag.String("workload", "", "internal: the workload of the phase")
 	dir := flag.String("images", "", "internal: the folder holding the workload's images")
 	small := flag.Int("small", 400, "number of small images")
 	large := flag.Int("large", 40, "number of large images")
-	rounds := flag.Int("rounds", 3, "rounds per set, each timing libvips alone then the pipeline; medians are printed")
+	rounds := flag.Int("rounds", 3, "rounds per set, each timing bimg alone, the engine alone, then the pipeline; medians are printed")
 	profile := flag.String("cpuprofile", "", "internal: write the phase's CPU profile here")
 	flag.Parse()
 	workloads[0].Count, workloads[1].Count = *small, *large
@@ -76,11 +82,13 @@ func main() {
 		return
 	}
 
-	fmt.Printf("imgpipe bench: %d cores; vips alone runs %d goroutines, as many as the pipeline's transform workers;\n"+
+	fmt.Printf("imgpipe bench: %d cores; bimg alone (vips) and imgpipe's engine alone (eng) run %d goroutines, as many as the pipeline's transform workers;\n"+
 		"the pipeline is all roles in one process on embedded NATS and the local store.\n"+
-		"Each set runs %d rounds (libvips alone, then the pipeline, each in a fresh process); medians, and peak RSS at most.\n\n",
+		"Each set runs %d rounds (bimg alone, the engine alone, then the pipeline, each in a fresh process); medians, and peak RSS at most.\n\n",
 		numCPU(), roles.DefaultConfig().TransformWorkers, *rounds)
-	fmt.Printf("%-6s %6s  %10s  %10s  %6s  %11s  %13s  %13s  %9s  %9s  %s\n", "set", "images", "vips img/s", "pipe img/s", "ratio", "persisted/s", "vips CPU ms/img", "pipe CPU ms/img", "vips RSS", "pipe RSS", "ratio by round")
+	fmt.Printf("%-6s %6s  %10s  %10s  %10s  %6s  %11s  %11s  %15s  %15s  %15s  %9s  %9s  %s\n", "set", "images",
+		"vips img/s", "eng img/s", "pipe img/s", "ratio", "pipe/engine", "persisted/s",
+		"vips CPU ms/img", "eng CPU ms/img", "pipe CPU ms/img", "vips RSS", "pipe RSS", "ratio by round")
 	for _, w := range workloads {
 		if w.Count == 0 {
 			continue
@@ -90,11 +98,12 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	fmt.Println("\nratio = pipeline images/s (upload to result served) / libvips alone images/s, in the same round; target ≥ 0.85")
+	fmt.Println("\nratio = pipeline images/s (upload to result served) / libvips alone (bimg) images/s, in the same round; target ≥ 0.85")
+	fmt.Println("pipe/engine = pipeline images/s / imgpipe's engine alone images/s: what carrying images through the system costs")
 }
 
-// benchSet times one workload: the rounds alternate the two phases, so a
-// slow spell of a shared machine weighs on both sides of a ratio.
+// benchSet times one workload: each round runs the three phases in turn,
+// so a slow spell of a shared machine weighs on every side of a ratio.
 func benchSet(w workload, rounds int) error {
 	dir, err := os.MkdirTemp("", "imgpipe-bench-images-")
 	if err != nil {
@@ -105,7 +114,7 @@ func benchSet(w workload, rounds int) error {
 	if err := writeImages(w, dir); err != nil {
 		return err
 	}
-	var vipsRate, pipeRate, ratio, persisted, vipsCPU, pipeCPU []float64
+	var vipsRate, engRate, pipeRate, ratio, ofEngine, persisted, vipsCPU, engCPU, pipeCPU []float64
 	var vipsRSS, pipeRSS int64
 	var byRound []string
 	for range rounds {
@@ -113,21 +122,25 @@ func benchSet(w workload, rounds int) error {
 		if err != nil {
 			return err
 		}
+		eng, err := child("engine", w, dir)
+		if err != nil {
+			return err
+		}
 		pipe, err := child("pipeline", w, dir)
 		if err != nil {
 			return err
 		}
-		vr, pr := float64(vips.Images)/vips.Seconds, float64(pipe.Images)/pipe.Seconds
-		vipsRate, pipeRate, ratio = append(vipsRate, vr), append(pipeRate, pr), append(ratio, pr/vr)
+		vr, er, pr := vips.rate(), eng.rate(), pipe.rate()
+		vipsRate, engRate, pipeRate = append(vipsRate, vr), append(engRate, er), append(pipeRate, pr)
+		ratio, ofEngine = append(ratio, pr/vr), append(ofEngine, pr/er)
 		persisted = append(persisted, float64(pipe.Images)/pipe.PersistSeconds)
-		vipsCPU = append(vipsCPU, 1000*vips.CPUSeconds/float64(vips.Images))
-		pipeCPU = append(pipeCPU, 1000*pipe.CPUSeconds/float64(pipe.Images))
+		vipsCPU, engCPU, pipeCPU = append(vipsCPU, vips.cpuPerImage()), append(engCPU, eng.cpuPerImage()), append(pipeCPU, pipe.cpuPerImage())
 		vipsRSS, pipeRSS = max(vipsRSS, vips.PeakRSSKiB), max(pipeRSS, pipe.PeakRSSKiB)
 		byRound = append(byRound, fmt.Sprintf("%.2f", pr/vr))
 	}
-	fmt.Printf("%-6s %6d  %10.1f  %10.1f  %6.2f  %11.1f  %15.2f  %15.2f  %5d MiB  %5d MiB  %s\n", w.Name, w.Count,
-		median(vipsRate), median(pipeRate), median(ratio), median(persisted), median(vipsCPU), median(pipeCPU),
-		vipsRSS>>10, pipeRSS>>10, strings.Join(byRound, " "))
+	fmt.Printf("%-6s %6d  %10.1f  %10.1f  %10.1f  %6.2f  %11.2f  %11.1f  %15.2f  %15.2f  %15.2f  %5d MiB  %5d MiB  %s\n", w.Name, w.Count,
+		median(vipsRate), median(engRate), median(pipeRate), median(ratio), median(ofEngine), median(persisted),
+		median(vipsCPU), median(engCPU), median(pipeCPU), vipsRSS>>10, pipeRSS>>10, strings.Join(byRound, " "))
 	return nil
 }
 
@@ -197,8 +210,12 @@ func runPhase(phase string, w workload, dir, profile string) (phaseResult, error
 	start := time.Now()
 	var res phaseResult
 	switch phase {
-	case "vips":
-		err = runVips(w, images)
+	case "vips", "engine":
+		run := runVips
+		if phase == "engine" {
+			run = runEngine
+		}
+		err = run(w, images)
 		res = phaseResult{Images: len(images), Seconds: time.Since(start).Seconds()}
 	case "pipeline":
 		res, err = runPipeline(w, images)
