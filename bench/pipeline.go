@@ -22,6 +22,16 @@ import (
 // transformer fed while uploads of the next images are in flight.
 const uploaders = 8
 
+// client keeps a connection per uploader alive between requests, as a
+// load balancer in front of the API would. http.DefaultTransport keeps
+// two per host: the other uploaders would dial a new connection, and the
+// server accept it, for nearly every image.
+var client = &http.Client{Transport: func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = uploaders
+	return t
+}()}
+
 // runPipeline starts imgpipe dev in this process and pushes the images
 // through it: upload all, then wait for every result, then for save2db to
 // have persisted every image.
@@ -93,7 +103,7 @@ func runPipeline(w workload, images [][]byte) (phaseResult, error) {
 }
 
 func post(base, spec string, data []byte) (string, error) {
-	resp, err := http.Post(base+"/v1/images?"+spec, "image/jpeg", bytes.NewReader(data))
+	resp, err := client.Post(base+"/v1/images?"+spec, "image/jpeg", bytes.NewReader(data))
 	if err != nil {
 		return "", err
 	}
@@ -109,7 +119,7 @@ func post(base, spec string, data []byte) (string, error) {
 
 func fetch(base, id string) error {
 	for {
-		resp, err := http.Get(base + "/v1/images/" + id + "/result?wait=30s")
+		resp, err := client.Get(base + "/v1/images/" + id + "/result?wait=30s")
 		if err != nil {
 			return err
 		}
@@ -129,7 +139,7 @@ func waitPersisted(base string, n int) error {
 	want := fmt.Sprintf(`imgpipe_messages_handled_total{outcome="saved",role="save2db"} %d`, n)
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/metrics")
+		resp, err := client.Get(base + "/metrics")
 		if err != nil {
 			return err
 		}
