@@ -23,11 +23,22 @@ type Config struct {
 	MaxRequestBytes int64 `mapstructure:"max_request_bytes"`
 	// MaxWait bounds ?wait= long polls.
 	MaxWait time.Duration `mapstructure:"max_wait"`
+	// ReadHeaderTimeout bounds the wait for a request's headers. Without
+	// it a client that opens connections and never finishes a request
+	// holds a connection and a goroutine each for good, until the process
+	// runs out of file descriptors. Bodies are not bounded: a 50 MB upload
+	// on a slow link may take minutes, and long polls and /v1/events hold
+	// their responses open by design.
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	// IdleTimeout closes a kept-alive connection that carries no request
+	// for this long.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 }
 
 // DefaultConfig listens on loopback only: exposing the API is a choice.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8080", MaxUploadBytes: 50 << 20, MaxFiles: 100, MaxRequestBytes: 256 << 20, MaxWait: time.Minute}
+	return Config{Listen: "127.0.0.1:8080", MaxUploadBytes: 50 << 20, MaxFiles: 100, MaxRequestBytes: 256 << 20, MaxWait: time.Minute,
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 }
 
 // Validate checks the listen address and limits.
@@ -46,6 +57,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxWait < 0 {
 		return errors.New("http.max_wait must not be negative")
+	}
+	if c.ReadHeaderTimeout <= 0 || c.IdleTimeout <= 0 {
+		return errors.New("http.read_header_timeout and http.idle_timeout must be positive")
 	}
 	return nil
 }

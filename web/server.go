@@ -35,6 +35,7 @@ func NewServer(cfg Config, log *slog.Logger, m *roles.Metrics, ready func(contex
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
+	e.Server.ReadHeaderTimeout, e.Server.IdleTimeout = cfg.ReadHeaderTimeout, cfg.IdleTimeout
 	s := &Server{cfg: cfg, echo: e, log: log, ready: ready, stopping: stopping, failed: make(chan error, 1)}
 	e.Use(s.recover, s.observe(m))
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })

@@ -1,0 +1,147 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/imgpipe/imgpipe/roles"
+)
+
+// startServer runs a Server with cfg's timeouts and a route that reads its
+// whole body, on a free loopback port.
+func startServer(t *testing.T, cfg Config) string {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	stopping := make(chan struct{})
+	s := NewServer(cfg, slog.New(slog.DiscardHandler), roles.NewMetrics(),
+		func(context.Context) error { return nil }, stopping)
+	s.Echo().POST("/echo", func(c echo.Context) error {
+		body, err := io.ReadAll(c.Request().Body)
+		if err != nil {
+			return err
+		}
+		return c.String(http.StatusOK, string(body))
+	})
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		close(stopping)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Stop(ctx)
+	})
+	return s.Addr().String()
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// closedWithin reads conn until the server closes it, failing the test if
+// that takes longer than limit, and returns how long it took.
+func closedWithin(t *testing.T, conn net.Conn, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	_ = conn.SetReadDeadline(start.Add(limit))
+	_, err := io.Copy(io.Discard, conn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the server kept the connection open for %s", limit)
+	}
+	return time.Since(start)
+}
+
+// A client that starts a request and never finishes its headers is cut
+// off after http.read_header_timeout, instead of holding a connection (and
+// a file descriptor) for good.
+func TestServerDropsStalledHeaders(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ReadHeaderTimeout = 300 * time.Millisecond
+	conn := dial(t, startServer(t, cfg))
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: imgpipe\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if took := closedWithin(t, conn, 10*time.Second); took < cfg.ReadHeaderTimeout*9/10 {
+		t.Fatalf("closed after %s, before the header timeout %s", took, cfg.ReadHeaderTimeout)
+	}
+}
+
+// A kept-alive connection with no request is closed after
+// http.idle_timeout.
+func TestServerClosesIdleConnections(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.IdleTimeout = 300 * time.Millisecond
+	conn := dial(t, startServer(t, cfg))
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: imgpipe\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %d %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	closedWithin(t, conn, 10*time.Second)
+}
+
+// The header timeout bounds headers only: a body that trickles in for
+// longer (a large upload on a slow link) is still read whole.
+func TestServerWaitsForSlowBodies(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ReadHeaderTimeout = 200 * time.Millisecond
+	conn := dial(t, startServer(t, cfg))
+	const body = "0123456789"
+	if _, err := conn.Write([]byte("POST /echo HTTP/1.1\r\nHost: imgpipe\r\nContent-Length: 10\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range len(body) {
+		time.Sleep(cfg.ReadHeaderTimeout / 2) // 1 s in all, five header timeouts
+		if _, err := conn.Write([]byte{body[i]}); err != nil {
+			t.Fatalf("byte %d: %v", i, err)
+		}
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK || strings.TrimSpace(string(got)) != body {
+		t.Fatalf("got %d %q %v, want 200 %q", resp.StatusCode, got, err, body)
+	}
+}
+
+// Zero would mean no bound at all, so it is refused rather than taken.
+func TestConfigRefusesUnboundedTimeouts(t *testing.T) {
+	for name, mutate := range map[string]func(*Config){
+		"read_header_timeout": func(c *Config) { c.ReadHeaderTimeout = 0 },
+		"idle_timeout":        func(c *Config) { c.IdleTimeout = 0 },
+	} {
+		c := DefaultConfig()
+		mutate(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s 0: got %v", name, err)
+		}
+	}
+}
