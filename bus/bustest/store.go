@@ -29,43 +29,68 @@ func testStage(t *testing.T, b bus.Bus) {
 		if err := st.Put(ctx, key, data); err != nil {
 			t.Fatalf("put %d bytes: %v", size, err)
 		}
-		for what, get := range map[string]func(context.Context, string) ([]byte, error){"get": st.Get, "get latest": st.GetLatest} {
-			back, err := get(ctx, key)
-			if err != nil {
-				t.Fatalf("%s %d bytes: %v", what, size, err)
-			}
-			if !bytes.Equal(back, data) {
-				t.Fatalf("%s %d bytes: got %d different bytes", what, size, len(back))
-			}
+		if back, err := st.GetLatest(ctx, key); err != nil || !bytes.Equal(back, data) {
+			t.Fatalf("get latest %d bytes: got %d bytes, %v", size, len(back), err)
 		}
+		replicaSettles(t, st, key, data)
 	}
 
 	// Replacing a key with smaller, larger, then smaller bytes returns the
 	// latest whole, never a mix of versions' pieces.
 	key := model.OriginalKey("abc")
 	big := bytes.Repeat([]byte("large blob "), 200<<10)
-	for i, v := range [][]byte{big, []byte("first version, longer"), big[:len(big)/2], []byte("second")} {
+	versions := [][]byte{big, []byte("first version, longer"), big[:len(big)/2], []byte("second")}
+	for i, v := range versions {
 		if err := st.Put(ctx, key, v); err != nil {
 			t.Fatal(err)
 		}
-		if back, err := st.Get(ctx, key); err != nil || !bytes.Equal(back, v) {
-			t.Fatalf("after replace %d: %d bytes, %v; want %d bytes", i, len(back), err, len(v))
+		if back, err := st.GetLatest(ctx, key); err != nil || !bytes.Equal(back, v) {
+			t.Fatalf("get latest after replace %d: %d bytes, %v; want %d bytes", i, len(back), err, len(v))
 		}
+		replicaSettles(t, st, key, v, versions[:i]...)
 	}
 	if err := st.Delete(ctx, key); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
-	if _, err := st.Get(ctx, key); !errors.Is(err, bus.ErrNotFound) {
-		t.Fatalf("get deleted: %v, want ErrNotFound", err)
-	}
 	if _, err := st.GetLatest(ctx, key); !errors.Is(err, bus.ErrNotFound) {
 		t.Fatalf("get latest deleted: %v, want ErrNotFound", err)
 	}
+	replicaSettles(t, st, key, nil, versions...)
 	if err := st.Delete(ctx, key); err != nil {
 		t.Fatalf("delete twice (a redelivered save does): %v", err)
 	}
 	if _, err := st.Get(ctx, "originals/never"); !errors.Is(err, bus.ErrNotFound) {
 		t.Fatalf("get unknown: %v, want ErrNotFound", err)
+	}
+}
+
+// replicaSettles reads key with Stage.Get, which may ask a replica that
+// lags, until it answers want (nil: not found). Until then it may miss or
+// answer one of the earlier versions, but only whole.
+func replicaSettles(t *testing.T, st bus.Stage, key string, want []byte, earlier ...[]byte) {
+	t.Helper()
+	known := func(data []byte) bool {
+		for _, v := range earlier {
+			if bytes.Equal(data, v) {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(patience)
+	for {
+		data, err := st.Get(ctxFor(t), key)
+		switch {
+		case want == nil && errors.Is(err, bus.ErrNotFound), want != nil && err == nil && bytes.Equal(data, want):
+			return
+		case err != nil && !errors.Is(err, bus.ErrNotFound):
+			t.Fatalf("get %s: %v", key, err)
+		case err == nil && !known(data):
+			t.Fatalf("get %s: %d bytes that are no version put", key, len(data))
+		case time.Now().After(deadline):
+			t.Fatalf("get %s: still %d bytes, %v after %s; want %d bytes", key, len(data), err, patience, len(want))
+		}
+		time.Sleep(probeEvery)
 	}
 }
 
