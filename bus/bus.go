@@ -101,10 +101,13 @@ type ConsumerConfig struct {
 	Filter string
 	// Retry overrides the bus's redelivery policy for this consumer.
 	Retry *Retry
-	// AckWait shortens the bus's deadline for a delivery left unsettled
-	// (its worker died or hung, or the delivery was lost on a connection
-	// that failed) before it is delivered again, for a consumer whose
-	// handlers are quick; 0, or longer than the bus's, keeps the bus's.
+	// AckWait is how soon a delivery comes again when its worker died or
+	// it was lost on a connection that failed over; 0, or longer than the
+	// bus's own deadline, keeps the bus's. It does not hurry a slow
+	// handler: while one runs, the bus keeps its delivery alive for as
+	// long as the bus's own deadline lets a handler run (from its start or
+	// its last InProgress). A handler past that is deemed hung, and its
+	// delivery comes again AckWait later.
 	AckWait time.Duration
 }
 

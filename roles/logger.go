@@ -17,16 +17,14 @@ type logger struct{ deps Deps }
 func NewLogger(d Deps, workers int) Service {
 	l := &logger{deps: d}
 	return &consumerRole{name: "logger", b: d.Bus, handle: l.handle,
-		cfg: bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: workers, Retry: &bus.RetryForever, AckWait: loggerAckWait}}
+		cfg: bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: workers, Retry: &bus.RetryForever, AckWait: redeliverAfter}}
 }
 
-// loggerAckWait is the logger's redelivery deadline, shorter than the
-// bus's (nats.ack_wait, which covers a render; a shorter one set there
-// applies here too): a batch delivered on a connection that failed over
-// is lost in flight, and comes again only at this deadline, its events
-// missing from the timelines until then. A handler is one store write,
-// bounded below it.
-const loggerAckWait = 30 * time.Second
+// storeWriteMax bounds one batch's store write: a store that hangs fails
+// the attempt, which backs off and tries again, rather than holding the
+// batch, its events missing from the timelines, for as long as the bus
+// lets a handler run.
+const storeWriteMax = 20 * time.Second
 
 // handle keeps one batch in one store write. A retried batch is harmless:
 // the store skips event ids it already has.
@@ -36,11 +34,9 @@ func (l *logger) handle(ctx context.Context, d bus.Delivery) error {
 		l.deps.Metrics.Handled.WithLabelValues("logger", "malformed").Inc()
 		return bus.Permanent(fmt.Errorf("malformed activity message: %v", err))
 	}
-	// Bounded below the ack wait: a store that hangs (MongoDB looking for
-	// a server, 30 s by default) fails the attempt, which then backs off,
-	// instead of outliving the deadline and handing the batch to a second
-	// worker while the first still waits on the recovering store.
-	ctx, cancel := context.WithTimeout(ctx, loggerAckWait*2/3)
+	// A store that hangs (MongoDB looking for a server, 30 s by default)
+	// fails the attempt at storeWriteMax, which then backs off.
+	ctx, cancel := context.WithTimeout(ctx, storeWriteMax)
 	defer cancel()
 	if err := l.deps.Store.AppendEvents(ctx, events...); err != nil {
 		return err

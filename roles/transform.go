@@ -31,6 +31,12 @@ func NewTransformer(d Deps, workers int) Service {
 		cfg: bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: workers}, act: d.Activity}
 }
 
+// The transform consumer keeps the bus's ack wait, not redeliverAfter: the
+// bus fetches a few deliveries ahead of its workers, and a delivery waiting
+// for one gets no heartbeats. Behind renders that take most of
+// transform.timeout, it would outwait a 30 s deadline and go to a second
+// worker, its attempts counted twice.
+
 // handle is idempotent: a redelivery of an image already done or failed
 // republishes its record for save2db and its outcome event (the process
 // that reached the outcome may have died before either left) and stops.

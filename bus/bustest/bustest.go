@@ -28,6 +28,13 @@ var Retry = bus.Retry{
 // redeliver messages whose handlers were merely slow.
 const AckWait = time.Second
 
+// HungAfter is how long buses given to Run must let a handler run (from
+// its start or its last InProgress) before deeming it hung: until then
+// they keep its delivery alive, whatever the consumer's AckWait; after,
+// the delivery comes again AckWait later. The suite's stalled handlers
+// stand for workers that hung or died.
+const HungAfter = 3 * time.Second
+
 const (
 	// patience bounds every wait for something that must happen.
 	patience = 10 * time.Second
@@ -40,8 +47,8 @@ const (
 )
 
 // Run runs the suite. newBus must return an empty bus configured with
-// Retry, isolated from every other bus it returns (subtests run in
-// parallel), and closed by a cleanup it registers on t.
+// Retry and HungAfter, isolated from every other bus it returns (subtests
+// run in parallel), and closed by a cleanup it registers on t.
 func Run(t *testing.T, newBus func(t *testing.T) bus.Bus) {
 	tests := []struct {
 		name string
@@ -56,6 +63,7 @@ func Run(t *testing.T, newBus func(t *testing.T) bus.Bus) {
 		{"Watch", testWatch},
 		{"RetryAfterError", testRetryAfterError},
 		{"LastAttempt", testLastAttempt},
+		{"SlowHandlerKept", testSlowHandlerKept},
 		{"Exhausted", testExhausted},
 		{"Final", testFinal},
 		{"RetryForever", testRetryForever},

@@ -58,11 +58,35 @@ func testLastAttempt(t *testing.T, b bus.Bus) {
 	none(t, got, "delivery after the last attempt")
 }
 
+// testSlowHandlerKept: a handler that runs past its consumer's AckWait,
+// but not past HungAfter, keeps its delivery: nothing comes again while it
+// runs, nor after it has returned.
+func testSlowHandlerKept(t *testing.T, b bus.Bus) {
+	got := make(chan delivered, 10)
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 2, AckWait: AckWait},
+		func(ctx context.Context, d bus.Delivery) error {
+			got <- record(d)
+			select {
+			case <-time.After(2 * AckWait):
+			case <-ctx.Done():
+			}
+			return nil
+		})
+	publish(t, b, bus.Message{Queue: bus.Transform, Subject: "abc", Data: []byte("x")})
+	recv(t, got, "the delivery")
+	select {
+	case d := <-got:
+		t.Fatalf("delivered again while its handler ran: %+v", d)
+	case <-time.After(4*AckWait + quiet):
+	}
+}
+
 // testExhausted: when no attempt ends with a verdict (each handler stalls
-// past AckWait without settling, as a worker that died or hung would), the
-// message is delivered once more, Exhausted, so that the failure can be
-// recorded. If that delivery's worker stalls too, another Exhausted
-// delivery follows; the first verdict returned settles it for good.
+// without settling, as a worker that hung would, and the bus deems it hung
+// at HungAfter), the message is delivered once more, Exhausted, so that
+// the failure can be recorded. If that delivery's worker stalls too,
+// another Exhausted delivery follows; the first verdict returned settles
+// it for good.
 func testExhausted(t *testing.T, b bus.Bus) {
 	const maxDeliver = 2
 	// One worker per stalled delivery, and one for the verdict.
@@ -80,8 +104,9 @@ func testExhausted(t *testing.T, b bus.Bus) {
 				i, d.Attempt, d.Last, d.Exhausted, i, i >= maxDeliver, exhausted)
 		}
 		if i > 1 {
-			if gap := d.At.Sub(prev.At); gap < AckWait*9/10 {
-				t.Errorf("delivery %d came %s after the previous one, before the ack deadline %s", i, gap, AckWait)
+			if gap := d.At.Sub(prev.At); gap < (HungAfter+AckWait)*9/10 {
+				t.Errorf("delivery %d came %s after the previous one, before its handler was deemed hung (%s) and the ack deadline (%s) passed",
+					i, gap, HungAfter, AckWait)
 			}
 		}
 		prev = d

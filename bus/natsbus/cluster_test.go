@@ -34,7 +34,9 @@ func TestConformanceOnCluster(t *testing.T) {
 	c := natstest.StartCluster(t, 3)
 	var n atomic.Int32
 	bustest.Run(t, func(t *testing.T) bus.Bus {
-		return connect(t, clusterConfig(c, fmt.Sprintf("r%d", n.Add(1))), nil)
+		cfg := clusterConfig(c, fmt.Sprintf("r%d", n.Add(1)))
+		cfg.AckWait = bustest.HungAfter
+		return connect(t, cfg, nil)
 	})
 }
 

@@ -26,10 +26,15 @@ type Config struct {
 	ActivityMaxAge time.Duration `mapstructure:"activity_max_age"`
 	// Retry is the redelivery policy of failing handlers.
 	Retry bus.Retry `mapstructure:"retry"`
-	// AckWait is how long a delivery may stay unacknowledged before the
-	// server hands it to another worker. It must cover the slowest handler
-	// between two InProgress calls: for transform, one render (up to
+	// AckWait is how long a handler may run, from its start or its last
+	// InProgress, before it is deemed hung and its delivery handed to
+	// another worker. It must cover the slowest handler between two
+	// InProgress calls: for transform, one render (up to
 	// transform.timeout, which the app checks) plus fetching and staging.
+	// It is also the server's deadline for a delivery whose worker died,
+	// unless the consumer sets a shorter one (bus.ConsumerConfig.AckWait):
+	// the bus then keeps a running handler's delivery alive with
+	// heartbeats (keepAlive).
 	AckWait time.Duration `mapstructure:"ack_wait"`
 	// MaxAckPending bounds unacknowledged deliveries per durable consumer
 	// across every process; 0 leaves the server default (1000).

@@ -129,7 +129,9 @@ func (c *consumer) handle(msg jetstream.Msg) {
 		c.report(d, "nak", msg.Nak())
 		return
 	}
+	stop := c.keepAlive(d)
 	err := c.call(d)
+	stop()
 	if d.after != nil && !ready(d.after) {
 		c.settleLater(d, err)
 		return

@@ -17,7 +17,9 @@
 // Delivery is at least once: acks are fire-and-forget and a late ack can
 // race a redelivery, so every handler must be idempotent. Failed handlers
 // are retried with Retry.Backoff through NakWithDelay; AckWait covers
-// workers that crash or hang, and a bounded consumer's extra, Exhausted,
+// workers that crash or hang (a consumer's shorter AckWait, with
+// heartbeats while its handler runs, brings a dead worker's delivery back
+// sooner), and a bounded consumer's extra, Exhausted,
 // deliveries the case where every attempt ended that way (see Consume).
 // Work queue streams admit one consumer per subject, so Watch (live feeds)
 // works on activity only.

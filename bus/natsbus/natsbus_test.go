@@ -74,7 +74,9 @@ func TestConformance(t *testing.T) {
 	ns := startServer(t, t.TempDir(), "")
 	var n atomic.Int32
 	bustest.Run(t, func(t *testing.T) bus.Bus {
-		return connect(t, testConfig(fmt.Sprintf("c%d", n.Add(1))), ns)
+		cfg := testConfig(fmt.Sprintf("c%d", n.Add(1)))
+		cfg.AckWait = bustest.HungAfter
+		return connect(t, cfg, ns)
 	})
 }
 
