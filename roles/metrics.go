@@ -13,6 +13,9 @@ type Metrics struct {
 	Handled   *prometheus.CounterVec   // messages handled, by role and outcome
 	Transform *prometheus.HistogramVec // seconds per variant, by output format
 	HTTP      *prometheus.HistogramVec // request seconds by method, route and status
+	// UploadBytes is what uploads being read hold in memory now, against
+	// http.max_inflight_upload_bytes.
+	UploadBytes prometheus.Gauge
 }
 
 // NewMetrics registers the series, plus Go and process collectors.
@@ -34,8 +37,11 @@ func NewMetrics() *Metrics {
 			Name: "imgpipe_http_request_seconds", Help: "HTTP requests by method, route and status.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method", "route", "status"}),
+		UploadBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "imgpipe_upload_bytes_held", Help: "Bytes of uploads being read, reserved against http.max_inflight_upload_bytes.",
+		}),
 	}
-	r.MustRegister(m.Uploads, m.Handled, m.Transform, m.HTTP,
+	r.MustRegister(m.Uploads, m.Handled, m.Transform, m.HTTP, m.UploadBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -21,12 +21,14 @@ type API struct {
 	// would otherwise hold it for their whole length.
 	stopping <-chan struct{}
 	waiters  *waiters // of long polls, see longpoll.go
+	budget   *uploadBudget
 }
 
 // NewAPI builds the handlers.
 func NewAPI(cfg Config, pipe *roles.API, m *roles.Metrics, stopping <-chan struct{}, log *slog.Logger) *API {
 	return &API{cfg: cfg, pipe: pipe, metrics: m, stopping: stopping,
-		waiters: &waiters{pipe: pipe, stopping: stopping, log: log}}
+		waiters: &waiters{pipe: pipe, stopping: stopping, log: log},
+		budget:  &uploadBudget{limit: cfg.MaxInflightUploadBytes, held: m.UploadBytes}}
 }
 
 // Mount adds the v1 API and the prototype's endpoints. Resources answer
@@ -35,7 +37,7 @@ func NewAPI(cfg Config, pipe *roles.API, m *roles.Metrics, stopping <-chan struc
 func (a *API) Mount(e *echo.Echo) {
 	read := []string{http.MethodGet, http.MethodHead}
 	v1 := e.Group("/v1")
-	v1.POST("/images", a.postImages) // parses its query strictly itself
+	v1.POST("/images", a.postImages, a.withUploadBudget) // parses its query strictly itself
 	v1.Match(read, "/images", a.listImages, strictQuery)
 	v1.Match(read, "/images/:id", a.getImage, strictQuery)
 	v1.Match(read, "/images/:id/result", a.getResult, strictQuery)
@@ -45,7 +47,7 @@ func (a *API) Mount(e *echo.Echo) {
 	v1.Match(read, "/activity", a.recentActivity, strictQuery)
 	v1.Match(read, "/presets", a.presets, strictQuery)
 
-	e.POST("/image", a.legacyPost)
+	e.POST("/image", a.legacyPost, a.withUploadBudget)
 	e.Match(read, "/image/:id", a.legacyGet, strictQuery)
 }
 

@@ -21,6 +21,9 @@ type Config struct {
 	// in memory until each is checked, so MaxFiles × MaxUploadBytes alone
 	// would let one request take gigabytes.
 	MaxRequestBytes int64 `mapstructure:"max_request_bytes"`
+	// MaxInflightUploadBytes bounds the upload bytes one process holds at
+	// once, across requests (budget.go); past it uploads get 503.
+	MaxInflightUploadBytes int64 `mapstructure:"max_inflight_upload_bytes"`
 	// MaxWait bounds ?wait= long polls.
 	MaxWait time.Duration `mapstructure:"max_wait"`
 	// ReadHeaderTimeout bounds the wait for a request's headers. Without
@@ -37,7 +40,7 @@ type Config struct {
 
 // DefaultConfig listens on loopback only: exposing the API is a choice.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8080", MaxUploadBytes: 50 << 20, MaxFiles: 100, MaxRequestBytes: 256 << 20, MaxWait: time.Minute,
+	return Config{Listen: "127.0.0.1:8080", MaxUploadBytes: 50 << 20, MaxFiles: 100, MaxRequestBytes: 256 << 20, MaxInflightUploadBytes: 1 << 30, MaxWait: time.Minute,
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 }
 
@@ -51,6 +54,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRequestBytes < c.MaxUploadBytes {
 		return errors.New("http.max_request_bytes must be at least http.max_upload_bytes")
+	}
+	if c.MaxInflightUploadBytes < c.MaxRequestBytes {
+		return errors.New("http.max_inflight_upload_bytes must be at least http.max_request_bytes: the largest request must fit")
 	}
 	if c.MaxFiles < 1 {
 		return errors.New("http.max_files must be at least 1")

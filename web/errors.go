@@ -90,7 +90,11 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 		ae := answer(err, c)
 		if ae.Status >= 500 {
-			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", ae.Status, "err", err)
+			level := slog.LevelError
+			if ae.Code == codeBusy {
+				level = slog.LevelWarn // load shed on purpose (budget.go), not a failure
+			}
+			log.Log(c.Request().Context(), level, "request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", ae.Status, "err", err)
 		}
 		if ae.Status == http.StatusServiceUnavailable {
 			c.Response().Header().Set("Retry-After", "5")

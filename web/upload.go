@@ -102,6 +102,10 @@ func readLimited(r io.Reader, max int64) ([]byte, error) {
 // malformed one (400).
 func bodyError(err error) *apiError {
 	var mbe *http.MaxBytesError
+	var spent *budgetSpent
+	if errors.As(err, &spent) {
+		return newError(http.StatusServiceUnavailable, codeBusy, spent.Error())
+	}
 	if errors.As(err, &mbe) {
 		return newError(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("a request may be at most %d bytes", mbe.Limit))
 	}
