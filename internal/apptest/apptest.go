@@ -147,14 +147,20 @@ func Upload(t testing.TB, base, spec string, data []byte) Response {
 	return Do(t, http.MethodPost, u, "application/octet-stream", data)
 }
 
-// Result long-polls the result of id until it is final and returns it.
+// Result long-polls the result of id until it is final and returns it. A
+// 503 with Retry-After (the bus electing a leader, say) is asked again, as
+// a client would, a little sooner than the header says.
 func Result(t testing.TB, base, id, query string) Response {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		resp := Get(t, base+"/v1/images/"+id+"/result?wait=10s"+query)
-		if resp.Status != http.StatusAccepted || time.Now().After(deadline) {
+		retry := resp.Status == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != ""
+		if !retry && resp.Status != http.StatusAccepted || time.Now().After(deadline) {
 			return resp
+		}
+		if retry {
+			time.Sleep(500 * time.Millisecond)
 		}
 	}
 }
