@@ -82,8 +82,9 @@ type Delivery interface {
 	// made durable before the message is acknowledged, so a crash cannot
 	// lose them while the message counts as handled. Drain waits for held
 	// settlements; a hard shutdown settles them at once, and so does half
-	// the ack deadline passing (after it, a redelivery would repeat work
-	// whose outcome is known).
+	// the bus's own ack deadline passing (after it, a redelivery would
+	// repeat work whose outcome is known; a consumer's shorter deadline is
+	// kept from passing meanwhile).
 	SettleAfter(ready <-chan struct{})
 }
 

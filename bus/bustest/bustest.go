@@ -21,18 +21,18 @@ var Retry = bus.Retry{
 	Backoff:    []time.Duration{50 * time.Millisecond, 100 * time.Millisecond},
 }
 
-// AckWait is the redelivery deadline the Exhausted test gives its consumer
-// (ConsumerConfig.AckWait), and waits out to see a stalled handler's
-// message come back. Only that consumer has it: with every test in
-// parallel on a loaded machine, a deadline this short on all of them would
-// redeliver messages whose handlers were merely slow.
+// AckWait is the short redelivery deadline (ConsumerConfig.AckWait) the
+// tests of stalled, slow and held handlers give their consumers. Only
+// those have it: the others keep the bus's, longer, lest a loaded machine
+// delay a prefetched delivery past it.
 const AckWait = time.Second
 
 // HungAfter is how long buses given to Run must let a handler run (from
 // its start or its last InProgress) before deeming it hung: until then
-// they keep its delivery alive, whatever the consumer's AckWait; after,
-// the delivery comes again AckWait later. The suite's stalled handlers
-// stand for workers that hung or died.
+// they keep its delivery alive, whatever the consumer's AckWait, with
+// heartbeats at least every third of it; after, the delivery comes again
+// within AckWait. The suite's stalled handlers stand for workers that hung
+// or died.
 const HungAfter = 3 * time.Second
 
 const (

@@ -77,9 +77,10 @@ func replicaSettles(t *testing.T, st bus.Stage, key string, want []byte, earlier
 		}
 		return false
 	}
+	ctx := ctxFor(t)
 	deadline := time.Now().Add(patience)
 	for {
-		data, err := st.Get(ctxFor(t), key)
+		data, err := st.Get(ctx, key)
 		switch {
 		case want == nil && errors.Is(err, bus.ErrNotFound), want != nil && err == nil && bytes.Equal(data, want):
 			return

@@ -129,13 +129,14 @@ func (c *consumer) handle(msg jetstream.Msg) {
 		c.report(d, "nak", msg.Nak())
 		return
 	}
-	stop := c.keepAlive(d)
+	c.keepAlive(d)
 	err := c.call(d)
-	stop()
+	d.hb.handlerReturned()
 	if d.after != nil && !ready(d.after) {
 		c.settleLater(d, err)
 		return
 	}
+	d.hb.stop()
 	c.settle(d, err)
 }
 
@@ -152,20 +153,23 @@ func ready(ch <-chan struct{}) bool {
 // settleLater settles d once its handler's SettleAfter channel is closed,
 // or at once on a hard shutdown (what it waited for is then flushed by the
 // shutdown itself, if it can be). Drain waits for it. A hold is bounded by
-// half the ack deadline: past that the server would deliver the message
-// again while its outcome is known, repeating the work.
+// half the bus's ack deadline: past that the server would deliver the
+// message again while its outcome is known, repeating the work. (A
+// consumer's shorter deadline is kept from passing meanwhile by keepAlive.)
 func (c *consumer) settleLater(d *delivery, err error) {
 	c.held.Add(1)
 	go func() {
 		defer c.held.Done()
-		limit := time.NewTimer(c.jcfg.AckWait / 2)
+		bound := c.b.cfg.AckWait / 2
+		limit := time.NewTimer(bound)
 		defer limit.Stop()
 		select {
 		case <-d.after:
 		case <-c.hctx.Done():
 		case <-limit.C:
-			c.log.Warn("settled before what it waited for", "subject", d.subject, "attempt", d.attempt, "waited", c.jcfg.AckWait/2)
+			c.log.Warn("settled before what it waited for", "subject", d.subject, "attempt", d.attempt, "waited", bound)
 		}
+		d.hb.stop()
 		c.settle(d, err)
 	}()
 }

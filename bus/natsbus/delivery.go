@@ -1,7 +1,6 @@
 package natsbus
 
 import (
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,13 +18,10 @@ type delivery struct {
 	exhausted bool
 	// after holds the settlement (SettleAfter); nil settles at once.
 	after <-chan struct{}
-
-	// The keep-alive (keepAlive): progress is when the handler began or
-	// last called InProgress; beat is the next heartbeat, nil once the
-	// handler has returned.
-	mu       sync.Mutex
-	progress time.Time
-	beat     *time.Timer
+	// published is when the stream took the message: the longest it can
+	// have waited for a worker (keepAlive).
+	published time.Time
+	hb        heartbeat
 }
 
 // verdictDeliveries is how many Exhausted deliveries a bounded message may
@@ -37,7 +33,7 @@ const verdictDeliveries = 3
 func (c *consumer) newDelivery(msg jetstream.Msg) *delivery {
 	d := &delivery{msg: msg, c: c, subject: c.b.names.trim(c.cfg.Queue, msg.Subject()), attempt: 1}
 	if md, err := msg.Metadata(); err == nil {
-		d.attempt = int(md.NumDelivered)
+		d.attempt, d.published = int(md.NumDelivered), md.Timestamp
 	} else {
 		c.log.Warn("delivery without metadata", "subject", msg.Subject(), "err", err)
 	}
@@ -69,51 +65,13 @@ func (d *delivery) MaxAttempts() int {
 // the time the keep-alive gives the handler. A failure (lost connection)
 // only risks a redelivery, which handlers absorb.
 func (d *delivery) InProgress() {
-	d.mu.Lock()
-	d.progress = time.Now()
-	d.mu.Unlock()
+	d.hb.progressed()
 	d.inProgress()
 }
 
 func (d *delivery) inProgress() {
 	if err := d.msg.InProgress(); err != nil {
 		d.c.log.Debug("in-progress failed", "subject", d.subject, "err", err)
-	}
-}
-
-// keepAlive tells the server, while d's handler runs, that its worker is
-// alive, so that a consumer's ack deadline (bus.ConsumerConfig.AckWait)
-// can be short: a delivery whose worker died comes back that soon, while
-// one whose handler is slow stays with it. The handler gets the bus's
-// ack wait (nats.ack_wait) from its start or its last InProgress, as it
-// would without a keep-alive: past that it is deemed hung, the heartbeats
-// stop, and its delivery goes to another worker one consumer deadline
-// later. The returned func stops the heartbeats; call it when the handler
-// returns.
-func (c *consumer) keepAlive(d *delivery) (stop func()) {
-	every, limit := c.jcfg.AckWait/3, c.b.cfg.AckWait
-	if c.jcfg.AckWait >= limit {
-		return func() {} // the deadline is the limit: nothing to bridge
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.progress = time.Now()
-	var beat func()
-	beat = func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if d.beat == nil || time.Since(d.progress) >= limit {
-			return // returned, or hung
-		}
-		d.inProgress()
-		d.beat = time.AfterFunc(every, beat)
-	}
-	d.beat = time.AfterFunc(every, beat)
-	return func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		d.beat.Stop()
-		d.beat = nil
 	}
 }
 
