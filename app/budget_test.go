@@ -12,43 +12,45 @@ import (
 	"github.com/imgpipe/imgpipe/internal/fixtures"
 )
 
-// Uploads held in memory at once are bounded across requests: while one
-// slow upload holds the budget, another is refused with 503, Retry-After
-// and a message naming the setting, and the process stays up; once the
-// slow one ends, uploads are accepted again.
+// Uploads held in memory at once are bounded across requests: while slow
+// uploads hold the budget, another is refused with 503, Retry-After and a
+// message naming the setting, and the process stays up; once the slow ones
+// end, uploads are accepted again.
 func TestUploadBudget(t *testing.T) {
 	cfg := apptest.Config(t)
-	cfg.HTTP.MaxUploadBytes, cfg.HTTP.MaxRequestBytes, cfg.HTTP.MaxInflightUploadBytes = 1<<20, 1<<20, 1<<20
+	cfg.HTTP.MaxUploadBytes, cfg.HTTP.MaxRequestBytes, cfg.HTTP.MaxInflightUploadBytes = 1<<20, 1<<20, 5<<18
+
+	// Two clients that declare large bodies, send part of them, and stall.
+	// The budget is taken a quarter MiB at a time: once the server has read
+	// what they sent, they hold three quarters and two, all of it.
 	r := apptest.Start(t, cfg)
-
-	// A client that declares a large body, sends most of it, and stalls.
-	conn, err := net.Dial("tcp", r.App.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	var stalled []net.Conn
+	for _, sent := range []int{600 << 10, 300 << 10} {
+		conn, err := net.Dial("tcp", r.App.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := fmt.Fprintf(conn, "POST /v1/images HTTP/1.1\r\nHost: imgpipe\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n", 1000<<10); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write(make([]byte, sent)); err != nil {
+			t.Fatal(err)
+		}
+		stalled = append(stalled, conn)
 	}
-	defer conn.Close()
-	const declared, sent = 1000 << 10, 900 << 10
-	if _, err := fmt.Fprintf(conn, "POST /v1/images HTTP/1.1\r\nHost: imgpipe\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n", declared); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Write(make([]byte, sent)); err != nil {
-		t.Fatal(err)
-	}
-
-	// Once the server has read what was sent (the budget is taken a
-	// quarter MiB at a time), uploads (each a different image) find it
-	// spent. Before, one could take a share first, and the slow one
-	// would be refused instead.
-	waitFor(t, "the slow upload's bytes held", func() (apptest.Response, bool) {
+	// Until then an upload could take a share first, and a stalled one be
+	// refused instead.
+	waitFor(t, "the stalled uploads' bytes held", func() (apptest.Response, bool) {
 		resp := apptest.Get(t, r.URL+"/metrics")
-		return resp, strings.Contains(string(resp.Body), "\nimgpipe_upload_bytes_held 1.048576e+06\n")
+		return resp, strings.Contains(string(resp.Body), "\nimgpipe_upload_bytes_held 1.31072e+06\n")
 	})
 	seed := uint64(0)
 	upload := func() apptest.Response {
 		seed++
 		return r.Upload(t, "width=10", fixtures.JPEG(32, 32, seed))
 	}
-	refused := waitFor(t, "an upload refused while the slow one holds the budget", func() (apptest.Response, bool) {
+	refused := waitFor(t, "an upload refused while the stalled ones hold the budget", func() (apptest.Response, bool) {
 		resp := upload()
 		return resp, resp.Status == http.StatusServiceUnavailable
 	})
@@ -59,13 +61,16 @@ func TestUploadBudget(t *testing.T) {
 		t.Errorf("refusal: %s", refused.Body)
 	}
 
-	// The slow client gives up: its handler returns, and so does its share.
-	conn.Close()
-	waitFor(t, "the slow upload's bytes given back", func() (apptest.Response, bool) {
+	// The stalled clients give up: their handlers return, and so do their
+	// shares.
+	for _, conn := range stalled {
+		conn.Close()
+	}
+	waitFor(t, "the stalled uploads' bytes given back", func() (apptest.Response, bool) {
 		resp := apptest.Get(t, r.URL+"/metrics")
 		return resp, strings.Contains(string(resp.Body), "\nimgpipe_upload_bytes_held 0\n")
 	})
-	waitFor(t, "an upload accepted once the slow one is gone", func() (apptest.Response, bool) {
+	waitFor(t, "an upload accepted once the stalled ones are gone", func() (apptest.Response, bool) {
 		resp := upload()
 		return resp, resp.Status == http.StatusAccepted
 	})

@@ -48,7 +48,7 @@ type budgetSpent struct{ limit int64 }
 const codeBusy = "busy"
 
 func (e *budgetSpent) Error() string {
-	return fmt.Sprintf("the server holds as many uploads as it may at once (%d MiB, http.max_inflight_upload_bytes); try again shortly", e.limit>>20)
+	return fmt.Sprintf("the server holds as many uploads as it may at once (%d bytes, http.max_inflight_upload_bytes); try again shortly", e.limit)
 }
 
 // budgetedBody reads a request body no further than what it has reserved,

@@ -5,6 +5,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"time"
 )
@@ -55,8 +56,8 @@ func (c Config) Validate() error {
 	if c.MaxRequestBytes < c.MaxUploadBytes {
 		return errors.New("http.max_request_bytes must be at least http.max_upload_bytes")
 	}
-	if c.MaxInflightUploadBytes < c.MaxRequestBytes {
-		return errors.New("http.max_inflight_upload_bytes must be at least http.max_request_bytes: the largest request must fit")
+	if c.MaxInflightUploadBytes < c.MaxRequestBytes+budgetChunk {
+		return fmt.Errorf("http.max_inflight_upload_bytes must be at least http.max_request_bytes + %d: the largest request must fit, with the read that finds its end", budgetChunk)
 	}
 	if c.MaxFiles < 1 {
 		return errors.New("http.max_files must be at least 1")

@@ -43,6 +43,11 @@ func (a *API) readUploads(c echo.Context, field string) ([]upload, error) {
 		return []upload{{data: data}}, nil
 	}
 
+	if r.ContentLength > a.cfg.MaxRequestBytes {
+		// Refused before the budget is asked: a busy server would say 503,
+		// and the client would retry a request that can never fit.
+		return nil, newError(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("a request may be at most %d bytes", a.cfg.MaxRequestBytes))
+	}
 	r.Body = http.MaxBytesReader(c.Response(), r.Body, a.cfg.MaxRequestBytes)
 	mr, err := r.MultipartReader()
 	if err != nil {
