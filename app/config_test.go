@@ -138,3 +138,15 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Errorf("example not applied: replicas %d, presets %v", cfg.NATS.Replicas, cfg.Transform.Presets)
 	}
 }
+
+// A list key set through the environment is split at commas.
+func TestConfigListFromEnvironment(t *testing.T) {
+	t.Setenv("IMGPIPE_HTTP_CORS_ORIGINS", "https://a.example,https://b.example")
+	cfg, err := Load(pflag.NewFlagSet("x", pflag.ContinueOnError), "", DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.HTTP.CORSOrigins; len(got) != 2 || got[0] != "https://a.example" || got[1] != "https://b.example" {
+		t.Fatalf("cors origins %q", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/imgpipe/imgpipe/roles"
 )
@@ -35,6 +36,16 @@ func NewAPI(cfg Config, pipe *roles.API, m *roles.Metrics, stopping <-chan struc
 // HEAD as GET without the body (net/http drops it), for caches and clients
 // that check an image before fetching it; the event stream does not.
 func (a *API) Mount(e *echo.Echo) {
+	if len(a.cfg.CORSOrigins) > 0 {
+		// On every route, before routing: a preflight OPTIONS has no route
+		// of its own. The methods it is told are the path's routes'.
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins: a.cfg.CORSOrigins,
+			// What a page needs to follow an upload and reuse a result.
+			ExposeHeaders: []string{echo.HeaderLocation, "ETag", echo.HeaderRetryAfter},
+			MaxAge:        600,
+		}))
+	}
 	read := []string{http.MethodGet, http.MethodHead}
 	v1 := e.Group("/v1")
 	v1.POST("/images", a.postImages, a.withUploadBudget) // parses its query strictly itself

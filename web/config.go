@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -37,6 +38,11 @@ type Config struct {
 	// IdleTimeout closes a kept-alive connection that carries no request
 	// for this long.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// CORSOrigins lets pages from these origins call the API from a
+	// browser: "https://app.example.com", "https://*.example.com", or "*"
+	// for any. Empty (the default), only pages the process serves itself,
+	// the UI, can.
+	CORSOrigins []string `mapstructure:"cors_origins"`
 }
 
 // DefaultConfig listens on loopback only: exposing the API is a choice.
@@ -64,6 +70,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxWait < 0 {
 		return errors.New("http.max_wait must not be negative")
+	}
+	for _, o := range c.CORSOrigins {
+		scheme, host, _ := strings.Cut(o, "://")
+		if o != "*" && (scheme != "http" && scheme != "https" || host == "" || strings.Contains(host, "/")) {
+			return fmt.Errorf("http.cors_origins: %q is not an origin: want scheme://host[:port] (no path), a * wildcard in the host, or * alone", o)
+		}
 	}
 	if c.ReadHeaderTimeout <= 0 || c.IdleTimeout <= 0 {
 		return errors.New("http.read_header_timeout and http.idle_timeout must be positive")

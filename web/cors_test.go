@@ -1,0 +1,95 @@
+package web
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+)
+
+// corsServer mounts the API routes with origins allowed. No request here
+// reaches the pipeline: preflights are answered before routing, and the
+// simple request is refused by its malformed query first.
+func corsServer(t *testing.T, origins ...string) *echo.Echo {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.CORSOrigins = origins
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	e.HTTPErrorHandler = errorHandler(slog.New(slog.DiscardHandler))
+	(&API{cfg: cfg}).Mount(e)
+	return e
+}
+
+func corsRequest(e *echo.Echo, method, target, origin string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, nil)
+	req.Header.Set(echo.HeaderOrigin, origin)
+	if method == http.MethodOptions {
+		req.Header.Set(echo.HeaderAccessControlRequestMethod, http.MethodPost)
+		req.Header.Set(echo.HeaderAccessControlRequestHeaders, "Content-Type")
+	}
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	return rec
+}
+
+// A page from an allowed origin may upload (the browser's preflight is
+// answered with the path's methods) and read answers, their Location and
+// ETag included; a page from any other origin may not.
+func TestCORSAllowedOrigin(t *testing.T) {
+	e := corsServer(t, "https://app.example")
+	pre := corsRequest(e, http.MethodOptions, "/v1/images", "https://app.example")
+	h := pre.Header()
+	if pre.Code != http.StatusNoContent || h.Get(echo.HeaderAccessControlAllowOrigin) != "https://app.example" ||
+		!strings.Contains(h.Get(echo.HeaderAccessControlAllowMethods), http.MethodPost) ||
+		!strings.Contains(h.Get(echo.HeaderAccessControlAllowHeaders), "Content-Type") {
+		t.Fatalf("preflight: %d %v", pre.Code, h)
+	}
+
+	// Even an error answer is readable by the page that caused it.
+	got := corsRequest(e, http.MethodGet, "/v1/images?limit=%ZZ", "https://app.example")
+	h = got.Header()
+	if got.Code != http.StatusBadRequest || h.Get(echo.HeaderAccessControlAllowOrigin) != "https://app.example" ||
+		!strings.Contains(h.Get(echo.HeaderAccessControlExposeHeaders), "Location") ||
+		!strings.Contains(h.Get(echo.HeaderAccessControlExposeHeaders), "ETag") {
+		t.Fatalf("simple request: %d %v", got.Code, h)
+	}
+
+	for _, method := range []string{http.MethodOptions, http.MethodGet} {
+		rec := corsRequest(e, method, "/v1/images?limit=%ZZ", "https://evil.example")
+		if v := rec.Header().Get(echo.HeaderAccessControlAllowOrigin); v != "" {
+			t.Errorf("%s from another origin: Access-Control-Allow-Origin %q", method, v)
+		}
+	}
+}
+
+// By default no origin but the process's own is allowed: no CORS headers.
+func TestCORSOffByDefault(t *testing.T) {
+	e := corsServer(t)
+	for _, method := range []string{http.MethodOptions, http.MethodGet} {
+		rec := corsRequest(e, method, "/v1/images?limit=%ZZ", "https://app.example")
+		if v := rec.Header().Get(echo.HeaderAccessControlAllowOrigin); v != "" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q", method, v)
+		}
+	}
+}
+
+func TestCORSOriginsValidated(t *testing.T) {
+	for _, bad := range []string{"app.example", "https://app.example/path", "ftp://app.example", "https://"} {
+		cfg := DefaultConfig()
+		cfg.CORSOrigins = []string{bad}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "cors_origins") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.CORSOrigins = []string{"*", "http://localhost:3000", "https://*.example.com"}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("good origins refused: %v", err)
+	}
+}
