@@ -168,40 +168,34 @@ func (c *Cluster) Messages(t testing.TB, stream string) uint64 {
 
 func streamLeaderAt(t testing.TB, url, stream string) string {
 	t.Helper()
-	var leader string
-	retryAt(t, url, "a leader of "+stream, func(js jetstream.JetStream, ctx context.Context) error {
-		s, err := js.Stream(ctx, stream)
-		if err != nil {
-			return err
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return err
-		}
+	return streamInfoAt(t, url, "a leader of "+stream, stream, func(info *jetstream.StreamInfo) error {
 		if info.Cluster == nil || info.Cluster.Leader == "" {
 			return fmt.Errorf("no leader yet")
 		}
-		leader = info.Cluster.Leader
 		return nil
-	})
-	return leader
+	}).Cluster.Leader
 }
 
 func messagesAt(t testing.TB, url, stream string) uint64 {
 	t.Helper()
-	var n uint64
-	retryAt(t, url, "the state of "+stream, func(js jetstream.JetStream, ctx context.Context) error {
+	return streamInfoAt(t, url, "the state of "+stream, stream, func(*jetstream.StreamInfo) error { return nil }).State.Msgs
+}
+
+// streamInfoAt reads stream's info until it can, and ok accepts it.
+func streamInfoAt(t testing.TB, url, what, stream string, ok func(*jetstream.StreamInfo) error) *jetstream.StreamInfo {
+	t.Helper()
+	var info *jetstream.StreamInfo
+	retryAt(t, url, what, func(js jetstream.JetStream, ctx context.Context) error {
 		s, err := js.Stream(ctx, stream)
 		if err != nil {
 			return err
 		}
-		info, err := s.Info(ctx)
-		if err == nil {
-			n = info.State.Msgs
+		if info, err = s.Info(ctx); err != nil {
+			return err
 		}
-		return err
+		return ok(info)
 	})
-	return n
+	return info
 }
 
 // waitForPlacementAt waits until the meta group has a leader and every
