@@ -200,8 +200,10 @@ func testWatch(t *testing.T, b bus.Bus) {
 	done := make(chan error, 1)
 	go func() { done <- b.Watch(ctx, bus.Activity, func(data []byte) { seen <- string(data) }) }()
 
+	// Until the watch's consumer exists, probes go unseen: on a loaded
+	// cluster that can take seconds, so the wait is patience, not a count.
 	ready := false
-	for range 100 {
+	for deadline := time.Now().Add(patience); time.Now().Before(deadline); {
 		publish(t, b, bus.Message{Queue: bus.Activity, Subject: "img", Data: []byte("probe")})
 		select {
 		case s := <-seen:
@@ -218,7 +220,7 @@ func testWatch(t *testing.T, b bus.Bus) {
 		}
 	}
 	if !ready {
-		t.Fatal("watch saw no probe")
+		t.Fatalf("watch saw no probe within %s", patience)
 	}
 	publish(t, b, bus.Message{Queue: bus.Activity, Subject: "img", Data: []byte("e1")})
 	publish(t, b, bus.Message{Queue: bus.Activity, Subject: "img", Data: []byte("e2")})
