@@ -115,10 +115,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if c.has(RoleTransform) && c.NATS.AckWait <= c.Transform.Timeout {
-		// A transform worker tells the bus it is alive between variants
-		// only: a render may take the whole timeout, and with no more ack
-		// wait than that a slow but healthy worker's image goes to a second
-		// one (on the last attempt, to the Exhausted verdict: failed).
+		// The bus keeps a transform's delivery alive for nats.ack_wait
+		// from its start or its last report of progress (between
+		// variants): a render may take the whole timeout, and with no more
+		// than that a slow but healthy worker is deemed hung and its image
+		// goes to a second one (on the last attempt, to the Exhausted
+		// verdict: failed).
 		errs = append(errs, fmt.Errorf("nats.ack_wait (%s) must be longer than transform.timeout (%s), with room to fetch and stage the image",
 			c.NATS.AckWait, c.Transform.Timeout))
 	}

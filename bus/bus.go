@@ -110,6 +110,13 @@ type ConsumerConfig struct {
 	// its last InProgress). A handler past that is deemed hung, and its
 	// delivery comes again AckWait later.
 	AckWait time.Duration
+	// NoPrefetch has each worker ask for its next delivery only once it
+	// is free, instead of the process fetching ahead of its workers. Every
+	// delivery the process holds is then in a handler, kept alive, and
+	// none waits here behind busy workers, its AckWait running, while
+	// another process has a free one. It is for long handlers, beside
+	// which the ask's round trip is nothing.
+	NoPrefetch bool
 }
 
 // Consumer is a running subscription.

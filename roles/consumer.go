@@ -8,12 +8,12 @@ import (
 )
 
 // redeliverAfter is the ack deadline (bus.ConsumerConfig.AckWait) of
-// save2db and the logger: a delivery whose worker died (a crash, an OOM
-// kill, a SIGKILL when scaling down) or that was lost on a connection that
-// failed over comes back this soon, not after the bus's ack wait
-// (nats.ack_wait, two minutes by default, which covers a render). The bus
-// keeps a slower handler's delivery alive meanwhile; a shorter
-// nats.ack_wait applies here too.
+// every worker role: a delivery whose worker died (a crash, an OOM kill, a
+// SIGKILL when scaling down) or that was lost on a connection that failed
+// over comes back this soon, not after the bus's ack wait (nats.ack_wait,
+// two minutes by default, which covers a render). The bus keeps a slower
+// handler's delivery alive meanwhile; a shorter nats.ack_wait applies here
+// too.
 const redeliverAfter = 30 * time.Second
 
 // consumerRole runs a handler on one queue: what transform, save2db and

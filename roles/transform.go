@@ -28,14 +28,16 @@ type transformer struct {
 func NewTransformer(d Deps, workers int) Service {
 	t := &transformer{deps: d, act: activity{d, "transform"}}
 	return &consumerRole{name: "transform", b: d.Bus, handle: t.handle,
-		cfg: bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: workers}, act: d.Activity}
+		cfg: bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: workers, AckWait: redeliverAfter, NoPrefetch: true}, act: d.Activity}
 }
 
-// The transform consumer keeps the bus's ack wait, not redeliverAfter: the
-// bus fetches a few deliveries ahead of its workers, and a delivery waiting
-// for one gets no heartbeats. Behind renders that take most of
-// transform.timeout, it would outwait a 30 s deadline and go to a second
-// worker, its attempts counted twice.
+// The transform consumer does not fetch ahead of its workers (NoPrefetch):
+// a delivery waiting for a worker gets no heartbeat, and behind renders
+// that take most of transform.timeout it would outwait redeliverAfter and
+// go to a second worker, its attempts counted twice. Nor would an image
+// wait behind this process's long renders while another process has a
+// free worker. A render takes milliseconds to seconds; asking for each
+// delivery adds a round trip to the bus, which the other workers cover.
 
 // handle is idempotent: a redelivery of an image already done or failed
 // republishes its record for save2db and its outcome event (the process

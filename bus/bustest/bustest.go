@@ -57,6 +57,7 @@ func Run(t *testing.T, newBus func(t *testing.T) bus.Bus) {
 		{"PublishConsume", testPublishConsume},
 		{"Dedup", testDedup},
 		{"SharedDurable", testSharedDurable},
+		{"NoPrefetch", testNoPrefetch},
 		{"Filter", testFilter},
 		{"FanOut", testFanOut},
 		{"PublishAsync", testPublishAsync},

@@ -122,6 +122,51 @@ func testSharedDurable(t *testing.T, b bus.Bus) {
 	}
 }
 
+// testNoPrefetch: a NoPrefetch consumer holds only what its handlers have.
+// With both its workers busy, one of them having come back for more (after
+// a quick message), another consumer on the durable gets every message
+// left; fetched ahead, one would wait behind the busy workers.
+func testNoPrefetch(t *testing.T, b bus.Bus) {
+	release := make(chan struct{})
+	busy := make(chan string, 8)
+	c := consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 2, NoPrefetch: true},
+		func(ctx context.Context, d bus.Delivery) error {
+			if d.Subject() == "quick" {
+				return nil
+			}
+			busy <- d.Subject()
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil
+		})
+	subjects := []string{"quick", "slow1", "slow2", "left1", "left2"}
+	for _, s := range subjects {
+		publish(t, b, bus.Message{Queue: bus.Transform, Subject: s, Data: []byte("x")})
+	}
+	seen := map[string]int{"quick": 1}
+	seen[recv(t, busy, "the first busy handler")]++
+	seen[recv(t, busy, "the second busy handler")]++
+
+	other := make(chan string, 8)
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 2},
+		func(_ context.Context, d bus.Delivery) error { other <- d.Subject(); return nil })
+	for range 2 {
+		seen[recv(t, other, "a message the busy consumer should not hold")]++
+	}
+	close(release)
+	if err := c.Drain(ctxFor(t)); err != nil {
+		t.Fatal(err)
+	}
+	none(t, other, "delivery beyond the five messages")
+	for _, s := range subjects {
+		if seen[s] != 1 {
+			t.Errorf("%s handled %d times, want once (seen %v)", s, seen[s], seen)
+		}
+	}
+}
+
 // testFilter: a filtered consumer gets only matching subjects. The
 // non-matching message goes first: unfiltered, it would arrive first.
 func testFilter(t *testing.T, b bus.Bus) {

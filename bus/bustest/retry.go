@@ -60,10 +60,16 @@ func testLastAttempt(t *testing.T, b bus.Bus) {
 
 // testSlowHandlerKept: a handler that runs past its consumer's AckWait,
 // but not past HungAfter, keeps its delivery: nothing comes again while it
-// runs, nor after it has returned.
+// runs, nor after it has returned. So does a NoPrefetch consumer's.
 func testSlowHandlerKept(t *testing.T, b bus.Bus) {
+	for _, noPrefetch := range []bool{false, true} {
+		t.Run(fmt.Sprint("NoPrefetch=", noPrefetch), func(t *testing.T) { slowHandlerKept(t, b, noPrefetch) })
+	}
+}
+
+func slowHandlerKept(t *testing.T, b bus.Bus, noPrefetch bool) {
 	got := make(chan delivered, 10)
-	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 2, AckWait: AckWait},
+	consume(t, b, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 2, AckWait: AckWait, NoPrefetch: noPrefetch},
 		func(ctx context.Context, d bus.Delivery) error {
 			got <- record(d)
 			select {

@@ -19,8 +19,9 @@ import (
 // shutdown (Drain's or Close's deadline passing).
 //
 // Each process holds at most 2×Workers messages: Workers in handlers and
-// as many prefetched. The consumer's MaxAckPending bounds all processes
-// together, so a stalled fleet stops pulling instead of piling up work.
+// as many prefetched; with NoPrefetch, only those in handlers. The
+// consumer's MaxAckPending bounds all processes together, so a stalled
+// fleet stops pulling instead of piling up work.
 //
 // Outcome of a handler:
 //   - nil: Ack (fire-and-forget, not AckSync: handlers are idempotent
@@ -114,7 +115,7 @@ func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler
 		cancel()
 		return nil, err
 	}
-	c.it = p.it
+	c.p = p
 	go c.run(p)
 	return c, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -29,17 +30,42 @@ type consumer struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex // orders Drain against reopen swapping it
-	it       jetstream.MessagesContext
+	p        *pull
 	stopping atomic.Bool
 	stopCh   chan struct{}  // closed when Drain starts
 	done     chan struct{}  // closed when every worker and held settlement has returned
 	held     sync.WaitGroup // settlements waiting for SettleAfter
 }
 
-// pull is one server-side consumer and the iterator reading it.
+// pull is one server-side consumer and what reads it: an iterator that
+// fetches ahead of the workers, or, with NoPrefetch, the workers' own
+// one-message fetches, which last as long as ctx.
 type pull struct {
-	cons jetstream.Consumer
-	it   jetstream.MessagesContext
+	cons   jetstream.Consumer
+	it     jetstream.MessagesContext // nil with NoPrefetch
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// stop ends the reading at once: what was fetched ahead is dropped, and
+// the server delivers it again after AckWait.
+func (p *pull) stop() {
+	p.cancel()
+	if p.it != nil {
+		p.it.Stop()
+	}
+}
+
+// drain ends the reading, letting the workers (supervise, on Drain) take
+// what was fetched ahead, to hand it back. Draining a subscription needs
+// the server: with the connection down, it stops instead.
+func (p *pull) drain(connected bool) {
+	if p.it == nil || !connected {
+		p.stop()
+		return
+	}
+	p.cancel()
+	p.it.Drain()
 }
 
 // pullExpiry bounds one pull request, and so the time a lost one leaves a
@@ -56,6 +82,11 @@ func (c *consumer) open(ctx context.Context) (*pull, error) {
 	if err != nil {
 		return nil, wrap("consumer "+c.cfg.Durable, err)
 	}
+	p := &pull{cons: cons}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if c.cfg.NoPrefetch {
+		return p, nil
+	}
 	// Pull Workers at a time: with Workers busy that is 2×Workers held.
 	// A pull request can be lost: sent to a replicated consumer whose
 	// leader is not elected yet, or held by a leader that then goes away.
@@ -68,9 +99,11 @@ func (c *consumer) open(ctx context.Context) (*pull, error) {
 		jetstream.WithMessagesErrOnMissingHeartbeat(false),
 	)
 	if err != nil {
+		p.cancel()
 		return nil, wrap("consumer "+c.cfg.Durable, err)
 	}
-	return &pull{cons, it}, nil
+	p.it = it
+	return p, nil
 }
 
 // run keeps workers on the iterator. The iterator ends on Drain, on Close,
@@ -84,7 +117,11 @@ func (c *consumer) run(p *pull) {
 	for p != nil {
 		var wg sync.WaitGroup
 		for range c.workers {
-			wg.Go(func() { c.work(p.it) })
+			if p.it == nil {
+				wg.Go(func() { c.fetch(p) })
+			} else {
+				wg.Go(func() { c.work(p.it) })
+			}
 		}
 		workersDone, supervised := make(chan struct{}), make(chan struct{})
 		go func() {
@@ -94,6 +131,7 @@ func (c *consumer) run(p *pull) {
 		wg.Wait()
 		close(workersDone)
 		<-supervised
+		p.cancel()
 		if c.stopping.Load() || c.b.nc.IsClosed() {
 			return
 		}
@@ -115,7 +153,9 @@ func (c *consumer) supervise(p *pull, workersDone <-chan struct{}) {
 		case <-workersDone:
 			return
 		case <-c.stopCh:
-			c.work(p.it)
+			if p.it != nil {
+				c.work(p.it)
+			}
 			return
 		case <-tick.C:
 		}
@@ -129,7 +169,7 @@ func (c *consumer) supervise(p *pull, workersDone <-chan struct{}) {
 			c.log.Warn("consumer gone from the server", "err", err)
 			c.mu.Lock()
 			if !c.stopping.Load() {
-				p.it.Stop() // the workers return, and run recreates it
+				p.stop() // the workers return, and run recreates it
 			}
 			c.mu.Unlock()
 			return
@@ -152,10 +192,10 @@ func (c *consumer) reopen() *pull {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			if c.stopping.Load() {
-				p.it.Stop()
+				p.stop()
 				return nil
 			}
-			c.it = p.it
+			c.p = p
 			return p
 		}
 		if c.b.nc.IsClosed() {
@@ -182,6 +222,37 @@ func (c *consumer) work(it jetstream.MessagesContext) {
 	}
 }
 
+// fetch is a NoPrefetch worker: it asks the server for one message when it
+// is free, and handles it. Each ask lasts pullExpiry at most, for the same
+// reason as the iterator's pulls: one can be lost.
+func (c *consumer) fetch(p *pull) {
+	for p.ctx.Err() == nil {
+		ctx, cancel := context.WithTimeout(p.ctx, pullExpiry)
+		msg, err := p.cons.Next(jetstream.FetchContext(ctx))
+		cancel()
+		switch {
+		case err == nil:
+			c.handle(msg)
+		case p.ctx.Err() != nil || c.b.nc.IsClosed():
+			return
+		case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+			// Nothing came: ask again.
+		default:
+			// The connection is down, or the consumer's leader is
+			// changing, or the consumer is gone (supervise notices and
+			// stops this pull). Not a spin meanwhile.
+			c.log.Debug("fetch failed", "err", err)
+			select {
+			case <-p.ctx.Done():
+			case <-time.After(fetchRetryAfter):
+			}
+		}
+	}
+}
+
+// fetchRetryAfter paces a NoPrefetch worker's asks while they fail.
+const fetchRetryAfter = 250 * time.Millisecond
+
 // Drain stops pulling, hands back prefetched messages, and waits for the
 // handlers in flight. If ctx ends first, handlers' context is cancelled
 // (hard shutdown) and Drain returns without waiting further.
@@ -189,14 +260,7 @@ func (c *consumer) Drain(ctx context.Context) error {
 	c.mu.Lock()
 	if !c.stopping.Swap(true) {
 		close(c.stopCh)
-		if c.b.nc.IsConnected() {
-			c.it.Drain()
-		} else {
-			// Draining the subscription needs the server; with the
-			// connection down, drop the prefetched messages instead:
-			// the server redelivers them after AckWait.
-			c.it.Stop()
-		}
+		c.p.drain(c.b.nc.IsConnected())
 	}
 	c.mu.Unlock()
 	defer c.b.forget(c)

@@ -21,12 +21,13 @@ import (
 // one that may have waited a third of the deadline (it is older than
 // that) gets a beat as its handler starts; one that waited the whole
 // deadline has gone to another worker already, and this one repeats it.
+// A NoPrefetch consumer's deliveries go straight to a handler.
 func (c *consumer) keepAlive(d *delivery) {
 	if c.jcfg.AckWait >= c.b.cfg.AckWait {
 		return // the deadline is the limit: nothing to bridge
 	}
 	every := c.jcfg.AckWait / 3
-	if time.Since(d.published) >= every {
+	if !c.cfg.NoPrefetch && time.Since(d.published) >= every {
 		d.inProgress()
 	}
 	d.hb.start(every, c.b.cfg.AckWait, d.inProgress)

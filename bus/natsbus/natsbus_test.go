@@ -287,6 +287,47 @@ func TestDrainHandsBackPrefetched(t *testing.T) {
 	}
 }
 
+// TestDrainIdleNoPrefetch: the asks of idle NoPrefetch workers end when
+// Drain begins; it does not wait for them to expire (pullExpiry, 5 s), and
+// a message published after it reaches the next consumer at once, not
+// after AckWait (taken by an ask nobody answers any more).
+func TestDrainIdleNoPrefetch(t *testing.T) {
+	b := connect(t, testConfig("idle"), startServer(t, t.TempDir(), ""))
+	ctx := ctxFor(t)
+	cfg := bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 4, NoPrefetch: true}
+	c, err := b.Consume(ctx, cfg, func(context.Context, bus.Delivery) error {
+		t.Error("the idle consumer got a delivery")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the workers' asks reach the server
+	start := time.Now()
+	if err := c.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("drain took %s: it waited for the asks to expire", took)
+	}
+	got := make(chan string, 1)
+	if _, err := b.Consume(ctx, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
+		func(_ context.Context, d bus.Delivery) error { got <- d.Subject(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s != "after" {
+			t.Fatalf("got %q", s)
+		}
+	case <-time.After(natsbus.PullExpiry / 2):
+		t.Fatal("the message went to an ask of the drained consumer")
+	}
+}
+
 // TestDrainDeadlineCancelsHandlers: when Drain's ctx ends first, handlers'
 // context is cancelled (hard shutdown) and Drain reports it.
 func TestDrainDeadlineCancelsHandlers(t *testing.T) {
