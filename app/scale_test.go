@@ -1,0 +1,122 @@
+package app_test
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/imgpipe/imgpipe/bus/natsbus"
+	"github.com/imgpipe/imgpipe/internal/apptest"
+	"github.com/imgpipe/imgpipe/internal/ferrettest"
+	"github.com/imgpipe/imgpipe/internal/fixtures"
+	"github.com/imgpipe/imgpipe/model"
+)
+
+// TestTransformWorkersScaleOutAndIn adds and removes transform processes
+// while a backlog is being worked off, as an operator scaling the fleet
+// would: a worker started mid-backlog takes a share of it, and when the
+// first worker is killed (SIGKILL: a crash, or a node taken away), the
+// image it held comes back and the other finishes it. Every image ends
+// done, each once.
+func TestTransformWorkersScaleOutAndIn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts four processes")
+	}
+	dir := t.TempDir()
+	bin := imgpipeBinary(t)
+	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: filepath.Join(dir, "nats"), Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	mongoURI, stopMongo, err := ferrettest.Start(filepath.Join(dir, "ferret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopMongo()
+	// One image at a time per worker, so that a backlog forms; what the
+	// killed worker held comes back after the ack wait, kept short (and
+	// above the transform timeout, as validation requires).
+	t.Setenv("IMGPIPE_WORKERS_TRANSFORM_WORKERS", "1")
+	t.Setenv("IMGPIPE_NATS_ACK_WAIT", "8s")
+	t.Setenv("IMGPIPE_TRANSFORM_TIMEOUT", "6s")
+	// About a tenth of a second each, and small enough for FerretDB.
+	const spec = "width=1200&blur=4&format=webp&quality=50"
+	common := []string{"--nats", ns.ClientURL(), "--store", mongoURI, "--log-format", "json"}
+	front := startProcess(t, bin, "front", append([]string{"serve", "--roles=api,save2db,logger"}, common...)...)
+	first := startProcess(t, bin, "w1", append([]string{"worker", "--roles=transform"}, common...)...)
+
+	ids := make([]string, 30)
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Go(func() {
+			for i := c; i < len(ids); i += 4 {
+				ids[i], errs[i] = uploadRetrying(front.url, spec, fixtures.JPEG(1600, 1200, uint64(900+i)))
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+
+	// Scale out: the new worker takes images the first has not reached.
+	second := startProcess(t, bin, "w2", append([]string{"worker", "--roles=transform"}, common...)...)
+	apptest.Eventually(t, "the added worker to transform an image", func() bool { return transformed(t, second) > 0 })
+	// Scale in, the hard way, while the first worker is busy: images are
+	// left for both.
+	before := map[string]int{"w1": transformed(t, first), "w2": transformed(t, second)}
+	if left := len(ids) - before["w1"] - before["w2"]; left < 2 {
+		t.Fatalf("done by worker %v: %d of %d images left, too few to tell what the kill leaves behind", before, left, len(ids))
+	}
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-first.done
+
+	for _, id := range ids {
+		res := apptest.Result(t, front.url, id, "")
+		if res.Status != http.StatusOK {
+			t.Fatalf("image %s: %d %.300s", id, res.Status, res.Body)
+		}
+		if format, img := apptest.Decode(t, res.Body); format != "webp" || img.Bounds().Dx() != 1200 || img.Bounds().Dy() != 900 {
+			t.Fatalf("image %s: %s %v, want a 1200x900 webp", id, format, img.Bounds())
+		}
+	}
+	// Each image once, the second worker finishing what the first left,
+	// the image it held included.
+	after := map[string]int{}
+	seen := map[string]string{}
+	for _, id := range ids {
+		for _, e := range activity(t, front.url, id) {
+			if e.Role != "transform" || e.Event != model.EventTransformDone {
+				continue
+			}
+			if other, twice := seen[id]; twice {
+				t.Errorf("image %s transformed by %s and %s", id, other, e.Instance)
+			}
+			seen[id] = e.Instance
+			after[e.Instance]++
+		}
+	}
+	t.Logf("done by worker: at the kill %v, in the end %v", before, after)
+	if len(seen) != len(ids) || after["w1"] < before["w1"] || after["w1"]+after["w2"] != len(ids) {
+		t.Errorf("done by worker %v, %v at the kill: want all %d images between the two", after, before, len(ids))
+	}
+	for _, id := range ids {
+		waitSaved(t, front.url, id)
+	}
+	if err := second.stop(); err != nil {
+		t.Errorf("the second worker on SIGTERM: %v", err)
+	}
+}
+
+// transformed reads how many images a transform process has finished.
+func transformed(t *testing.T, p *process) int {
+	page := apptest.Get(t, p.url+"/metrics").Body
+	return countSeries(string(page), `imgpipe_messages_handled_total{outcome="done",role="transform"}`)
+}
