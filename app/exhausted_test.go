@@ -68,12 +68,12 @@ func TestImageWhoseWorkersDieEndsFailed(t *testing.T) {
 	queueEmpties(t, config)
 }
 
-// TestImagePrefetchedByDyingWorkersIsTransformed: a process that dies takes
-// with it the deliveries it had prefetched, and each counts as an attempt.
-// An image that only ever sat in such a buffer (beside a poison image that
-// crashed the process each time, say) never had an attempt of its own: the
-// delivery after the last one renders it instead of failing it.
-func TestImagePrefetchedByDyingWorkersIsTransformed(t *testing.T) {
+// TestImageNeverBegunByDyingWorkersIsTransformed: a process that dies takes
+// with it the deliveries it had fetched but not begun, and each counts as
+// an attempt. An image whose every delivery went that way (to processes a
+// poison image beside it crashed, say) never had an attempt of its own:
+// the delivery after the last one renders it instead of failing it.
+func TestImageNeverBegunByDyingWorkersIsTransformed(t *testing.T) {
 	const maxDeliver = 2
 	front, config, id := workersDieOnEveryAttempt(t, maxDeliver, maxDeliver, false)
 	apptest.Start(t, config("worker-2", app.RoleTransform))
@@ -128,7 +128,7 @@ func queueEmpties(t *testing.T, config func(string, ...string) app.Config) {
 // (api, save2db, logger), with maxDeliver attempts, and lets dying workers
 // take its first deliveries deliveries and answer none; began says whether
 // each wrote its attempt in the status record first, as a real worker does
-// when it begins, or died with the message only prefetched. It returns the
+// when it begins, or died with the message only fetched. It returns the
 // front, the config of a process on the same server, and the image's id:
 // the next delivery goes to the next transform role started.
 //

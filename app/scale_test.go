@@ -87,28 +87,38 @@ func TestTransformWorkersScaleOutAndIn(t *testing.T) {
 			t.Fatalf("image %s: %s %v, want a 1200x900 webp", id, format, img.Bounds())
 		}
 	}
-	// Each image once, the second worker finishing what the first left,
-	// the image it held included.
+	// Every image done by one of the two, the second finishing what the
+	// first left. An image is done twice only if the kill fell between
+	// the first worker's outcome and its record (delivery is at least
+	// once): then by the first, and again by the second.
 	after := map[string]int{}
-	seen := map[string]string{}
+	var twice, held []string
 	for _, id := range ids {
+		waitEvents(t, front.url, id, model.EventTransformDone, model.EventSaved)
+		var by []string
+		began := false
 		for _, e := range activity(t, front.url, id) {
-			if e.Role != "transform" || e.Event != model.EventTransformDone {
-				continue
+			switch {
+			case e.Role != "transform" || e.Instance != "w1" && e.Instance != "w2":
+			case e.Event == model.EventTransformDone:
+				by = append(by, e.Instance)
+				after[e.Instance]++
+			case e.Event == model.EventTransformStarted && e.Instance == "w1":
+				began = true
 			}
-			if other, twice := seen[id]; twice {
-				t.Errorf("image %s transformed by %s and %s", id, other, e.Instance)
-			}
-			seen[id] = e.Instance
-			after[e.Instance]++
+		}
+		switch {
+		case len(by) == 2 && by[0] == "w1" && by[1] == "w2":
+			twice = append(twice, id)
+		case len(by) != 1:
+			t.Errorf("image %s done by %v, want one worker", id, by)
+		case began && by[0] == "w2":
+			held = append(held, id)
 		}
 	}
-	t.Logf("done by worker: at the kill %v, in the end %v", before, after)
-	if len(seen) != len(ids) || after["w1"] < before["w1"] || after["w1"]+after["w2"] != len(ids) {
-		t.Errorf("done by worker %v, %v at the kill: want all %d images between the two", after, before, len(ids))
-	}
-	for _, id := range ids {
-		waitSaved(t, front.url, id)
+	t.Logf("done by worker: at the kill %v, in the end %v; held by the killed worker and finished by the other: %v; done by both: %v", before, after, held, twice)
+	if len(twice) > 1 || after["w2"] <= before["w2"] {
+		t.Errorf("done by worker %v, %v at the kill, %d images done twice: want the second worker to finish what was left, and at most the one in flight done twice", after, before, len(twice))
 	}
 	if err := second.stop(); err != nil {
 		t.Errorf("the second worker on SIGTERM: %v", err)

@@ -54,8 +54,8 @@ type Delivery interface {
 	// ended without a verdict: the worker that had it died, stalled past
 	// the ack deadline, panicked, or was cut short by a hard shutdown, or
 	// it never began at all (a process that dies takes with it the
-	// deliveries it had prefetched, and each counts). This delivery is one
-	// more, given so that the failure is recorded rather than the message
+	// deliveries it had fetched but not begun, and each counts). This
+	// delivery is one more, given so that the failure is recorded rather than the message
 	// silently dropped; if its own worker dies before returning, a few
 	// more may follow, Exhausted too. If the last attempt began, the
 	// handler must record the failure WITHOUT attempting the work again
@@ -112,10 +112,11 @@ type ConsumerConfig struct {
 	AckWait time.Duration
 	// NoPrefetch has each worker ask for its next delivery only once it
 	// is free, instead of the process fetching ahead of its workers. Every
-	// delivery the process holds is then in a handler, kept alive, and
-	// none waits here behind busy workers, its AckWait running, while
-	// another process has a free one. It is for long handlers, beside
-	// which the ask's round trip is nothing.
+	// delivery the process holds is then taken by a worker and kept alive
+	// (in its handler, or waiting on SettleAfter), and none waits here
+	// behind busy workers, its AckWait running, while another process has
+	// a free one. It is for long handlers, beside which the ask's round
+	// trip is nothing.
 	NoPrefetch bool
 }
 

@@ -111,10 +111,11 @@ func (t *transformer) emitOutcome(img *model.Image) {
 // lastAttemptBegan tells whether the last attempt of an exhausted delivery
 // d began, from the image's status record cur (or the error reading it):
 // every attempt writes "processing" with its number before it renders. One
-// that never did was only prefetched by a process that died, which counts
-// as a delivery too: an innocent image pulled beside a poison one would
-// otherwise be failed after the crashes that poison image caused, without
-// a single real attempt of its own. When the record cannot be read, the
+// that never did was lost before it began (a process that died right after
+// fetching it, one of an older version that fetched ahead, a delivery lost
+// in flight), which counts as a delivery too: an innocent image would
+// otherwise be failed after crashes that a poison image beside it caused,
+// without a single real attempt of its own. When the record cannot be read, the
 // answer is yes: the cautious one.
 func lastAttemptBegan(d bus.Delivery, cur *model.Image, err error) bool {
 	switch {

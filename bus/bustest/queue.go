@@ -135,11 +135,20 @@ func testNoPrefetch(t *testing.T, b bus.Bus) {
 				return nil
 			}
 			busy <- d.Subject()
-			select {
-			case <-release:
-			case <-ctx.Done():
+			// Held for as long as the test takes, which on a loaded
+			// cluster may pass HungAfter: progress is reported.
+			tick := time.NewTicker(HungAfter / 4)
+			defer tick.Stop()
+			for {
+				select {
+				case <-release:
+					return nil
+				case <-ctx.Done():
+					return nil
+				case <-tick.C:
+					d.InProgress()
+				}
 			}
-			return nil
 		})
 	subjects := []string{"quick", "slow1", "slow2", "left1", "left2"}
 	for _, s := range subjects {

@@ -19,9 +19,11 @@ import (
 // shutdown (Drain's or Close's deadline passing).
 //
 // Each process holds at most 2×Workers messages: Workers in handlers and
-// as many prefetched; with NoPrefetch, only those in handlers. The
-// consumer's MaxAckPending bounds all processes together, so a stalled
-// fleet stops pulling instead of piling up work.
+// as many prefetched; with NoPrefetch, only those its workers have taken
+// (a settlement held by SettleAfter, heartbeat and all, frees its worker
+// to ask again). The consumer's MaxAckPending bounds all
+// processes together, so a stalled fleet stops pulling instead of piling
+// up work.
 //
 // Outcome of a handler:
 //   - nil: Ack (fire-and-forget, not AckSync: handlers are idempotent
@@ -105,17 +107,18 @@ func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler
 		stopCh:  make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	if err := b.track(c); err != nil {
-		cancel()
-		return nil, err
-	}
 	p, err := c.open(ctx)
 	if err != nil {
-		b.forget(c)
 		cancel()
 		return nil, err
 	}
+	// Set before the bus knows of c: a Close from now on drains it.
 	c.p = p
+	if err := b.track(c); err != nil {
+		p.stop()
+		cancel()
+		return nil, err
+	}
 	go c.run(p)
 	return c, nil
 }
@@ -123,7 +126,7 @@ func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler
 func (c *consumer) handle(msg jetstream.Msg) {
 	d := c.newDelivery(msg)
 	if c.stopping.Load() && !d.last && !d.exhausted {
-		// Prefetched but not started when Drain began: hand it back now
+		// Fetched but not started when Drain began: hand it back now
 		// rather than after AckWait. This counts as a delivery; a message
 		// on its last attempt, or exhausted, is handled instead, lest it
 		// be stranded: the server would not deliver it again.

@@ -14,8 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// consumer is one Consume: Workers goroutines reading one pull iterator,
-// replaced if the server ends it.
+// consumer is one Consume: Workers goroutines reading one pull (an
+// iterator, or their own asks with NoPrefetch), replaced if the server
+// ends it.
 type consumer struct {
 	b       *Bus
 	cfg     bus.ConsumerConfig
@@ -35,6 +36,7 @@ type consumer struct {
 	stopCh   chan struct{}  // closed when Drain starts
 	done     chan struct{}  // closed when every worker and held settlement has returned
 	held     sync.WaitGroup // settlements waiting for SettleAfter
+	fetchLog logLimiter     // NoPrefetch asks that fail
 }
 
 // pull is one server-side consumer and what reads it: an iterator that
@@ -58,13 +60,16 @@ func (p *pull) stop() {
 
 // drain ends the reading, letting the workers (supervise, on Drain) take
 // what was fetched ahead, to hand it back. Draining a subscription needs
-// the server: with the connection down, it stops instead.
+// the server: with the connection down, it stops instead. A NoPrefetch
+// worker's ask is cancelled: the server delivers nothing more to it once
+// it hears of that (it checks for interest), and a message already on its
+// way is lost with the ask, to come again after AckWait, as one lost in
+// flight does.
 func (p *pull) drain(connected bool) {
 	if p.it == nil || !connected {
 		p.stop()
 		return
 	}
-	p.cancel()
 	p.it.Drain()
 }
 
@@ -106,8 +111,8 @@ func (c *consumer) open(ctx context.Context) (*pull, error) {
 	return p, nil
 }
 
-// run keeps workers on the iterator. The iterator ends on Drain, on Close,
-// or when the consumer is gone from the server (deleted by an operator,
+// run keeps workers on the pull. It ends on Drain, on Close, or when the
+// consumer is gone from the server (deleted by an operator,
 // say): in the last case the consumer is recreated rather than left deaf.
 func (c *consumer) run(p *pull) {
 	defer func() {
@@ -140,11 +145,11 @@ func (c *consumer) run(p *pull) {
 	}
 }
 
-// supervise runs beside the workers of one iterator. On Drain it empties
-// the prefetch buffer at once (handing messages back) while the workers
-// finish their handlers. Until then it checks now and then that the
-// consumer still exists: deleted while no pull request was waiting on the
-// server, it would leave the iterator silent forever.
+// supervise runs beside the workers of one pull. On Drain it empties the
+// prefetch buffer at once (handing messages back) while the workers finish
+// their handlers. Until then it checks now and then that the consumer
+// still exists: deleted while no pull request was waiting on the server,
+// it would leave an iterator silent forever, and asks failing for good.
 func (c *consumer) supervise(p *pull, workersDone <-chan struct{}) {
 	tick := time.NewTicker(time.Duration(consumerCheckEvery.Load()))
 	defer tick.Stop()
@@ -238,10 +243,15 @@ func (c *consumer) fetch(p *pull) {
 		case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 			// Nothing came: ask again.
 		default:
-			// The connection is down, or the consumer's leader is
-			// changing, or the consumer is gone (supervise notices and
-			// stops this pull). Not a spin meanwhile.
-			c.log.Debug("fetch failed", "err", err)
+			// The connection is down, the consumer's leader is
+			// changing, the consumer is gone (supervise notices and
+			// stops this pull), or the server already holds as many
+			// waiting asks as the consumer allows (MaxWaiting, 512 by
+			// default: idle workers of the fleet beyond that ask again
+			// later). Not a spin meanwhile, nor a flood of the log.
+			if ok, n := c.fetchLog.allow(); ok {
+				c.log.Warn("fetch failed", "err", err, "suppressed", n)
+			}
 			select {
 			case <-p.ctx.Done():
 			case <-time.After(fetchRetryAfter):

@@ -292,7 +292,8 @@ func TestDrainHandsBackPrefetched(t *testing.T) {
 // a message published after it reaches the next consumer at once, not
 // after AckWait (taken by an ask nobody answers any more).
 func TestDrainIdleNoPrefetch(t *testing.T) {
-	b := connect(t, testConfig("idle"), startServer(t, t.TempDir(), ""))
+	ns := startServer(t, t.TempDir(), "")
+	b := connect(t, testConfig("idle"), ns)
 	ctx := ctxFor(t)
 	cfg := bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 4, NoPrefetch: true}
 	c, err := b.Consume(ctx, cfg, func(context.Context, bus.Delivery) error {
@@ -302,7 +303,20 @@ func TestDrainIdleNoPrefetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // the workers' asks reach the server
+	// Every worker's ask is waiting on the server.
+	js := natstest.JetStream(t, "", nats.InProcessServer(ns))
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		cons, err := js.Consumer(ctx, "IDLE_TRANSFORM", "transform")
+		if err == nil {
+			if info, err := cons.Info(ctx); err == nil && info.NumWaiting == cfg.Workers {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the %d workers' asks are not all waiting on the server", cfg.Workers)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	start := time.Now()
 	if err := c.Drain(ctx); err != nil {
 		t.Fatal(err)
