@@ -22,6 +22,7 @@ import (
 	"github.com/imgpipe/imgpipe/internal/apptest"
 	"github.com/imgpipe/imgpipe/internal/ferrettest"
 	"github.com/imgpipe/imgpipe/internal/fixtures"
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // TestSeparateProcesses runs the roles as the binary would run in a cluster:
@@ -32,20 +33,8 @@ func TestSeparateProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and starts four processes")
 	}
-	dir := t.TempDir()
 	bin := imgpipeBinary(t)
-	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: filepath.Join(dir, "nats"), Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	mongoURI, stopMongo, err := ferrettest.Start(filepath.Join(dir, "ferret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopMongo()
-
-	common := []string{"--nats", ns.ClientURL(), "--store", mongoURI, "--log-format", "json"}
+	ns, common := backends(t)
 	api1 := startProcess(t, bin, "api1", append([]string{"serve", "--roles=api"}, common...)...)
 	api2 := startProcess(t, bin, "api2", append([]string{"serve", "--roles=api"}, common...)...)
 	transformer := startProcess(t, bin, "transform", append([]string{"worker", "--roles=transform"}, common...)...)
@@ -144,6 +133,25 @@ func (b *logBuffer) String() string {
 // listening finds the address the process reports it listens on, in its
 // text or JSON log.
 var listening = regexp.MustCompile(`msg"?[=:]"?listening.*url"?[=:]"?(http://[0-9.]+:[0-9]+)`)
+
+// backends starts what separate processes share, a NATS server on a TCP
+// port and FerretDB, and returns the flags that point a process at them.
+// Both stop when the test ends, after the processes started since.
+func backends(t *testing.T) (*server.Server, []string) {
+	t.Helper()
+	dir := t.TempDir()
+	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: filepath.Join(dir, "nats"), Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	mongoURI, stopMongo, err := ferrettest.Start(filepath.Join(dir, "ferret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopMongo)
+	return ns, []string{"--nats", ns.ClientURL(), "--store", mongoURI, "--log-format", "json"}
+}
 
 // startProcess runs the binary on a port the kernel picks (read back from
 // its log, so no other process can take it in between) and waits for

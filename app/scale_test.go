@@ -2,15 +2,11 @@ package app_test
 
 import (
 	"errors"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"testing"
 
-	"github.com/imgpipe/imgpipe/bus/natsbus"
 	"github.com/imgpipe/imgpipe/internal/apptest"
-	"github.com/imgpipe/imgpipe/internal/ferrettest"
 	"github.com/imgpipe/imgpipe/internal/fixtures"
 	"github.com/imgpipe/imgpipe/model"
 )
@@ -25,18 +21,8 @@ func TestTransformWorkersScaleOutAndIn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and starts four processes")
 	}
-	dir := t.TempDir()
 	bin := imgpipeBinary(t)
-	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: filepath.Join(dir, "nats"), Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	mongoURI, stopMongo, err := ferrettest.Start(filepath.Join(dir, "ferret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopMongo()
+	_, common := backends(t)
 	// One image at a time per worker, so that a backlog forms; what the
 	// killed worker held comes back after the ack wait, kept short (and
 	// above the transform timeout, as validation requires).
@@ -45,7 +31,6 @@ func TestTransformWorkersScaleOutAndIn(t *testing.T) {
 	t.Setenv("IMGPIPE_TRANSFORM_TIMEOUT", "6s")
 	// About a tenth of a second each, and small enough for FerretDB.
 	const spec = "width=1200&blur=4&format=webp&quality=50"
-	common := []string{"--nats", ns.ClientURL(), "--store", mongoURI, "--log-format", "json"}
 	front := startProcess(t, bin, "front", append([]string{"serve", "--roles=api,save2db,logger"}, common...)...)
 	first := startProcess(t, bin, "w1", append([]string{"worker", "--roles=transform"}, common...)...)
 
