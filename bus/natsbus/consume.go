@@ -21,9 +21,8 @@ import (
 // Each process holds at most 2×Workers messages: Workers in handlers and
 // as many prefetched; with NoPrefetch, only those its workers have taken
 // (a settlement held by SettleAfter, heartbeat and all, frees its worker
-// to ask again). The consumer's MaxAckPending bounds all
-// processes together, so a stalled fleet stops pulling instead of piling
-// up work.
+// to ask again). The consumer's MaxAckPending bounds all processes
+// together, so a stalled fleet stops pulling instead of piling up work.
 //
 // Outcome of a handler:
 //   - nil: Ack (fire-and-forget, not AckSync: handlers are idempotent
