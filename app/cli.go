@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -47,7 +48,7 @@ func NewRootCommand() *cobra.Command {
 
 	root.AddCommand(
 		runCommand("dev", "Run every role in one process on embedded NATS and the local store",
-			"Runs api, ui, transform, save2db and logger in one process. Without --nats it starts an\nembedded NATS server with JetStream under --data-dir (no TCP port); without --store it\nkeeps images in the embedded local store under --data-dir.\n\n"+rolesHelp,
+			"Runs api, ui, transform, save2db and logger in one process, whatever roles the\nenvironment or --config name. Without a NATS URL (--nats, IMGPIPE_NATS_URL or nats.url)\nit starts an embedded NATS server with JetStream under --data-dir (no TCP port); without\na store URL (--store, IMGPIPE_STORE_URL or store.url) it keeps images in the embedded\nlocal store under --data-dir.\n\n"+rolesHelp,
 			AllRoles, true),
 		runCommand("serve", "Run the HTTP roles (api, ui) against a NATS cluster and a store",
 			"Runs the roles given by --roles (default api,ui). Needs --nats and --store.\n\n"+rolesHelp,
@@ -71,20 +72,16 @@ func runCommand(name, short, long string, defaultRoles []string, embedded bool) 
 		Long:  long,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			def := DefaultConfig()
-			def.Roles = defaultRoles
-			file, _ := cmd.Flags().GetString("config")
-			cfg, err := Load(cmd.Flags(), file, def)
+			cfg, ignored, err := commandConfig(cmd, defaultRoles, embedded)
 			if err != nil {
 				return err
-			}
-			cfg.Embedded = embedded
-			if err := cfg.Validate(); err != nil {
-				return fmt.Errorf("invalid configuration:\n%w", err)
 			}
 			log := NewLogger(cfg.Log, os.Stderr)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			if ignored != nil {
+				log.Warn("dev runs every role: roles from the environment or the config file are ignored", "ignored", strings.Join(ignored, ","))
+			}
 			log.Info("imgpipe starting", "version", Version, "command", name, "roles", strings.Join(cfg.Roles, ","), "instance", cfg.Instance)
 			return New(cfg, log).Run(ctx)
 		},
@@ -93,6 +90,27 @@ func runCommand(name, short, long string, defaultRoles []string, embedded bool) 
 		cmd.Flags().String("roles", strings.Join(defaultRoles, ","), "roles to run: "+strings.Join(AllRoles, ","))
 	}
 	return cmd
+}
+
+// commandConfig loads and validates the configuration of a run command.
+// dev runs every role whatever a shared config file or IMGPIPE_ROLES say
+// (they are meant for serve and worker); the roles it set aside are
+// returned so that it can say so.
+func commandConfig(cmd *cobra.Command, defaultRoles []string, embedded bool) (cfg Config, ignored []string, err error) {
+	def := DefaultConfig()
+	def.Roles = defaultRoles
+	file, _ := cmd.Flags().GetString("config")
+	if cfg, err = Load(cmd.Flags(), file, def); err != nil {
+		return cfg, nil, err
+	}
+	cfg.Embedded = embedded
+	if embedded && !slices.Equal(slices.Sorted(slices.Values(cfg.Roles)), slices.Sorted(slices.Values(defaultRoles))) {
+		ignored, cfg.Roles = cfg.Roles, slices.Clone(defaultRoles)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, ignored, nil
 }
 
 // Main runs the command line and returns the process exit code.

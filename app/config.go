@@ -94,10 +94,10 @@ func (c *Config) Validate() error {
 	}
 	if !c.Embedded {
 		if c.NATS.URL == "" {
-			errs = append(errs, errors.New("--nats is required (for example --nats nats://h1:4222,h2:4222); only `imgpipe dev` runs an embedded server"))
+			errs = append(errs, errors.New("--nats is required, or IMGPIPE_NATS_URL, or nats.url in --config (for example nats://h1:4222,h2:4222); only `imgpipe dev` runs an embedded server"))
 		}
 		if c.Store.URL == "" {
-			errs = append(errs, errors.New("--store is required (for example --store mongodb://db1,db2/imgpipe); only `imgpipe dev` uses the embedded local store"))
+			errs = append(errs, errors.New("--store is required, or IMGPIPE_STORE_URL, or store.url in --config (for example mongodb://db1,db2/imgpipe); only `imgpipe dev` uses the embedded local store"))
 		}
 	}
 	if c.Embedded && c.DataDir == "" {

@@ -86,12 +86,15 @@ func TestConfigValidation(t *testing.T) {
 	cfg.Roles = []string{"api", "painter"}
 	cfg.Log.Format = "xml"
 	cfg.HTTP.Listen = "nowhere"
+	cfg.HTTP.CORSOrigins = []string{"ftp://x"}
+	cfg.NATS.Replicas = 7
 	cfg.Transform.Presets = map[string]string{"bad": "width=-5"}
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{`unknown role "painter"`, "--nats is required", "--store is required", `log.format "xml"`, "http.listen", "bad"} {
+	for _, want := range []string{`unknown role "painter"`, "--nats is required, or IMGPIPE_NATS_URL, or nats.url", "--store is required, or IMGPIPE_STORE_URL, or store.url",
+		`log.format "xml"`, `http.listen "nowhere"`, `http.cors_origins: "ftp://x"`, "nats.replicas must be 1..5, got 7", "bad"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
@@ -148,5 +151,49 @@ func TestConfigListFromEnvironment(t *testing.T) {
 	}
 	if got := cfg.HTTP.CORSOrigins; len(got) != 2 || got[0] != "https://a.example" || got[1] != "https://b.example" {
 		t.Fatalf("cors origins %q", got)
+	}
+}
+
+// TestDevRunsEveryRole: a config file shared with worker processes, or
+// IMGPIPE_ROLES, does not narrow dev; serve and worker take the file's list.
+func TestDevRunsEveryRole(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "imgpipe.yaml")
+	if err := os.WriteFile(file, []byte("roles: [transform, save2db]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := func(command string, roles []string, args ...string) (Config, []string) {
+		t.Helper()
+		root := NewRootCommand()
+		cmd, _, err := root.Find([]string{command})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Flags().AddFlagSet(root.PersistentFlags())
+		if err := cmd.Flags().Parse(append([]string{"--config", file}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		cfg, ignored, err := commandConfig(cmd, roles, command == "dev")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg, ignored
+	}
+	workerRoles := []string{RoleTransform, RoleSave2DB, RoleLogger}
+	cfg, ignored := config("dev", AllRoles)
+	if strings.Join(cfg.Roles, ",") != strings.Join(AllRoles, ",") || strings.Join(ignored, ",") != "transform,save2db" {
+		t.Errorf("dev with the file: roles %v, ignored %v", cfg.Roles, ignored)
+	}
+	t.Setenv("IMGPIPE_ROLES", "api")
+	if cfg, ignored = config("dev", AllRoles); len(cfg.Roles) != len(AllRoles) || strings.Join(ignored, ",") != "api" {
+		t.Errorf("dev with IMGPIPE_ROLES: roles %v, ignored %v", cfg.Roles, ignored)
+	}
+	t.Setenv("IMGPIPE_ROLES", "") // empty is unset, to viper
+	t.Setenv("IMGPIPE_NATS_URL", "nats://n1:4222")
+	t.Setenv("IMGPIPE_STORE_URL", "mongodb://m1/imgpipe")
+	if cfg, ignored = config("worker", workerRoles); strings.Join(cfg.Roles, ",") != "transform,save2db" || ignored != nil {
+		t.Errorf("worker with the file: roles %v, ignored %v", cfg.Roles, ignored)
+	}
+	if cfg, _ = config("worker", workerRoles, "--roles", "logger"); strings.Join(cfg.Roles, ",") != "logger" {
+		t.Errorf("worker --roles over the file: roles %v", cfg.Roles)
 	}
 }

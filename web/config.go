@@ -51,34 +51,37 @@ func DefaultConfig() Config {
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 }
 
-// Validate checks the listen address and limits.
+// Validate checks the listen address and limits, reporting every problem
+// at once.
 func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return errors.New("http.listen must be host:port, for example 127.0.0.1:8080 or :8080")
+		bad("http.listen %q must be host:port, for example 127.0.0.1:8080 or :8080", c.Listen)
 	}
 	if c.MaxUploadBytes < 1 {
-		return errors.New("http.max_upload_bytes must be positive")
+		bad("http.max_upload_bytes must be positive")
 	}
 	if c.MaxRequestBytes < c.MaxUploadBytes {
-		return errors.New("http.max_request_bytes must be at least http.max_upload_bytes")
+		bad("http.max_request_bytes must be at least http.max_upload_bytes")
 	}
 	if c.MaxInflightUploadBytes < c.MaxRequestBytes+budgetChunk {
-		return fmt.Errorf("http.max_inflight_upload_bytes must be at least http.max_request_bytes + %d: the largest request must fit, with the read that finds its end", budgetChunk)
+		bad("http.max_inflight_upload_bytes must be at least http.max_request_bytes + %d: the largest request must fit, with the read that finds its end", budgetChunk)
 	}
 	if c.MaxFiles < 1 {
-		return errors.New("http.max_files must be at least 1")
+		bad("http.max_files must be at least 1")
 	}
 	if c.MaxWait < 0 {
-		return errors.New("http.max_wait must not be negative")
+		bad("http.max_wait must not be negative")
 	}
 	for _, o := range c.CORSOrigins {
 		scheme, host, _ := strings.Cut(o, "://")
 		if o != "*" && (scheme != "http" && scheme != "https" || host == "" || strings.Contains(host, "/")) {
-			return fmt.Errorf("http.cors_origins: %q is not an origin: want scheme://host[:port] (no path), a * wildcard in the host, or * alone", o)
+			bad("http.cors_origins: %q is not an origin: want scheme://host[:port] (no path), a * wildcard in the host, or * alone", o)
 		}
 	}
 	if c.ReadHeaderTimeout <= 0 || c.IdleTimeout <= 0 {
-		return errors.New("http.read_header_timeout and http.idle_timeout must be positive")
+		bad("http.read_header_timeout and http.idle_timeout must be positive")
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -66,42 +66,40 @@ func DefaultConfig() Config {
 // differing in case cannot map to the same stream.
 var prefixRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
-// Validate reports every invalid field at once.
+// Validate reports every invalid field at once, each by its key in
+// imgpipe's configuration.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Replicas < 1 || c.Replicas > 5 {
-		errs = append(errs, fmt.Errorf("replicas must be 1..5, got %d", c.Replicas))
+		errs = append(errs, fmt.Errorf("nats.replicas must be 1..5, got %d", c.Replicas))
 	}
 	if c.StatusTTL < 0 {
-		errs = append(errs, errors.New("status_ttl must not be negative"))
+		errs = append(errs, errors.New("nats.status_ttl must not be negative"))
 	}
 	if c.ActivityMaxAge < 0 {
-		errs = append(errs, errors.New("activity_max_age must not be negative"))
+		errs = append(errs, errors.New("nats.activity_max_age must not be negative"))
 	}
 	// A finite MaxDeliver is what makes LastAttempt meaningful.
 	if c.Retry.MaxDeliver < 1 {
-		errs = append(errs, fmt.Errorf("retry.max_deliver must be at least 1, got %d", c.Retry.MaxDeliver))
+		errs = append(errs, fmt.Errorf("nats.retry.max_deliver must be at least 1, got %d", c.Retry.MaxDeliver))
 	}
 	for _, d := range c.Retry.Backoff {
 		if d < 0 {
-			errs = append(errs, errors.New("retry.backoff must not hold negative durations"))
+			errs = append(errs, errors.New("nats.retry.backoff must not hold negative durations"))
 			break
 		}
 	}
 	if c.AckWait <= 0 {
-		errs = append(errs, errors.New("ack_wait must be positive"))
+		errs = append(errs, errors.New("nats.ack_wait must be positive"))
 	}
 	if c.MaxAckPending < 0 {
-		errs = append(errs, errors.New("max_ack_pending must not be negative"))
+		errs = append(errs, errors.New("nats.max_ack_pending must not be negative"))
 	}
 	if c.AsyncMaxPending < 1 {
-		errs = append(errs, errors.New("async_max_pending must be at least 1"))
+		errs = append(errs, errors.New("nats.async_max_pending must be at least 1"))
 	}
 	if !prefixRe.MatchString(c.Prefix) {
-		errs = append(errs, fmt.Errorf("prefix %q must match %s", c.Prefix, prefixRe))
+		errs = append(errs, fmt.Errorf("nats.prefix %q must match %s", c.Prefix, prefixRe))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("natsbus: invalid config: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
