@@ -461,3 +461,38 @@ func TestShutdownEndsLiveStreams(t *testing.T) {
 		t.Logf("stream ended with %v", err)
 	}
 }
+
+// TestTimedOutRenderTriedTwice: a render that runs out of time is tried
+// once more, not Retry.MaxDeliver times: each attempt costs a worker the
+// whole timeout.
+func TestTimedOutRenderTriedTwice(t *testing.T) {
+	cfg := apptest.Config(t)
+	cfg.Transform.Timeout = time.Millisecond
+	cfg.NATS.Retry.Backoff = []time.Duration{50 * time.Millisecond}
+	if cfg.NATS.Retry.MaxDeliver <= 2 {
+		t.Fatalf("MaxDeliver %d leaves nothing to cut short", cfg.NATS.Retry.MaxDeliver)
+	}
+	r := apptest.Start(t, cfg)
+	id := upload(t, r.URL, "width=3000&height=3000&fit=fill&blur=20&format=png", fixtures.JPEG(2000, 1500, 61))
+	if res := apptest.Result(t, r.URL, id, ""); res.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("result: %d %s", res.Status, res.Body)
+	}
+	rec := apptest.Get(t, r.URL+"/v1/images/"+id).JSON(t)
+	if rec["status"] != "failed" || rec["error"] != "processing took too long" || rec["attempts"].(float64) != 2 {
+		t.Fatalf("record: %v, want failed after 2 attempts, processing took too long", rec)
+	}
+	// The logger stores activity on its own time: wait for the outcome.
+	seen := map[string]int{}
+	apptest.Eventually(t, "transform.failed in the activity", func() bool {
+		var events struct{ Events []struct{ Event string } }
+		_ = json.Unmarshal(apptest.Get(t, r.URL+"/v1/images/"+id+"/activity").Body, &events)
+		clear(seen)
+		for _, e := range events.Events {
+			seen[e.Event]++
+		}
+		return seen["transform.failed"] > 0
+	})
+	if seen["transform.started"] != 2 || seen["transform.retry"] != 1 || seen["transform.failed"] != 1 {
+		t.Errorf("activity %v: want two starts, one retry, then failed", seen)
+	}
+}

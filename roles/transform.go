@@ -212,7 +212,7 @@ func (t *transformer) render(ctx context.Context, img *model.Image, d bus.Delive
 		out, info, err := t.deps.Engine.Process(ctx, transform.Input{Data: original, Spec: v.Spec, Watermarks: marks})
 		if err != nil {
 			var te *transform.Error
-			if errors.As(err, &te) && te.Permanent() {
+			if errors.As(err, &te) && (te.Permanent() || te.Code == transform.CodeTimeout && d.Attempt() >= timeoutAttempts) {
 				return nil, bus.Permanent(err)
 			}
 			return nil, err
@@ -225,6 +225,13 @@ func (t *transformer) render(ctx context.Context, img *model.Image, d bus.Delive
 	}
 	return results, nil
 }
+
+// timeoutAttempts is how many attempts may run out of transform.timeout
+// before the image is failed. The first may have met a machine too busy to
+// give the render its share; a second rarely does better, and each costs a
+// worker the whole timeout: an upload that no worker can render in time
+// would otherwise take Retry.MaxDeliver of them.
+const timeoutAttempts = 2
 
 // fetchBlob reads a blob from staging, or from the store once save2db has
 // persisted it and cleared the stage.
