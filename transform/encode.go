@@ -5,7 +5,12 @@ package transform
 */
 import "C"
 
-import "unsafe"
+import (
+	"fmt"
+	"net/http"
+	"runtime"
+	"unsafe"
+)
 
 // encode saves the image under the guard; metadata is stripped unless
 // strip=false. The encoded bytes are copied once into Go memory.
@@ -29,4 +34,33 @@ func encode(im *C.VipsImage, j job, g *C.ip_guard) ([]byte, error) {
 		out = stripWebP(out)
 	}
 	return out, nil
+}
+
+// checkEncoded reads back the header of what libheif wrote. Its HEVC
+// encoder (x265) refuses some shapes, 4500x16 or 16x8193 for example,
+// and libheif then writes a file naming an image it does not hold, with no
+// error (libvips' own heifsave included). The header costs little beside
+// an AV1 or HEVC encode, and is only read for those.
+func (e *Engine) checkEncoded(out []byte, f format, geo geometry) error {
+	if f != fmtHEIF && f != fmtAVIF {
+		return nil
+	}
+	var pin runtime.Pinner
+	pin.Pin(&out[0])
+	defer pin.Unpin()
+	var vc vctx
+	defer vc.close()
+	im, err := vc.do("header", func(im **C.VipsImage) C.int {
+		return C.ip_header(unsafe.Pointer(&out[0]), C.size_t(len(out)), C.int(f), im)
+	})
+	if err == nil {
+		if g := geom(im); g.width != geo.width || g.pageHeight != geo.pageHeight {
+			err = fmt.Errorf("wrote %dx%d", g.width, g.pageHeight)
+		}
+	}
+	if err != nil {
+		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeUnencodable,
+			Message: fmt.Sprintf("the %s encoder cannot write a %dx%d image: try another size or format", f, geo.width, geo.pageHeight), Err: err}
+	}
+	return nil
 }

@@ -29,6 +29,7 @@ const (
 	CodeTooManyFrames    = "too_many_frames"
 	CodeOutOfBounds      = "out_of_bounds"
 	CodeUndecodable      = "undecodable"
+	CodeUnencodable      = "unencodable"        // the encoder cannot write this output
 	CodeWatermark        = "watermark_unusable" // missing or unusable watermark image
 	CodeTimeout          = "timeout"
 	CodeCanceled         = "canceled"

@@ -8,6 +8,7 @@ import (
 	"image/gif"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -296,5 +297,22 @@ func TestSixteenBitPNG(t *testing.T) {
 	for _, f := range []string{"png", "jpeg", "webp"} {
 		_, out := process(t, e, data, "width=20&format="+f)
 		wantPixel(t, out, 10, 5, color.RGBA{255, 128, 0, 255}, 8, "16-bit to "+f)
+	}
+}
+
+// TestHEIFShapeTheEncoderRefuses: libheif writes an unreadable file, with
+// no error, for some shapes its HEVC encoder refuses; that is a 422, not a
+// result. A neighbouring shape it accepts still comes out whole.
+func TestHEIFShapeTheEncoderRefuses(t *testing.T) {
+	e := testEngine(t)
+	quad := encPNG(t, quadImage(200, 100))
+	_, _, err := e.Process(context.Background(), Input{Data: quad, Spec: spec(t, e, "width=4500&height=16&fit=fill&format=heif")})
+	got := wantError(t, err, http.StatusUnprocessableEntity, CodeUnencodable)
+	if !strings.Contains(got.Message, "4500x16") || !got.Permanent() {
+		t.Errorf("message %q, permanent %v", got.Message, got.Permanent())
+	}
+	out, img := process(t, e, quad, "width=4096&height=16&fit=fill&format=heif")
+	if b := img.Bounds(); sniff(out) != fmtHEIF || b.Dx() != 4096 || b.Dy() != 16 {
+		t.Errorf("4096x16 heif: %s %v", sniff(out), b)
 	}
 }

@@ -129,6 +129,9 @@ func (e *Engine) renderOnce(data []byte, j job, wm *watermarkSource, g *C.ip_gua
 	if err != nil {
 		return nil, model.Info{}, "encode", err
 	}
+	if err := e.checkEncoded(out, j.out, geo); err != nil {
+		return nil, model.Info{}, "", err
+	}
 	sum := sha256.Sum256(out)
 	info := model.Info{
 		Format: j.out.String(), Width: geo.width, Height: geo.pageHeight,
