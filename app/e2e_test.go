@@ -174,6 +174,9 @@ func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 		{"bad-quality", "quality=101", jpeg, 400},
 		{"missing-watermark", "watermark_image=0123456789abcdef0123456789abcdef", jpeg, 400},
 		{"watermark-no-image-id", "watermark_image=Not_An-Id", jpeg, 400},
+		// Certain to fail once queued: refused at upload.
+		{"output-over-webp-limit", "width=16384&height=16&fit=fill&format=webp", jpeg, 422},
+		{"output-over-limit-one-variant", "variant=a:width=100&variant=b:width=16384%3Bheight=16%3Bfit=fill%3Bformat=webp", jpeg, 422},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,6 +188,9 @@ func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 			e, _ := resp.JSON(t)["error"].(map[string]any)
 			if e == nil || e["code"] == "" || e["message"] == "" {
 				t.Fatalf("error body %s lacks code and message", resp.Body)
+			}
+			if msg, _ := e["message"].(string); strings.HasPrefix(tc.name, "output-over") && !strings.Contains(msg, "limit for webp is 16383") {
+				t.Errorf("message %q does not name the output limit", msg)
 			}
 			if tc.name == "pixel-bomb" && time.Since(start) > 5*time.Second {
 				t.Errorf("bomb took %v: it was decoded, not refused from the header", time.Since(start))

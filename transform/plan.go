@@ -93,6 +93,24 @@ func (r Request) CheckRequest(info model.Info) error {
 	return nil
 }
 
+// CheckOutput reports, as the 422 Process would give, variants whose output
+// this image cannot have under the limits: a side over the format's
+// maximum (WebP's 16383, say), or more pixels than may be held. The api
+// role refuses those at upload rather than queue a certain failure.
+func (e *Engine) CheckOutput(r Request, info model.Info) error {
+	src := inspection{info: info, format: formatByName(info.Format), orientation: max(1, info.Orientation),
+		pages: max(1, info.Pages), animated: info.Animated}
+	for _, v := range r.Variants {
+		if _, err := e.plan(v.Spec, src); err != nil {
+			if te, ok := AsError(err); ok && len(r.Variants) > 1 {
+				te.Message = "variant " + v.Name + ": " + te.Message
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 // outputFormat resolves format=auto: the input's own, PNG for the formats
 // libvips reads but does not write.
 func outputFormat(name string, in format) format {

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/imgpipe/imgpipe/model"
 )
 
 func parse(t *testing.T, e *Engine, q string) (Request, error) {
@@ -306,6 +308,37 @@ func TestCheckRequestExtractBounds(t *testing.T) {
 	}
 	if err := req.CheckRequest(mInfo(100, 50, 6)); err != nil { // on its side: 50x100 upright
 		t.Error(err)
+	}
+}
+
+// TestCheckOutput: what Process would refuse for this image's output is
+// known from the probe, and named by variant when there are several.
+func TestCheckOutput(t *testing.T) {
+	e := testEngine(t)
+	jpeg := model.Info{Format: "jpeg", Width: 800, Height: 600, Orientation: 1}
+	for _, c := range []struct{ q, want string }{
+		{"width=16384&height=16&fit=fill&format=webp", "output would be 16384x16, the limit for webp is 16383"},
+		{"width=16383&height=16&fit=fill&format=webp", ""},
+		{"width=16&height=16384&fit=fill&format=webp&rotate=90", "output would be 16384x16"},
+		{"width=16&height=16384&fit=fill&format=png&rotate=90", ""},
+		{"width=16384&format=webp", ""}, // inside never enlarges: 800x600
+		{"variant=small:width=10&variant=wide:width=16384%3Bheight=10%3Bfit=fill%3Bformat=webp", "variant wide: output would be 16384x10"},
+	} {
+		req, err := parse(t, e, c.q)
+		if err != nil {
+			t.Fatalf("%s: %v", c.q, err)
+		}
+		err = e.CheckOutput(req, jpeg)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s refused: %v", c.q, err)
+		case c.want != "" && err == nil:
+			t.Errorf("%s accepted, want %q", c.q, c.want)
+		case c.want != "":
+			if got := wantError(t, err, http.StatusUnprocessableEntity, CodeTooLarge); !strings.HasPrefix(got.Message, c.want) {
+				t.Errorf("%s: %q, want %q…", c.q, got.Message, c.want)
+			}
+		}
 	}
 }
 

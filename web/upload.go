@@ -142,6 +142,9 @@ func (a *API) ingest(c echo.Context, u upload, req transform.Request) (*model.Im
 	if err == nil {
 		err = req.CheckRequest(info) // e.g. an extract outside this image
 	}
+	if err == nil {
+		err = a.pipe.Engine().CheckOutput(req, info) // e.g. a WebP over 16383 pixels wide
+	}
 	if err != nil {
 		a.metrics.Uploads.WithLabelValues(classify(err).Code).Inc()
 		return nil, false, err
