@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -108,11 +109,36 @@ func (s *Server) observe(m *roles.Metrics) echo.MiddlewareFunc {
 			start := time.Now()
 			err := next(c)
 			status := c.Response().Status
-			if err != nil {
+			switch {
+			case clientGone(c, err):
+				// Whatever the handler answered, or was answering, nobody
+				// read it: a download cut short or an abandoned long poll
+				// is the client's doing, not a 500 or a 202.
+				status = statusClientClosed
+			case err != nil:
 				status = answer(err, c).Status
 			}
-			m.HTTP.WithLabelValues(c.Request().Method, c.Path(), strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+			m.HTTP.WithLabelValues(methodLabel(c.Request().Method), c.Path(), strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 			return err
 		}
 	}
+}
+
+// clientGone reports a request whose client left before its answer was
+// read: its context is cancelled, or writing the answer found the
+// connection closed.
+func clientGone(c echo.Context, err error) bool {
+	return c.Request().Context().Err() != nil || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// methodLabel keeps the metrics' method label to the methods HTTP defines:
+// the method is the client's to choose, and every new label value is a new
+// series held for the life of the process.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }

@@ -22,17 +22,25 @@ import (
 // whole body, on a free loopback port.
 func startServer(t *testing.T, cfg Config) string {
 	t.Helper()
+	return startServerWith(t, cfg, roles.NewMetrics(), func(e *echo.Echo) {
+		e.POST("/echo", func(c echo.Context) error {
+			body, err := io.ReadAll(c.Request().Body)
+			if err != nil {
+				return err
+			}
+			return c.String(http.StatusOK, string(body))
+		})
+	})
+}
+
+// startServerWith runs a Server recording into m, with the routes that
+// routes adds, on a free loopback port.
+func startServerWith(t *testing.T, cfg Config, m *roles.Metrics, routes func(*echo.Echo)) string {
+	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	stopping := make(chan struct{})
-	s := NewServer(cfg, slog.New(slog.DiscardHandler), roles.NewMetrics(),
-		func(context.Context) error { return nil }, stopping)
-	s.Echo().POST("/echo", func(c echo.Context) error {
-		body, err := io.ReadAll(c.Request().Body)
-		if err != nil {
-			return err
-		}
-		return c.String(http.StatusOK, string(body))
-	})
+	s := NewServer(cfg, slog.New(slog.DiscardHandler), m, func(context.Context) error { return nil }, stopping)
+	routes(s.Echo())
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -151,4 +159,79 @@ func TestConfigRefusesUnboundedTimeouts(t *testing.T) {
 			t.Errorf("%s 0: got %v", name, err)
 		}
 	}
+}
+
+// A client that hangs up in the middle of a download, or leaves a long
+// poll, is counted as 499: neither is a server error nor an answer given.
+// A method the client made up is counted as "other": label values are
+// series held for the life of the process.
+func TestMetricsOfAbandonedAndOddRequests(t *testing.T) {
+	m := roles.NewMetrics()
+	addr := startServerWith(t, DefaultConfig(), m, func(e *echo.Echo) {
+		e.GET("/big", func(c echo.Context) error {
+			return c.Blob(http.StatusOK, "application/octet-stream", make([]byte, 64<<20))
+		})
+		e.GET("/poll", func(c echo.Context) error {
+			<-c.Request().Context().Done()
+			return c.JSON(http.StatusAccepted, map[string]string{"status": "queued"})
+		})
+	})
+	for _, path := range []string{"/big", "/poll"} {
+		conn := dial(t, addr)
+		if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if path == "/big" {
+			if _, err := io.ReadFull(conn, make([]byte, 64<<10)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = conn.(*net.TCPConn).SetLinger(0) // a reset, as a killed client gives
+		conn.Close()
+	}
+	for _, method := range []string{"FOO", "BAR", http.MethodGet} {
+		req, _ := http.NewRequest(method, "http://"+addr+"/healthz", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		series := httpSeries(t, m)
+		if series["GET /big 499"] == 1 && series["GET /poll 499"] == 1 && series["other /healthz 405"] == 2 {
+			for s := range series {
+				if strings.HasPrefix(s, "FOO") || strings.HasPrefix(s, "BAR") || strings.HasSuffix(s, " 500") || strings.HasSuffix(s, " 202") {
+					t.Errorf("series %q", s)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("series %v: want GET /big 499, GET /poll 499 and two other /healthz 405", series)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// httpSeries counts the requests of every "method route status" in m.
+func httpSeries(t *testing.T, m *roles.Metrics) map[string]uint64 {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]uint64{}
+	for _, f := range families {
+		if f.GetName() != "imgpipe_http_request_seconds" {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			l := map[string]string{}
+			for _, p := range metric.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			series[l["method"]+" "+l["route"]+" "+l["status"]] = metric.GetHistogram().GetSampleCount()
+		}
+	}
+	return series
 }
