@@ -271,6 +271,20 @@ func TestMultipartBatchAndPrototypeEndpoints(t *testing.T) {
 		}
 	}
 
+	// A batch with nothing accepted is an error, in the one error shape,
+	// with each file's reason beside it.
+	ct, body = apptest.Multipart(t, "files", map[string][]byte{"x.txt": fixtures.Text(), "y.txt": fixtures.Text()})
+	resp = apptest.Do(t, http.MethodPost, r.URL+"/v1/images", ct, body)
+	var none struct {
+		Error  struct{ Code, Message string }
+		Images []struct{ Error *struct{ Code string } }
+	}
+	if err := json.Unmarshal(resp.Body, &none); err != nil || resp.Status != http.StatusUnsupportedMediaType ||
+		none.Error.Code != "unsupported_type" || !strings.Contains(none.Error.Message, "none of the 2 files") ||
+		len(none.Images) != 2 || none.Images[0].Error == nil || none.Images[1].Error == nil {
+		t.Errorf("batch with nothing accepted: %d %s", resp.Status, resp.Body)
+	}
+
 	// The prototype's API: POST /image with field "image", GET /image/{id}
 	// with 204 until ready.
 	ct, body = apptest.Multipart(t, "image", map[string][]byte{"p.jpg": fixtures.JPEG(500, 500, 23)})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -24,7 +25,22 @@ type apiError struct {
 func (e *apiError) Error() string { return e.Message }
 
 func newError(status int, code, msg string) *apiError {
-	return &apiError{Status: status, Code: code, Message: msg}
+	return &apiError{Status: status, Code: code, Message: clip(msg)}
+}
+
+// maxMessage bounds an error message: many quote what the client sent (an
+// unknown parameter, a bad value), which may be most of a megabyte.
+const maxMessage = 1024
+
+func clip(msg string) string {
+	if len(msg) <= maxMessage {
+		return msg
+	}
+	cut := maxMessage
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "…"
 }
 
 // classify turns any error into the answer a client may see. Client mistakes

@@ -10,10 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/imgpipe/imgpipe/roles"
+	"github.com/imgpipe/imgpipe/transform"
 )
 
 // A request its client abandoned is not a server failure: 499, not a 500
@@ -68,4 +70,20 @@ func recordedStatuses(t *testing.T, m *roles.Metrics) []string {
 		}
 	}
 	return statuses
+}
+
+// A message quoting what the client sent is cut to a bound, on a rune
+// boundary; short ones are untouched.
+func TestErrorMessageBounded(t *testing.T) {
+	long := newError(http.StatusBadRequest, "invalid_parameter", "unknown parameter "+strings.Repeat("é", 500_000))
+	if n := len(long.Message); n > maxMessage+len("…") || !utf8.ValidString(long.Message) || !strings.HasSuffix(long.Message, "…") {
+		t.Errorf("message of %d bytes, valid UTF-8 %v", n, utf8.ValidString(long.Message))
+	}
+	if short := newError(http.StatusBadRequest, "x", "width: must be positive"); short.Message != "width: must be positive" {
+		t.Errorf("short message changed: %q", short.Message)
+	}
+	// Through classify too: the engine's errors quote parameters.
+	if ae := classify(&transform.Error{Status: 400, Code: "invalid_parameter", Message: strings.Repeat("x", 900_000)}); len(ae.Message) > maxMessage+len("…") {
+		t.Errorf("engine message of %d bytes passed through", len(ae.Message))
+	}
 }

@@ -219,6 +219,13 @@ func (a *API) postImages(c echo.Context) error {
 		}
 		return c.JSON(status, out[0])
 	}
+	if status != http.StatusAccepted {
+		// Nothing was accepted: the request failed, in the API's one error
+		// shape, with each file's reason beside it.
+		first := out[0].(refused).Error
+		return c.JSON(status, map[string]any{"images": out, "error": newError(status, first.Code,
+			fmt.Sprintf("none of the %d files was accepted; each one's reason is in images", len(out)))})
+	}
 	return c.JSON(status, map[string][]any{"images": out})
 }
 
