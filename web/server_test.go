@@ -235,3 +235,19 @@ func httpSeries(t *testing.T, m *roles.Metrics) map[string]uint64 {
 	}
 	return series
 }
+
+// /healthz, /readyz and /metrics answer HEAD as GET, without a body.
+func TestHealthEndpointsAnswerHEAD(t *testing.T) {
+	addr := startServer(t, DefaultConfig())
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		resp, err := http.Head("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(body) != 0 {
+			t.Errorf("HEAD %s: %d with %d bytes", path, resp.StatusCode, len(body))
+		}
+	}
+}
