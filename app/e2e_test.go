@@ -221,9 +221,10 @@ func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 		t.Errorf("HEAD of an unknown image: %d, want 404", resp.Status)
 	}
 	// Malformed escapes too: net/url would drop the pair and answer as if
-	// it were absent.
+	// it were absent. And a parameter given twice: which value would win?
 	for _, u := range []string{"/v1/images?status=weird", "/v1/images?limit=0", "/v1/images?cursor=zzz",
-		"/v1/images?limit=%ZZ", "/v1/images/nope/result?wait=%ZZ", "/v1/images/nope/result?variant=%G1", "/image/nope?x=%"} {
+		"/v1/images?limit=%ZZ", "/v1/images/nope/result?wait=%ZZ", "/v1/images/nope/result?variant=%G1", "/image/nope?x=%",
+		"/v1/images?limit=1&limit=2", "/v1/images?status=queued&status=done", "/v1/images/nope/result?wait=1s&wait=2s"} {
 		if resp := apptest.Get(t, r.URL+u); resp.Status != 400 {
 			t.Errorf("GET %s: %d, want 400: %s", u, resp.Status, resp.Body)
 		}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -67,8 +68,16 @@ func (a *API) Mount(e *echo.Echo) {
 // default limit and ?wait=%ZZ would not wait.
 func strictQuery(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if _, err := url.ParseQuery(c.Request().URL.RawQuery); err != nil {
+		q, err := url.ParseQuery(c.Request().URL.RawQuery)
+		if err != nil {
 			return newError(http.StatusBadRequest, "bad_query", "malformed query string: "+err.Error())
+		}
+		// Every parameter of these routes takes one value: which of two
+		// would win is a guess the client should not have to make.
+		for name, values := range q {
+			if len(values) > 1 {
+				return newError(http.StatusBadRequest, "bad_query", fmt.Sprintf("parameter %q is given %d times; give it once", name, len(values)))
+			}
 		}
 		return next(c)
 	}
