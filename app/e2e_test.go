@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -515,5 +516,66 @@ func TestTimedOutRenderTriedTwice(t *testing.T) {
 	})
 	if seen["transform.started"] != 2 || seen["transform.retry"] != 1 || seen["transform.failed"] != 1 {
 		t.Errorf("activity %v: want two starts, one retry, then failed", seen)
+	}
+}
+
+// TestRangeRequests: results and originals are served in parts on
+// request (resumed downloads, CDNs), and a range that cannot be served is
+// refused in the API's JSON error shape.
+func TestRangeRequests(t *testing.T) {
+	r := apptest.Start(t, apptest.Config(t))
+	data := fixtures.PNG(300, 200, 41, false)
+	id := upload(t, r.URL, "width=200&format=png", data)
+	whole := waitOK(t, r.URL, id)
+	n, etag := len(whole.Body), whole.Header.Get("ETag")
+	get := func(path string, headers ...string) apptest.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, r.URL+"/v1/images/"+id+path, nil)
+		for i := 0; i < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return apptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	}
+	for _, c := range []struct {
+		rng        string
+		from, to   int // the bytes expected, [from, to)
+		contentRng string
+	}{
+		{"bytes=0-99", 0, 100, fmt.Sprintf("bytes 0-99/%d", n)},
+		{"bytes=-10", n - 10, n, fmt.Sprintf("bytes %d-%d/%d", n-10, n-1, n)},
+		{fmt.Sprintf("bytes=%d-", n-1), n - 1, n, fmt.Sprintf("bytes %d-%d/%d", n-1, n-1, n)},
+	} {
+		part := get("/result", "Range", c.rng)
+		if part.Status != http.StatusPartialContent || part.Header.Get("Content-Range") != c.contentRng ||
+			!bytes.Equal(part.Body, whole.Body[c.from:c.to]) || part.Header.Get("Content-Type") != "image/png" {
+			t.Errorf("Range %s: %d, Content-Range %q, %d bytes", c.rng, part.Status, part.Header.Get("Content-Range"), len(part.Body))
+		}
+	}
+	if part := get("/original", "Range", "bytes=5-9"); part.Status != http.StatusPartialContent || !bytes.Equal(part.Body, data[5:10]) {
+		t.Errorf("Range of the original: %d %q", part.Status, part.Body)
+	}
+	// If-Range: the part while the ETag holds, else the whole.
+	if part := get("/result", "Range", "bytes=0-9", "If-Range", etag); part.Status != http.StatusPartialContent || len(part.Body) != 10 {
+		t.Errorf("If-Range with the ETag: %d, %d bytes", part.Status, len(part.Body))
+	}
+	if full := get("/result", "Range", "bytes=0-9", "If-Range", `"other"`); full.Status != http.StatusOK || !bytes.Equal(full.Body, whole.Body) {
+		t.Errorf("If-Range with another ETag: %d, %d bytes", full.Status, len(full.Body))
+	}
+	for _, bad := range []string{fmt.Sprintf("bytes=%d-", n), "bytes=9-2", "pages=1"} {
+		refused := get("/result", "Range", bad)
+		e, _ := refused.JSON(t)["error"].(map[string]any)
+		if refused.Status != http.StatusRequestedRangeNotSatisfiable || e == nil || e["code"] != "bad_range" ||
+			!strings.Contains(e["message"].(string), strconv.Itoa(n)) {
+			t.Errorf("Range %s: %d %s", bad, refused.Status, refused.Body)
+		}
+	}
+	if head := apptest.Do(t, http.MethodHead, r.URL+"/v1/images/"+id+"/result", "", nil); head.Header.Get("Accept-Ranges") != "bytes" {
+		t.Errorf("HEAD does not offer ranges: %v", head.Header)
 	}
 }

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -69,21 +71,56 @@ func (a *API) sendBlob(c echo.Context, key string, info model.Info) error {
 	if etagMatches(c.Request().Header.Get("If-None-Match"), etag) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	if c.Request().Method == http.MethodHead && info.Size > 0 {
+	h.Set(echo.HeaderContentType, contentType(info.Format))
+	if c.Request().Method == http.MethodHead && info.Size > 0 && c.Request().Header.Get("Range") == "" {
 		// The record knows the length: a HEAD need not fetch the bytes,
 		// which for a stored camera original means reading megabytes.
 		h.Set(echo.HeaderContentLength, strconv.FormatInt(info.Size, 10))
-		h.Set(echo.HeaderContentType, contentType(info.Format))
+		h.Set("Accept-Ranges", "bytes")
 		return c.NoContent(http.StatusOK)
 	}
 	data, err := a.pipe.Blob(c.Request().Context(), key)
 	if err != nil {
 		return err
 	}
-	// Said outright: net/http only works the length out for small bodies,
-	// so a HEAD would not tell the size and a GET would be chunked.
-	h.Set(echo.HeaderContentLength, strconv.Itoa(len(data)))
-	return c.Blob(http.StatusOK, contentType(info.Format), data)
+	// net/http answers Range (one part: 206; several: multipart/byteranges)
+	// and If-Range against the ETag set above, and gives the length. Its
+	// refusal of a range is plain text: the API's errors are JSON.
+	w := &jsonRangeError{Response: c.Response(), asked: c.Request().Header.Get("Range"), size: len(data)}
+	http.ServeContent(w, c.Request(), "", time.Time{}, bytes.NewReader(data))
+	return nil
+}
+
+// jsonRangeError passes http.ServeContent's answer through, except its
+// plain-text 416, which it turns into the API's JSON error. Content-Range
+// (bytes */size), which net/http sets for a range past the end, stays.
+type jsonRangeError struct {
+	*echo.Response
+	asked   string // the Range header
+	size    int
+	refused bool
+}
+
+func (w *jsonRangeError) WriteHeader(status int) {
+	if status != http.StatusRequestedRangeNotSatisfiable {
+		w.Response.WriteHeader(status)
+		return
+	}
+	w.refused = true
+	ae := newError(status, "bad_range", fmt.Sprintf("range %q cannot be served: the image has %d bytes", w.asked, w.size))
+	body, _ := json.Marshal(map[string]*apiError{"error": ae})
+	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	w.Header().Del("X-Content-Type-Options")
+	w.Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	w.Response.WriteHeader(status)
+	_, _ = w.Response.Write(body)
+}
+
+func (w *jsonRangeError) Write(b []byte) (int, error) {
+	if w.refused {
+		return len(b), nil // net/http's text, replaced above
+	}
+	return w.Response.Write(b)
 }
 
 // getOriginal is GET /v1/images/{id}/original: the bytes as uploaded.
