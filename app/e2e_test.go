@@ -208,6 +208,23 @@ func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 	if resp := apptest.Do(t, http.MethodPost, r.URL+"/v1/images", ct, body); resp.Status != 400 {
 		t.Errorf("multipart without files: %d %s", resp.Status, resp.Body)
 	}
+	if resp := apptest.Do(t, http.MethodPost, r.URL+"/v1/images", strings.Replace(ct, "form-data", "mixed", 1), body); resp.Status != 415 ||
+		!strings.Contains(string(resp.Body), "multipart/form-data") {
+		t.Errorf("multipart/mixed: %d %s", resp.Status, resp.Body)
+	}
+	// A compressed body is refused, not decoded (a bomb) nor taken as is.
+	req, _ := http.NewRequest(http.MethodPost, r.URL+"/v1/images", bytes.NewReader(jpeg))
+	req.Header.Set("Content-Type", "image/jpeg")
+	req.Header.Set("Content-Encoding", "gzip")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Error(err)
+	} else {
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 415 || !strings.Contains(string(msg), "unsupported_encoding") {
+			t.Errorf("Content-Encoding gzip: %d %s", resp.StatusCode, msg)
+		}
+	}
 	// Ids no upload could have, including ones the bus refuses as keys:
 	// a client's mistake, so 404, never 500.
 	for _, u := range []string{"/v1/images/nope", "/v1/images/nope/result", "/image/nope",

@@ -28,7 +28,18 @@ type upload struct {
 func (a *API) readUploads(c echo.Context, field string) ([]upload, error) {
 	r := c.Request()
 	max := a.cfg.MaxUploadBytes
+	if ce := r.Header.Get(echo.HeaderContentEncoding); ce != "" && !strings.EqualFold(ce, "identity") {
+		// Decoding it would put a decompression bomb before every limit;
+		// taking the bytes as they are would store a compressed file as
+		// the original, or refuse an image as "not an image".
+		return nil, newError(http.StatusUnsupportedMediaType, "unsupported_encoding",
+			fmt.Sprintf("Content-Encoding %q is not accepted: send the image's bytes as they are (images are compressed already)", ce))
+	}
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if strings.HasPrefix(mediaType, "multipart/") && mediaType != "multipart/form-data" {
+		return nil, newError(http.StatusUnsupportedMediaType, "unsupported_multipart",
+			mediaType+" is not accepted: send files as multipart/form-data, or one image as the body")
+	}
 	if mediaType != "multipart/form-data" {
 		if r.ContentLength > max {
 			return nil, tooLarge(max)
