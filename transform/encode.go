@@ -6,6 +6,7 @@ package transform
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -45,17 +46,17 @@ func (e *Engine) checkEncoded(out []byte, f format, geo geometry) error {
 	if f != fmtHEIF && f != fmtAVIF {
 		return nil
 	}
-	var pin runtime.Pinner
-	pin.Pin(&out[0])
-	defer pin.Unpin()
-	var vc vctx
-	defer vc.close()
-	im, err := vc.do("header", func(im **C.VipsImage) C.int {
-		return C.ip_header(unsafe.Pointer(&out[0]), C.size_t(len(out)), C.int(f), im)
-	})
-	if err == nil {
-		if g := geom(im); g.width != geo.width || g.pageHeight != geo.pageHeight {
-			err = fmt.Errorf("wrote %dx%d", g.width, g.pageHeight)
+	err := errors.New("wrote nothing")
+	if len(out) > 0 {
+		var pin runtime.Pinner
+		defer pin.Unpin()
+		var vc vctx
+		defer vc.close()
+		var im *C.VipsImage
+		if im, err = header(&vc, &pin, out, f); err == nil {
+			if g := geom(im); g.width != geo.width || g.pageHeight != geo.pageHeight {
+				err = fmt.Errorf("wrote %dx%d", g.width, g.pageHeight)
+			}
 		}
 	}
 	if err != nil {

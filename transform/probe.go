@@ -93,16 +93,23 @@ func (e *Engine) inspect(data []byte, describe bool) (inspection, error) {
 	return in, nil
 }
 
+// header has libvips parse the header of data (no pixels) into vc. The
+// image refers to data, which pin holds in place: unpin only after vc is
+// closed.
+func header(vc *vctx, pin *runtime.Pinner, data []byte, f format) (*C.VipsImage, error) {
+	pin.Pin(&data[0])
+	return vc.do("header", func(out **C.VipsImage) C.int {
+		return C.ip_header(unsafe.Pointer(&data[0]), C.size_t(len(data)), C.int(f), out)
+	})
+}
+
 // readHeader has libvips parse the header (no pixels) and fills Info.
 func (e *Engine) readHeader(data []byte, in *inspection, describe bool) error {
 	var pin runtime.Pinner
-	pin.Pin(&data[0])
 	defer pin.Unpin()
 	var vc vctx
 	defer vc.close()
-	im, err := vc.do("header", func(out **C.VipsImage) C.int {
-		return C.ip_header(unsafe.Pointer(&data[0]), C.size_t(len(data)), C.int(in.format), out)
-	})
+	im, err := header(&vc, &pin, data, in.format)
 	if err != nil {
 		e.log.Warn("image header unreadable", "format", in.format.String(), "err", err)
 		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeCorrupt,
