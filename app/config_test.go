@@ -179,6 +179,7 @@ func TestDevRunsEveryRole(t *testing.T) {
 		return cfg, ignored
 	}
 	workerRoles := []string{RoleTransform, RoleSave2DB, RoleLogger}
+	t.Setenv("IMGPIPE_ROLES", "") // whatever the environment running the tests has (empty is unset, to viper)
 	cfg, ignored := config("dev", AllRoles)
 	if strings.Join(cfg.Roles, ",") != strings.Join(AllRoles, ",") || strings.Join(ignored, ",") != "transform,save2db" {
 		t.Errorf("dev with the file: roles %v, ignored %v", cfg.Roles, ignored)
@@ -187,7 +188,7 @@ func TestDevRunsEveryRole(t *testing.T) {
 	if cfg, ignored = config("dev", AllRoles); len(cfg.Roles) != len(AllRoles) || strings.Join(ignored, ",") != "api" {
 		t.Errorf("dev with IMGPIPE_ROLES: roles %v, ignored %v", cfg.Roles, ignored)
 	}
-	t.Setenv("IMGPIPE_ROLES", "") // empty is unset, to viper
+	t.Setenv("IMGPIPE_ROLES", "")
 	t.Setenv("IMGPIPE_NATS_URL", "nats://n1:4222")
 	t.Setenv("IMGPIPE_STORE_URL", "mongodb://m1/imgpipe")
 	if cfg, ignored = config("worker", workerRoles); strings.Join(cfg.Roles, ",") != "transform,save2db" || ignored != nil {

@@ -584,13 +584,22 @@ func TestRangeRequests(t *testing.T) {
 	if full := get("/result", "Range", "bytes=0-9", "If-Range", `"other"`); full.Status != http.StatusOK || !bytes.Equal(full.Body, whole.Body) {
 		t.Errorf("If-Range with another ETag: %d, %d bytes", full.Status, len(full.Body))
 	}
-	for _, bad := range []string{fmt.Sprintf("bytes=%d-", n), "bytes=9-2", "pages=1"} {
+	for _, bad := range []string{fmt.Sprintf("bytes=%d-", n), "bytes=9-2", "bytes=x"} {
 		refused := get("/result", "Range", bad)
 		e, _ := refused.JSON(t)["error"].(map[string]any)
 		if refused.Status != http.StatusRequestedRangeNotSatisfiable || e == nil || e["code"] != "bad_range" ||
 			!strings.Contains(e["message"].(string), strconv.Itoa(n)) {
 			t.Errorf("Range %s: %d %s", bad, refused.Status, refused.Body)
 		}
+	}
+	// A unit other than bytes is ignored (RFC 9110): the whole.
+	if full := get("/result", "Range", "pages=1"); full.Status != http.StatusOK || !bytes.Equal(full.Body, whole.Body) {
+		t.Errorf("Range pages=1: %d, %d bytes", full.Status, len(full.Body))
+	}
+	// net/http's other refusal on this path is JSON too.
+	if refused := get("/result", "Range", "bytes=0-9", "If-Match", `"other"`); refused.Status != http.StatusPreconditionFailed ||
+		refused.JSON(t)["error"].(map[string]any)["code"] != "precondition_failed" {
+		t.Errorf("If-Match with another ETag: %d %s", refused.Status, refused.Body)
 	}
 	if head := apptest.Do(t, http.MethodHead, r.URL+"/v1/images/"+id+"/result", "", nil); head.Header.Get("Accept-Ranges") != "bytes" {
 		t.Errorf("HEAD does not offer ranges: %v", head.Header)

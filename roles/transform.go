@@ -226,11 +226,13 @@ func (t *transformer) render(ctx context.Context, img *model.Image, d bus.Delive
 	return results, nil
 }
 
-// timeoutAttempts is how many attempts may run out of transform.timeout
-// before the image is failed. The first may have met a machine too busy to
-// give the render its share; a second rarely does better, and each costs a
-// worker the whole timeout: an upload that no worker can render in time
-// would otherwise take Retry.MaxDeliver of them.
+// timeoutAttempts is the attempt from which running out of
+// transform.timeout fails the image. The first may have met a machine too
+// busy to give the render its share; a second rarely does better, and each
+// costs a worker the whole timeout: an upload that no worker can render in
+// time would otherwise take Retry.MaxDeliver of them. Attempts are counted
+// whatever ended the earlier ones (a crash, a bus error): keeping a count
+// of timeouts alone would need one more field in every status record.
 const timeoutAttempts = 2
 
 // fetchBlob reads a blob from staging, or from the store once save2db has

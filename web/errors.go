@@ -24,6 +24,9 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.Message }
 
+// errorBody wraps ae in the shape every error answer has.
+func errorBody(ae *apiError) map[string]*apiError { return map[string]*apiError{"error": ae} }
+
 func newError(status int, code, msg string) *apiError {
 	return &apiError{Status: status, Code: code, Message: clip(msg)}
 }
@@ -92,7 +95,7 @@ const statusClientClosed = 499
 // hung up (a closed tab, a timeout on its side), so nobody reads this answer
 // and nothing failed here. The log and the metrics both see 499.
 func answer(err error, c echo.Context) *apiError {
-	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+	if clientGone(c, err) {
 		return newError(statusClientClosed, "client_closed_request", "the client closed the request")
 	}
 	return classify(err)
@@ -115,6 +118,6 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if ae.Status == http.StatusServiceUnavailable {
 			c.Response().Header().Set("Retry-After", "5")
 		}
-		_ = c.JSON(ae.Status, map[string]*apiError{"error": ae})
+		_ = c.JSON(ae.Status, errorBody(ae))
 	}
 }

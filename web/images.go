@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -83,32 +84,49 @@ func (a *API) sendBlob(c echo.Context, key string, info model.Info) error {
 	if err != nil {
 		return err
 	}
+	h.Set("Accept-Ranges", "bytes")
+	if !strings.HasPrefix(c.Request().Header.Get("Range"), "bytes=") {
+		// The whole (a range in another unit is ignored, as RFC 9110
+		// asks). Length said outright: net/http only works it out for
+		// small bodies, so a GET would be chunked.
+		h.Set(echo.HeaderContentLength, strconv.Itoa(len(data)))
+		return c.Blob(http.StatusOK, contentType(info.Format), data)
+	}
 	// net/http answers Range (one part: 206; several: multipart/byteranges)
-	// and If-Range against the ETag set above, and gives the length. Its
-	// refusal of a range is plain text: the API's errors are JSON.
-	w := &jsonRangeError{Response: c.Response(), asked: c.Request().Header.Get("Range"), size: len(data)}
+	// and its conditions (If-Range against the ETag set above); its
+	// refusals are plain text, made JSON by partWriter.
+	w := &partWriter{Response: c.Response(), asked: c.Request().Header.Get("Range"), size: len(data)}
 	http.ServeContent(w, c.Request(), "", time.Time{}, bytes.NewReader(data))
 	return nil
 }
 
-// jsonRangeError passes http.ServeContent's answer through, except its
-// plain-text 416, which it turns into the API's JSON error. Content-Range
-// (bytes */size), which net/http sets for a range past the end, stays.
-type jsonRangeError struct {
+// partWriter passes http.ServeContent's answer through, except a refusal
+// (416 for a range outside the bytes, 412 for an If-Match that does not
+// hold), whose plain text it replaces with the API's JSON error. Headers
+// set before, such as Content-Range: bytes */size, stay.
+type partWriter struct {
 	*echo.Response
 	asked   string // the Range header
 	size    int
 	refused bool
 }
 
-func (w *jsonRangeError) WriteHeader(status int) {
-	if status != http.StatusRequestedRangeNotSatisfiable {
+func (w *partWriter) WriteHeader(status int) {
+	if status < 400 {
 		w.Response.WriteHeader(status)
 		return
 	}
 	w.refused = true
-	ae := newError(status, "bad_range", fmt.Sprintf("range %q cannot be served: the image has %d bytes", w.asked, w.size))
-	body, _ := json.Marshal(map[string]*apiError{"error": ae})
+	var ae *apiError
+	switch status {
+	case http.StatusRequestedRangeNotSatisfiable:
+		ae = newError(status, "bad_range", fmt.Sprintf("range %q cannot be served: the image has %d bytes", w.asked, w.size))
+	case http.StatusPreconditionFailed:
+		ae = newError(status, "precondition_failed", "the If-Match or If-Unmodified-Since condition does not hold for this image")
+	default:
+		ae = newError(status, codeFor(status), http.StatusText(status))
+	}
+	body, _ := json.Marshal(errorBody(ae))
 	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	w.Header().Del("X-Content-Type-Options")
 	w.Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
@@ -116,7 +134,7 @@ func (w *jsonRangeError) WriteHeader(status int) {
 	_, _ = w.Response.Write(body)
 }
 
-func (w *jsonRangeError) Write(b []byte) (int, error) {
+func (w *partWriter) Write(b []byte) (int, error) {
 	if w.refused {
 		return len(b), nil // net/http's text, replaced above
 	}

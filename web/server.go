@@ -112,10 +112,11 @@ func (s *Server) observe(m *roles.Metrics) echo.MiddlewareFunc {
 			err := next(c)
 			status := c.Response().Status
 			switch {
-			case clientGone(c, err):
+			case clientGone(c, err) && c.Response().Header().Get(echo.HeaderContentType) != "text/event-stream":
 				// Whatever the handler answered, or was answering, nobody
 				// read it: a download cut short or an abandoned long poll
-				// is the client's doing, not a 500 or a 202.
+				// is the client's doing, not a 500 or a 202. (An event
+				// stream always ends so: it keeps its 200.)
 				status = statusClientClosed
 			case err != nil:
 				status = answer(err, c).Status

@@ -163,6 +163,7 @@ func TestConfigRefusesUnboundedTimeouts(t *testing.T) {
 
 // A client that hangs up in the middle of a download, or leaves a long
 // poll, is counted as 499: neither is a server error nor an answer given.
+// An event stream, which always ends so, keeps its 200.
 // A method the client made up is counted as "other": label values are
 // series held for the life of the process.
 func TestMetricsOfAbandonedAndOddRequests(t *testing.T) {
@@ -175,8 +176,15 @@ func TestMetricsOfAbandonedAndOddRequests(t *testing.T) {
 			<-c.Request().Context().Done()
 			return c.JSON(http.StatusAccepted, map[string]string{"status": "queued"})
 		})
+		e.GET("/stream", func(c echo.Context) error {
+			c.Response().Header().Set(echo.HeaderContentType, "text/event-stream")
+			c.Response().WriteHeader(http.StatusOK)
+			c.Response().Flush()
+			<-c.Request().Context().Done()
+			return nil
+		})
 	})
-	for _, path := range []string{"/big", "/poll"} {
+	for _, path := range []string{"/big", "/poll", "/stream"} {
 		conn := dial(t, addr)
 		if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 			t.Fatal(err)
@@ -198,7 +206,7 @@ func TestMetricsOfAbandonedAndOddRequests(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		series := httpSeries(t, m)
-		if series["GET /big 499"] == 1 && series["GET /poll 499"] == 1 && series["other /healthz 405"] == 2 {
+		if series["GET /big 499"] == 1 && series["GET /poll 499"] == 1 && series["GET /stream 200"] == 1 && series["other /healthz 405"] == 2 {
 			for s := range series {
 				if strings.HasPrefix(s, "FOO") || strings.HasPrefix(s, "BAR") || strings.HasSuffix(s, " 500") || strings.HasSuffix(s, " 202") {
 					t.Errorf("series %q", s)
@@ -207,7 +215,7 @@ func TestMetricsOfAbandonedAndOddRequests(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("series %v: want GET /big 499, GET /poll 499 and two other /healthz 405", series)
+			t.Fatalf("series %v: want GET /big 499, GET /poll 499, GET /stream 200 and two other /healthz 405", series)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
