@@ -513,12 +513,13 @@ func TestTimedOutRenderTriedTwice(t *testing.T) {
 	}
 	r := apptest.Start(t, cfg)
 	id := upload(t, r.URL, "width=3000&height=3000&fit=fill&blur=20&format=png", fixtures.JPEG(2000, 1500, 61))
-	if res := apptest.Result(t, r.URL, id, ""); res.Status != http.StatusUnprocessableEntity {
-		t.Fatalf("result: %d %s", res.Status, res.Body)
+	res := apptest.Result(t, r.URL, id, "")
+	if e, _ := res.JSON(t)["error"].(map[string]any); res.Status != http.StatusUnprocessableEntity || e["code"] != "timeout" {
+		t.Fatalf("result: %d %s, want 422 with code timeout", res.Status, res.Body)
 	}
 	rec := apptest.Get(t, r.URL+"/v1/images/"+id).JSON(t)
-	if rec["status"] != "failed" || rec["error"] != "processing took too long" || rec["attempts"].(float64) != 2 {
-		t.Fatalf("record: %v, want failed after 2 attempts, processing took too long", rec)
+	if rec["status"] != "failed" || rec["error"] != "processing took too long" || rec["error_code"] != "timeout" || rec["attempts"].(float64) != 2 {
+		t.Fatalf("record: %v, want failed after 2 attempts, processing took too long (timeout)", rec)
 	}
 	// The logger stores activity on its own time: wait for the outcome.
 	seen := map[string]int{}

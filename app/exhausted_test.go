@@ -30,12 +30,12 @@ func TestImageWhoseWorkersDieEndsFailed(t *testing.T) {
 	front, config, id := workersDieOnEveryAttempt(t, maxDeliver, maxDeliver, true)
 	worker := apptest.Start(t, config("worker-2", app.RoleTransform))
 	res := apptest.Result(t, front.URL, id, "")
-	if res.Status != http.StatusUnprocessableEntity {
-		t.Fatalf("result: %d %.300q, want 422", res.Status, res.Body)
+	if e, _ := res.JSON(t)["error"].(map[string]any); res.Status != http.StatusUnprocessableEntity || e["code"] != "workers_stopped" {
+		t.Fatalf("result: %d %.300q, want 422 workers_stopped", res.Status, res.Body)
 	}
 	rec := apptest.Get(t, front.URL+"/v1/images/"+id).JSON(t)
 	if msg, _ := rec["error"].(string); rec["status"] != "failed" || !strings.Contains(msg, "did not complete") ||
-		rec["attempts"] != float64(maxDeliver) {
+		rec["error_code"] != "workers_stopped" || rec["attempts"] != float64(maxDeliver) {
 		t.Fatalf("record: %v, want failed after %d attempts, with the error", rec, maxDeliver)
 	}
 

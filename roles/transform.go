@@ -63,7 +63,7 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 			img.Attempts = cur.Attempts
 		}
 		cause := fmt.Errorf("attempts exhausted: no verdict after %d deliveries", d.Attempt()-1)
-		return t.fail(ctx, d, &img, cause, msgWorkersStopped)
+		return t.fail(ctx, d, &img, cause, msgWorkersStopped, codeWorkersStopped)
 	}
 	// An exhausted delivery whose last attempt never began goes on as that
 	// attempt (not the final one: if its worker died too, nothing would
@@ -89,7 +89,7 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 			t.act.emit(img.ID, model.EventTransformRetry, d.Attempt(), publicMessage(err))
 			return err
 		}
-		return t.fail(ctx, d, &img, err, publicMessage(err))
+		return t.fail(ctx, d, &img, err, publicMessage(err), publicCode(err))
 	}
 	img.Status, img.Results, img.Error = model.StatusDone, results, ""
 	t.emitOutcome(&img)
@@ -127,19 +127,22 @@ func lastAttemptBegan(d bus.Delivery, cur *model.Image, err error) bool {
 	return cur.Attempts >= d.MaxAttempts()
 }
 
-// msgWorkersStopped is the public error of an image whose last attempt
-// ended without a verdict (bus.Delivery.Exhausted).
-const msgWorkersStopped = "processing did not complete: the worker handling this image's last attempt stopped (crash or timeout) without an answer"
+// msgWorkersStopped and codeWorkersStopped are the public error of an
+// image whose last attempt ended without a verdict (bus.Delivery.Exhausted).
+const (
+	msgWorkersStopped  = "processing did not complete: the worker handling this image's last attempt stopped (crash or timeout) without an answer"
+	codeWorkersStopped = "workers_stopped"
+)
 
-// fail records img as failed for good with the public message msg (cause
-// goes to the log only), unless another worker, on a redelivery, finished
-// it meanwhile.
-func (t *transformer) fail(ctx context.Context, d bus.Delivery, img *model.Image, cause error, msg string) error {
+// fail records img as failed for good with the public message msg and
+// code (cause goes to the log only), unless another worker, on a
+// redelivery, finished it meanwhile.
+func (t *transformer) fail(ctx context.Context, d bus.Delivery, img *model.Image, cause error, msg, code string) error {
 	if cur, err := t.deps.Bus.Status().Get(ctx, img.ID); err == nil && cur.Status == model.StatusDone {
 		return t.resave(ctx, d, cur)
 	}
 	t.deps.Log.Warn("transform failed", "image", img.ID, "attempt", d.Attempt(), "err", cause)
-	img.Status, img.Error = model.StatusFailed, msg
+	img.Status, img.Error, img.ErrorCode = model.StatusFailed, msg, code
 	t.emitOutcome(img)
 	t.deps.Metrics.Handled.WithLabelValues("transform", "failed").Inc()
 	return t.record(ctx, d, img)
@@ -257,6 +260,21 @@ func latest(ctx context.Context, b bus.Bus, key string) ([]byte, error) {
 	}
 	return data, err
 }
+
+// publicCode is publicMessage's code: the engine's, or a generic one.
+func publicCode(err error) string {
+	var te *transform.Error
+	if errors.As(err, &te) {
+		return te.Code
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return transform.CodeTimeout
+	}
+	return CodeTransformFailed
+}
+
+// CodeTransformFailed is the code of a failure the engine did not name.
+const CodeTransformFailed = "transform_failed"
 
 // publicMessage is what a client may read about a failure: the engine's
 // public text, never C or network internals.

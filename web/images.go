@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/imgpipe/imgpipe/model"
+	"github.com/imgpipe/imgpipe/roles"
 	"github.com/imgpipe/imgpipe/store"
 )
 
@@ -37,7 +39,7 @@ func (a *API) getResult(c echo.Context) error {
 	}
 	switch img.Status {
 	case model.StatusFailed:
-		return newError(http.StatusUnprocessableEntity, "transform_failed", img.Error)
+		return newError(http.StatusUnprocessableEntity, cmp.Or(img.ErrorCode, roles.CodeTransformFailed), img.Error)
 	case model.StatusDone:
 		return a.sendResult(c, img, c.QueryParam("variant"))
 	}

@@ -1,11 +1,13 @@
 package web
 
 import (
+	"cmp"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/imgpipe/imgpipe/model"
+	"github.com/imgpipe/imgpipe/roles"
 )
 
 // The original prototype's endpoints, kept so its clients keep working:
@@ -38,7 +40,7 @@ func (a *API) legacyGet(c echo.Context) error {
 	case model.StatusDone:
 		return a.sendResult(c, img, "")
 	case model.StatusFailed:
-		return newError(http.StatusUnprocessableEntity, "transform_failed", img.Error)
+		return newError(http.StatusUnprocessableEntity, cmp.Or(img.ErrorCode, roles.CodeTransformFailed), img.Error)
 	}
 	return c.NoContent(http.StatusNoContent)
 }

@@ -12,6 +12,7 @@ type imageView struct {
 	ID        string         `json:"id"`
 	Status    model.Status   `json:"status"`
 	Error     string         `json:"error,omitempty"`
+	ErrorCode string         `json:"error_code,omitempty"`
 	Spec      string         `json:"spec"`
 	Original  model.Info     `json:"original"`
 	Result    *model.Result  `json:"result,omitempty"`
@@ -33,7 +34,7 @@ type links struct {
 func viewOf(img *model.Image) *imageView {
 	base := "/v1/images/" + img.ID
 	v := &imageView{
-		ID: img.ID, Status: img.Status, Error: img.Error, Spec: img.Spec, Original: img.Original,
+		ID: img.ID, Status: img.Status, Error: img.Error, ErrorCode: img.ErrorCode, Spec: img.Spec, Original: img.Original,
 		Results: img.Results, Attempts: img.Attempts, CreatedAt: img.CreatedAt, UpdatedAt: img.UpdatedAt,
 		Links: links{Self: base, Result: base + "/result", Original: base + "/original", Activity: base + "/activity"},
 	}

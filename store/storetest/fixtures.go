@@ -55,7 +55,7 @@ func newImage(id string, status model.Status, created time.Time) *model.Image {
 		}
 		img.Attempts = 2
 	case model.StatusFailed:
-		img.Error = "decode: premature end of JPEG file"
+		img.Error, img.ErrorCode = "decode: premature end of JPEG file", "undecodable"
 		img.Attempts = 5
 	}
 	return img
