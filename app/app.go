@@ -47,13 +47,20 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	var ns *server.Server
 	natsCfg := a.cfg.NATS
+	if a.cfg.Embedded && (natsCfg.URL == "" || a.cfg.Store.URL == "") {
+		release, err := lockDataDir(a.cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer release() // deferred first, so it runs last
+	}
 	if a.cfg.Embedded && natsCfg.URL == "" {
 		if ns, err = natsbus.StartEmbedded(filepath.Join(a.cfg.DataDir, "nats"), a.log.With("component", "nats")); err != nil {
 			return fmt.Errorf("embedded NATS: %w", err)
 		}
 		a.log.Info("embedded NATS server with JetStream", "dir", filepath.Join(a.cfg.DataDir, "nats"))
-		// Deferred first, so it runs last: after the bus has drained and
-		// closed its connection.
+		// Deferred before the bus, so it runs after the bus has drained
+		// and closed its connection.
 		defer func() {
 			ns.Shutdown()
 			ns.WaitForShutdown()

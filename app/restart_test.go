@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -91,4 +93,32 @@ func waitEvents(t *testing.T, base, id string, events ...string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// A second process on a data dir in use is refused at once, before it
+// opens the embedded JetStream server on the first one's files, even with
+// its store elsewhere; once the first stops, the data dir is free again.
+func TestDataDirInUseIsRefused(t *testing.T) {
+	cfg := apptest.Config(t)
+	first := apptest.Start(t, cfg)
+	for _, storeURL := range []string{"", "local://" + t.TempDir()} {
+		second := cfg
+		second.Store.URL = storeURL
+		second.StartupTimeout = 20 * time.Second // bbolt's lock alone is waited for that long
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		start := time.Now()
+		err := app.New(second, slog.New(slog.DiscardHandler)).Run(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "in use by another imgpipe process (pid ") {
+			t.Fatalf("second process (store %q): %v", storeURL, err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("refused after %s: it waited instead of refusing", took)
+		}
+	}
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	again := apptest.Start(t, cfg)
+	waitOK(t, again.URL, upload(t, again.URL, "width=20", fixtures.JPEG(64, 48, 5)))
 }
