@@ -274,12 +274,36 @@ func (c *consumer) Drain(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	defer c.b.forget(c)
+	// Handlers still running near the deadline are cancelled a little
+	// before it, so that their naks reach the server while the connection
+	// is open: a message handed back comes again after its backoff, one
+	// left unsettled only after the ack wait. A handler that stops in time
+	// has handed its message back, which is a clean drain.
+	var handOver <-chan time.Time
+	if deadline, ok := ctx.Deadline(); ok {
+		t := time.NewTimer(time.Until(deadline) - min(maxHandOver, time.Until(deadline)/5))
+		defer t.Stop()
+		handOver = t.C
+	}
 	select {
 	case <-c.done:
 		c.cancel()
 		return nil
+	case <-handOver:
+		c.log.Warn("drain deadline near: cancelling running handlers, their messages are handed back")
+		c.cancel()
+		select {
+		case <-c.done:
+			return nil
+		case <-ctx.Done():
+		}
 	case <-ctx.Done():
 		c.cancel()
-		return fmt.Errorf("natsbus: drain %s: %w", c.cfg.Durable, ctx.Err())
 	}
+	return fmt.Errorf("natsbus: drain %s: %w", c.cfg.Durable, ctx.Err())
 }
+
+// maxHandOver is the most of a drain's time kept, at its end, for
+// cancelled handlers to return and settle their messages (a fifth of it
+// when the drain is short).
+const maxHandOver = 2 * time.Second

@@ -112,11 +112,13 @@ func TestLastAttemptCutByShutdown(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("delivery %d never came: the previous one was terminated", attempt)
 		}
+		// The handler is cancelled before the deadline and returns: a
+		// clean drain, with the delivery left unsettled all the same.
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		err = c.Drain(ctx)
 		cancel()
-		if err == nil {
-			t.Fatal("drain did not time out")
+		if err != nil {
+			t.Fatalf("drain: %v", err)
 		}
 	}
 

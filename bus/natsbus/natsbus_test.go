@@ -342,35 +342,78 @@ func TestDrainIdleNoPrefetch(t *testing.T) {
 	}
 }
 
-// TestDrainDeadlineCancelsHandlers: when Drain's ctx ends first, handlers'
-// context is cancelled (hard shutdown) and Drain reports it.
+// TestDrainDeadlineCancelsHandlers: handlers still running near Drain's
+// deadline get their context cancelled before it (hard shutdown). One that
+// returns then hands its message back while the connection is open: it is
+// delivered again after its backoff, not the ack wait, and Drain reports
+// a clean drain. One that outlives the deadline makes Drain report it.
 func TestDrainDeadlineCancelsHandlers(t *testing.T) {
-	b := connect(t, testConfig("hard"), startServer(t, t.TempDir(), ""))
-	entered := make(chan struct{})
-	cancelled := make(chan struct{})
-	c, err := b.Consume(ctxFor(t), bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform"},
-		func(ctx context.Context, _ bus.Delivery) error {
-			close(entered)
-			<-ctx.Done()
-			close(cancelled)
-			return ctx.Err()
+	for _, stuck := range []bool{false, true} {
+		t.Run(map[bool]string{false: "handed back", true: "stuck"}[stuck], func(t *testing.T) {
+			cfg := testConfig("hard")
+			cfg.AckWait = time.Minute // a redelivery by timeout would fail the test
+			b := connect(t, cfg, startServer(t, t.TempDir(), ""))
+			entered := make(chan struct{})
+			cancelled := make(chan struct{})
+			release := make(chan struct{})
+			defer close(release)
+			c, err := b.Consume(ctxFor(t), bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform"},
+				func(ctx context.Context, _ bus.Delivery) error {
+					close(entered)
+					<-ctx.Done()
+					close(cancelled)
+					if stuck {
+						<-release
+					}
+					return ctx.Err()
+				})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Publish(ctxFor(t), bus.Message{Queue: bus.Transform, Subject: "abc"}); err != nil {
+				t.Fatal(err)
+			}
+			<-entered
+			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+			defer cancel()
+			start := time.Now()
+			err = c.Drain(ctx)
+			select {
+			case <-cancelled:
+			default:
+				t.Fatal("handler context not cancelled")
+			}
+			if stuck {
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("drain with a handler past the deadline: %v, want deadline exceeded", err)
+				}
+				return
+			}
+			if err != nil || time.Since(start) >= time.Second {
+				t.Fatalf("drain: %v after %s, want a clean drain before the deadline", err, time.Since(start))
+			}
+			again := make(chan int, 1)
+			c2, err := b.Consume(ctxFor(t), bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform"},
+				func(_ context.Context, d bus.Delivery) error {
+					select {
+					case again <- d.Attempt():
+					default:
+					}
+					return nil
+				})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c2.Drain(context.Background())
+			select {
+			case n := <-again:
+				if n != 2 {
+					t.Errorf("delivered again as attempt %d, want 2", n)
+				}
+			case <-time.After(cfg.AckWait / 2):
+				t.Fatal("the handed-back message did not come again before the ack wait")
+			}
 		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish(ctxFor(t), bus.Message{Queue: bus.Transform, Subject: "abc"}); err != nil {
-		t.Fatal(err)
-	}
-	<-entered
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancel()
-	if err := c.Drain(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("drain: %v, want deadline exceeded", err)
-	}
-	select {
-	case <-cancelled:
-	case <-time.After(patience):
-		t.Fatal("handler context not cancelled")
 	}
 }
 
