@@ -36,12 +36,14 @@ func Replaces(next, cur Status) bool { return !cur.Final() || next == StatusDone
 
 // Image is the record of one upload: what came in, what was asked for, and
 // what came out. The id is derived from the original bytes and the spec, so
-// the same upload twice lands on the same record.
+// the same upload twice lands on the same record. A failed image has Error,
+// for people, and ErrorCode, its kind for programs: the engine's code,
+// workers_stopped or transform_failed.
 type Image struct {
 	ID        string    `json:"id" bson:"_id"`
 	Status    Status    `json:"status" bson:"status"`
 	Error     string    `json:"error,omitempty" bson:"error,omitempty"`
-	ErrorCode string    `json:"error_code,omitempty" bson:"error_code,omitempty"` // Error's kind for programs: the engine's code, workers_stopped or transform_failed
+	ErrorCode string    `json:"error_code,omitempty" bson:"error_code,omitempty"`
 	Spec      string    `json:"spec" bson:"spec"` // canonical query string
 	Original  Info      `json:"original" bson:"original"`
 	Results   []Result  `json:"results,omitempty" bson:"results,omitempty"`
