@@ -20,6 +20,7 @@ func (b *Bus) Close() error {
 }
 
 func (b *Bus) close() error {
+	b.guard.release()
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	// A server that has just gone may not be noticed yet, and the drains

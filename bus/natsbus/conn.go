@@ -55,6 +55,15 @@ func (b *Bus) ready(op string) error {
 	return nil
 }
 
+// beginWrite is begin for a request that stores something: it also fails
+// fast while an embedded server cannot store (see storeGuard).
+func (b *Bus) beginWrite(ctx context.Context, op string) (context.Context, context.CancelFunc, error) {
+	if err := b.guard.err(); err != nil {
+		return nil, nil, fmt.Errorf("natsbus: %s: %w", op, err)
+	}
+	return b.begin(ctx, op)
+}
+
 // begin starts a request: it fails fast while disconnected and returns a
 // ctx also cancelled if the connection drops before the reply.
 func (b *Bus) begin(ctx context.Context, op string) (context.Context, context.CancelFunc, error) {

@@ -34,6 +34,7 @@ type Bus struct {
 	inProcess bool // connected to an embedded server without TCP
 
 	server   *server.Server // owned (OpenEmbedded): shut down by Close
+	guard    *storeGuard    // of an embedded server's JetStream, see storeguard.go
 	closedCh chan struct{}  // closed by the connection's ClosedHandler
 	conn     connState
 
@@ -118,6 +119,9 @@ func Connect(ctx context.Context, cfg Config, embedded *server.Server, instance 
 		nc.Close()
 		return nil, err
 	}
+	if embedded != nil {
+		b.guard = guardServer(embedded, log)
+	}
 	return b, nil
 }
 
@@ -196,6 +200,9 @@ func (b *Bus) Ping(ctx context.Context) error {
 		return err
 	}
 	defer done()
+	if err := b.guard.err(); err != nil {
+		return fmt.Errorf("natsbus: ping: %w", err)
+	}
 	if _, err := b.js.AccountInfo(ctx); err != nil {
 		// Whatever the cause, the bus is not usable: report it as such.
 		return fmt.Errorf("natsbus: ping: %w: %w", bus.ErrUnavailable, err)

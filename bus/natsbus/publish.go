@@ -35,7 +35,7 @@ func (b *Bus) Publish(ctx context.Context, m bus.Message) error {
 		return err
 	}
 	op := "publish " + msg.Subject
-	ctx, done, err := b.begin(ctx, op)
+	ctx, done, err := b.beginWrite(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -59,6 +59,9 @@ func (b *Bus) PublishAsync(m bus.Message) (<-chan error, error) {
 	if b.nc.IsClosed() {
 		// Checked here: the client reports it as an unwrapped string.
 		return nil, fmt.Errorf("natsbus: %s: %w: %w", op, bus.ErrUnavailable, nats.ErrConnectionClosed)
+	}
+	if err := b.guard.err(); err != nil {
+		return nil, fmt.Errorf("natsbus: %s: %w", op, err)
 	}
 	fut, err := b.js.PublishMsgAsync(msg, opts...)
 	if err != nil {

@@ -61,7 +61,7 @@ func (s stage) Put(ctx context.Context, key string, data []byte) error {
 		return err
 	}
 	op := "stage put " + key
-	ctx, done, err := s.b.begin(ctx, op)
+	ctx, done, err := s.b.beginWrite(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (s stage) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	op := "stage delete " + key
-	ctx, done, err := s.b.begin(ctx, op)
+	ctx, done, err := s.b.beginWrite(ctx, op)
 	if err != nil {
 		return err
 	}

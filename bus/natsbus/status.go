@@ -42,7 +42,7 @@ func (s status) Create(ctx context.Context, img *model.Image) (*model.Image, boo
 		return nil, false, err
 	}
 	op := "status create " + img.ID
-	ctx, done, err := s.b.begin(ctx, op)
+	ctx, done, err := s.b.beginWrite(ctx, op)
 	if err != nil {
 		return nil, false, err
 	}
@@ -114,7 +114,7 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 	if err != nil {
 		return fmt.Errorf("natsbus: %s: %w", op, err)
 	}
-	ctx, done, err := s.b.begin(ctx, op)
+	ctx, done, err := s.b.beginWrite(ctx, op)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,112 @@
+package natsbus_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/internal/diskfull"
+	"github.com/imgpipe/imgpipe/model"
+)
+
+// TestFullDiskHeals fills the disk under an embedded server for real: its
+// streams stop storing. Ping and writes then say so at once, as
+// unavailable, and once there is room again the bus heals by itself, with
+// everything it had accepted intact.
+func TestFullDiskHeals(t *testing.T) {
+	dir := diskfull.Tmpfs(t, 48<<20)
+	ns := startServer(t, filepath.Join(dir, "nats"), "")
+	b := connect(t, testConfig("full"), ns)
+	ctx := t.Context()
+	const queued = 5
+	for i := range queued {
+		id := fmt.Sprintf("before%d", i)
+		if err := b.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: id, ID: id, Data: []byte(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	filler := diskfull.Fill(t, dir, 4<<20)
+	blob := bytes.Repeat([]byte("imgpipe!"), 64<<10) // 512 KiB
+	var kept []string
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("the disk never filled up")
+		}
+		key := model.OriginalKey(fmt.Sprintf("img%03d", i))
+		put, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := b.Stage().Put(put, key, blob)
+		cancel()
+		if err != nil {
+			t.Logf("put %d refused: %v", i, err)
+			break
+		}
+		kept = append(kept, key)
+	}
+	t.Logf("%d blobs stored before the disk filled", len(kept))
+
+	// The guard notices within a second or two.
+	var err error
+	waitUntil(t, "Ping to fail", func() bool { err = b.Ping(ctx); return err != nil })
+	if !errors.Is(err, bus.ErrUnavailable) || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("Ping on a full disk: %v; want unavailable, saying why", err)
+	}
+	start := time.Now()
+	err = b.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: "refused", ID: "refused", Data: []byte("refused")})
+	if !errors.Is(err, bus.ErrUnavailable) || time.Since(start) > time.Second {
+		t.Fatalf("publish on a full disk: %v after %s; want unavailable at once", err, time.Since(start))
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "Ping to succeed once there is room", func() bool { return b.Ping(ctx) == nil })
+	if err := b.Stage().Put(ctx, model.OriginalKey("after"), blob); err != nil {
+		t.Fatalf("put after healing: %v", err)
+	}
+	if err := b.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: "after", ID: "after", Data: []byte("after")}); err != nil {
+		t.Fatalf("publish after healing: %v", err)
+	}
+	for _, key := range append(kept, model.OriginalKey("after")) {
+		got, err := b.Stage().Get(ctx, key)
+		if err != nil || !bytes.Equal(got, blob) {
+			t.Fatalf("%s after healing: %d bytes, %v", key, len(got), err)
+		}
+	}
+	got := make(chan string, queued+2)
+	if _, err := b.Consume(ctx, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform"}, collect(got)); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for range queued + 1 {
+		seen[recvData(t, got)] = true
+	}
+	for i := range queued {
+		if !seen[fmt.Sprintf("before%d", i)] {
+			t.Errorf("before%d, accepted before the disk filled, was not delivered after healing (got %v)", i, seen)
+		}
+	}
+	if !seen["after"] {
+		t.Errorf("the message published after healing was not delivered (got %v)", seen)
+	}
+}
+
+// waitUntil polls ok for up to 30 s: the guard restarts JetStream only
+// once the disk has room, and at most every 10 s.
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
