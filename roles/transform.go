@@ -18,7 +18,8 @@ import (
 // image done in the status table (what the API serves) and hands the record
 // to save2db. Failures are retried with the bus's bounded policy; the last
 // attempt records the image as failed, and so does the exhausted delivery
-// that follows a last attempt whose worker died.
+// that follows a last attempt whose worker died. An outage of the bus is
+// waited out instead, not counted (see outlast).
 type transformer struct {
 	deps Deps
 	act  activity
@@ -70,7 +71,7 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	// record the outcome), and its outcome is the verdict.
 
 	img.Status, img.Attempts, img.UpdatedAt = model.StatusProcessing, d.Attempt(), time.Now().UTC()
-	if err := t.deps.Bus.Status().Put(ctx, &img); err != nil {
+	if err := outlast(ctx, d, func() error { return t.deps.Bus.Status().Put(ctx, &img) }); err != nil {
 		if !d.LastAttempt() {
 			return err
 		}
@@ -171,15 +172,41 @@ func (t *transformer) resave(ctx context.Context, d bus.Delivery, img *model.Ima
 }
 
 // untilDone runs the bookkeeping that records an outcome. Before the last
-// attempt a failure is left to the bus's redelivery; on the last attempt
-// (or an exhausted delivery) there is none, and giving up would strand an
-// image whose outcome is known, so it retries (holding the message) until
-// it succeeds or ctx ends.
+// attempt a failure is left to the bus's redelivery, unless the bus is
+// unavailable (see outlast); on the last attempt (or an exhausted
+// delivery) there is no redelivery, and giving up would strand an image
+// whose outcome is known, so it retries (holding the message) until it
+// succeeds or ctx ends.
 func untilDone(ctx context.Context, d bus.Delivery, write func() error) error {
+	return retrying(ctx, d, write, func(err error) bool { return d.LastAttempt() || outage(err) })
+}
+
+// outlast runs one bus operation of an attempt, and runs it again, holding
+// the delivery, for as long as it fails because the bus is unavailable (a
+// full disk, a lost connection, an election) or the store is, or until ctx
+// ends. An outage
+// is not the image's fault: returned, each failure would spend one of its
+// attempts, and an outage longer than the retry policy (about a minute)
+// would fail every image a worker took meanwhile. Waiting holds one image
+// per worker; the rest wait in the stream, their attempts untouched.
+func outlast(ctx context.Context, d bus.Delivery, op func() error) error {
+	return retrying(ctx, d, op, outage)
+}
+
+// outage tells an error of the bus or the store being unreachable (a
+// fetch of the original falls back on the store) from one of the request.
+func outage(err error) bool {
+	return errors.Is(err, bus.ErrUnavailable) || errors.Is(err, store.ErrUnavailable)
+}
+
+// retrying runs op until it succeeds, fails in a way again does not
+// accept, or ctx ends, backing off from 100 ms to 5 s and keeping the
+// delivery alive meanwhile.
+func retrying(ctx context.Context, d bus.Delivery, op func() error, again func(error) bool) error {
 	delay := 100 * time.Millisecond
 	for {
-		err := write()
-		if err == nil || !d.LastAttempt() || ctx.Err() != nil {
+		err := op()
+		if err == nil || ctx.Err() != nil || !again(err) {
 			return err
 		}
 		d.InProgress()
@@ -198,13 +225,15 @@ func (t *transformer) render(ctx context.Context, img *model.Image, d bus.Delive
 	if err != nil {
 		return nil, bus.Permanent(err)
 	}
-	original, err := fetchBlob(ctx, t.deps, model.OriginalKey(img.ID))
+	var original []byte
+	err = outlast(ctx, d, func() (err error) { original, err = fetchBlob(ctx, t.deps, model.OriginalKey(img.ID)); return err })
 	if err != nil {
 		return nil, fmt.Errorf("original: %w", err)
 	}
 	marks := map[string][]byte{}
 	for _, id := range req.WatermarkIDs() {
-		if marks[id], err = fetchBlob(ctx, t.deps, model.OriginalKey(id)); err != nil {
+		err = outlast(ctx, d, func() (err error) { marks[id], err = fetchBlob(ctx, t.deps, model.OriginalKey(id)); return err })
+		if err != nil {
 			return nil, fmt.Errorf("watermark image %s: %w", id, err)
 		}
 	}
@@ -221,7 +250,7 @@ func (t *transformer) render(ctx context.Context, img *model.Image, d bus.Delive
 			return nil, err
 		}
 		t.deps.Metrics.Transform.WithLabelValues(info.Format).Observe(time.Since(start).Seconds())
-		if err := t.deps.Bus.Stage().Put(ctx, model.ResultKey(img.ID, v.Name), out); err != nil {
+		if err := outlast(ctx, d, func() error { return t.deps.Bus.Stage().Put(ctx, model.ResultKey(img.ID, v.Name), out) }); err != nil {
 			return nil, err
 		}
 		results = append(results, model.Result{Variant: v.Name, Spec: v.Spec.Canonical(), Info: info})
@@ -234,7 +263,7 @@ func (t *transformer) render(ctx context.Context, img *model.Image, d bus.Delive
 // busy to give the render its share; a second rarely does better, and each
 // costs a worker the whole timeout: an upload that no worker can render in
 // time would otherwise take Retry.MaxDeliver of them. Attempts are counted
-// whatever ended the earlier ones (a crash, a bus error): keeping a count
+// whatever ended the earlier ones (a crash, a shutdown): keeping a count
 // of timeouts alone would need one more field in every status record.
 const timeoutAttempts = 2
 

@@ -36,9 +36,11 @@ func isUnavailable(err error) bool {
 			return true
 		}
 	}
-	// JetStream answers 503 while it has no leader or quorum.
+	// JetStream answers 503 while it has no leader or quorum, and 500 when
+	// it failed on its side, such as a store that cannot write (a full
+	// disk): neither is the request's fault, and a retry may succeed.
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.Code == 503
+	return errors.As(err, &apiErr) && apiErr.Code >= 500
 }
 
 // wrap names the operation and adds bus.ErrUnavailable where it applies.

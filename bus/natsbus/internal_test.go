@@ -153,3 +153,18 @@ func TestAckWaitShortensOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestServerErrorsAreUnavailable: the server's own failures (5xx, such as
+// a store that cannot write) are outages to wait out, with 503 for the
+// API; its refusals of the request (4xx) are not.
+func TestServerErrorsAreUnavailable(t *testing.T) {
+	for _, c := range []struct {
+		code int
+		want bool
+	}{{503, true}, {500, true}, {400, false}, {404, false}} {
+		err := wrap("op", &jetstream.APIError{Code: c.code, ErrorCode: 10077, Description: "write: no space left on device"})
+		if got := errors.Is(err, bus.ErrUnavailable); got != c.want {
+			t.Errorf("API error %d: unavailable %v, want %v (%v)", c.code, got, c.want, err)
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package app_test
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/app"
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/bus/natsbus"
+	"github.com/imgpipe/imgpipe/internal/apptest"
+	"github.com/imgpipe/imgpipe/internal/diskfull"
+	"github.com/imgpipe/imgpipe/internal/fixtures"
+	"github.com/imgpipe/imgpipe/internal/natstest"
+)
+
+// TestFullDiskOutlasted: the disk under the bus fills up for real while
+// images wait for a transform worker, and stays full for longer than the
+// retry policy spans. A worker that takes an image then cannot write its
+// status or its result; those writes are waited out, the image held, not
+// tried again and failed. Once there is room again every image is
+// transformed.
+func TestFullDiskOutlasted(t *testing.T) {
+	dir := diskfull.Tmpfs(t, 64<<20)
+	quiet := slog.New(slog.DiscardHandler)
+	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: filepath.Join(dir, "nats"), Listen: "127.0.0.1:0"}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered first, so it runs after every app has stopped.
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	// A bus in process, as imgpipe dev has: its guard restarts the
+	// server's JetStream once there is room.
+	guard, err := natsbus.Connect(t.Context(), natsbus.DefaultConfig(), ns, "guard", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = guard.Close() })
+	config := func(instance string, roles ...string) app.Config {
+		cfg := apptest.Config(t)
+		cfg.Instance, cfg.Roles, cfg.NATS.URL = instance, roles, ns.ClientURL()
+		// Spent in well under the outage, if an outage spent attempts.
+		cfg.NATS.Retry = bus.Retry{MaxDeliver: 2, Backoff: []time.Duration{100 * time.Millisecond}}
+		return cfg
+	}
+	front := apptest.Start(t, config("front", app.RoleAPI, app.RoleSave2DB, app.RoleLogger))
+	// The worker starts while there is room (it sets up its consumer),
+	// and gets nothing until the disk is full.
+	apptest.Start(t, config("worker", app.RoleTransform))
+	const pause = 3 * time.Second
+	if _, err := natstest.JetStream(t, ns.ClientURL()).PauseConsumer(t.Context(), "IMGPIPE_TRANSFORM", "transform", time.Now().Add(pause)); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, upload(t, front.URL, "width=64&format=png", fixtures.JPEG(320, 240, uint64(100+i))))
+	}
+	filler := diskfull.Fill(t, dir, 0)
+	time.Sleep(pause + 10*time.Second)
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, id := range ids {
+		res := apptest.Result(t, front.URL, id, "")
+		if res.Status != http.StatusOK {
+			t.Fatalf("result of %s after the outage: %d %.300s", id, res.Status, res.Body)
+		}
+		if format, img := apptest.Decode(t, res.Body); format != "png" || img.Bounds().Dx() != 64 || img.Bounds().Dy() != 48 {
+			t.Errorf("result of %s: %s %v, want a 64x48 png", id, format, img.Bounds())
+		}
+		rec := apptest.Get(t, front.URL+"/v1/images/"+id).JSON(t)
+		t.Logf("%s: %s after %v attempt(s)", id, rec["status"], rec["attempts"])
+	}
+	if metrics := apptest.Get(t, front.URL+"/metrics").Body; bytes.Contains(metrics, []byte(`outcome="failed",role="transform"`)) {
+		t.Error("a transform failed")
+	}
+}
