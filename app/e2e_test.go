@@ -602,6 +602,28 @@ func TestRangeRequests(t *testing.T) {
 		refused.JSON(t)["error"].(map[string]any)["code"] != "precondition_failed" {
 		t.Errorf("If-Match with another ETag: %d %s", refused.Status, refused.Body)
 	}
+	// And without a Range, If-Match is compared strongly, before
+	// If-None-Match.
+	for _, c := range []struct {
+		ifMatch string
+		status  int
+	}{
+		{etag, http.StatusOK}, {"*", http.StatusOK}, {`"other", ` + etag, http.StatusOK},
+		{`"other"`, http.StatusPreconditionFailed}, {"W/" + etag, http.StatusPreconditionFailed},
+	} {
+		got := get("/result", "If-Match", c.ifMatch)
+		switch {
+		case got.Status != c.status:
+			t.Errorf("If-Match %s: %d %.200q, want %d", c.ifMatch, got.Status, got.Body, c.status)
+		case c.status == http.StatusOK && !bytes.Equal(got.Body, whole.Body):
+			t.Errorf("If-Match %s: %d bytes, want the whole result", c.ifMatch, len(got.Body))
+		case c.status != http.StatusOK && got.JSON(t)["error"].(map[string]any)["code"] != "precondition_failed":
+			t.Errorf("If-Match %s: %s", c.ifMatch, got.Body)
+		}
+	}
+	if got := get("/result", "If-Match", `"other"`, "If-None-Match", etag); got.Status != http.StatusPreconditionFailed {
+		t.Errorf("If-Match that fails with an If-None-Match that holds: %d, want 412", got.Status)
+	}
 	if head := apptest.Do(t, http.MethodHead, r.URL+"/v1/images/"+id+"/result", "", nil); head.Header.Get("Accept-Ranges") != "bytes" {
 		t.Errorf("HEAD does not offer ranges: %v", head.Header)
 	}

@@ -71,6 +71,10 @@ func (a *API) sendBlob(c echo.Context, key string, info model.Info) error {
 	h := c.Response().Header()
 	h.Set("ETag", etag)
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	if im := c.Request().Header.Get("If-Match"); im != "" && !strongMatch(im, etag) {
+		// Checked before If-None-Match, as RFC 9110 orders them.
+		return newError(http.StatusPreconditionFailed, "precondition_failed", preconditionFailed)
+	}
 	if etagMatches(c.Request().Header.Get("If-None-Match"), etag) {
 		return c.NoContent(http.StatusNotModified)
 	}
@@ -102,6 +106,19 @@ func (a *API) sendBlob(c echo.Context, key string, info model.Info) error {
 	return nil
 }
 
+const preconditionFailed = "the If-Match or If-Unmodified-Since condition does not hold for this image"
+
+// strongMatch reads If-Match: "*" or a list of tags, compared strongly (RFC
+// 9110): a weak tag never matches.
+func strongMatch(header, etag string) bool {
+	for t := range strings.SplitSeq(header, ",") {
+		if t = strings.TrimSpace(t); t == "*" || t == etag {
+			return true
+		}
+	}
+	return false
+}
+
 // partWriter passes http.ServeContent's answer through, except a refusal
 // (416 for a range outside the bytes, 412 for an If-Match that does not
 // hold), whose plain text it replaces with the API's JSON error. Headers
@@ -124,7 +141,7 @@ func (w *partWriter) WriteHeader(status int) {
 	case http.StatusRequestedRangeNotSatisfiable:
 		ae = newError(status, "bad_range", fmt.Sprintf("range %q cannot be served: the image has %d bytes", w.asked, w.size))
 	case http.StatusPreconditionFailed:
-		ae = newError(status, "precondition_failed", "the If-Match or If-Unmodified-Since condition does not hold for this image")
+		ae = newError(status, "precondition_failed", preconditionFailed)
 	default:
 		ae = newError(status, codeFor(status), http.StatusText(status))
 	}
