@@ -55,16 +55,20 @@ func (a *App) Run(ctx context.Context) (err error) {
 		defer release() // deferred first, so it runs last
 	}
 	if a.cfg.Embedded && natsCfg.URL == "" {
-		if ns, err = natsbus.StartEmbedded(filepath.Join(a.cfg.DataDir, "nats"), a.log.With("component", "nats")); err != nil {
+		eo := natsbus.EmbeddedOptions{Dir: filepath.Join(a.cfg.DataDir, "nats"), SyncAlways: natsCfg.SyncAlways}
+		if ns, err = natsbus.StartEmbeddedWith(eo, a.log.With("component", "nats")); err != nil {
 			return fmt.Errorf("embedded NATS: %w", err)
 		}
-		a.log.Info("embedded NATS server with JetStream", "dir", filepath.Join(a.cfg.DataDir, "nats"))
+		a.log.Info("embedded NATS server with JetStream", "dir", eo.Dir, "sync_always", eo.SyncAlways)
 		// Deferred before the bus, so it runs after the bus has drained
 		// and closed its connection.
 		defer func() {
 			ns.Shutdown()
 			ns.WaitForShutdown()
 		}()
+	}
+	if natsCfg.SyncAlways && ns == nil {
+		a.log.Warn("nats.sync_always is for the embedded server; set sync_interval: always on the NATS servers instead")
 	}
 	startCtx, cancel := context.WithTimeout(ctx, a.cfg.StartupTimeout)
 	defer cancel()

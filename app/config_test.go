@@ -35,6 +35,7 @@ transform:
 	t.Setenv("IMGPIPE_LOG_LEVEL", "debug")
 	t.Setenv("IMGPIPE_WORKERS_SAVE_WORKERS", "7")
 	t.Setenv("IMGPIPE_SHUTDOWN_TIMEOUT", "5s")
+	t.Setenv("IMGPIPE_NATS_SYNC_ALWAYS", "true")
 
 	cmd := NewRootCommand()
 	serve, _, err := cmd.Find([]string{"serve"})
@@ -62,6 +63,7 @@ transform:
 		{"env over file (nats.url)", cfg.NATS.URL, "nats://from-env:4222"},
 		{"env over default (workers)", cfg.Workers.SaveWorkers, 7},
 		{"env duration", cfg.ShutdownTimeout, 5 * time.Second},
+		{"env bool (nats.sync_always)", cfg.NATS.SyncAlways, true},
 		{"file over default (listen)", cfg.HTTP.Listen, "127.0.0.1:7001"},
 		{"file over default (limit)", cfg.HTTP.MaxUploadBytes, int64(1000)},
 		{"file (store.url)", cfg.Store.URL, "mongodb://from-file/imgpipe"},

@@ -45,6 +45,12 @@ type Config struct {
 	// Prefix starts every subject, stream and bucket name, so that two
 	// deployments (or two tests) can share one cluster.
 	Prefix string `mapstructure:"prefix"`
+	// SyncAlways has the server that `imgpipe dev` embeds fsync every
+	// write before acknowledging it, so that an accepted upload survives
+	// a power loss too, not only a crash of the process. Off, it syncs
+	// every two minutes, as NATS does by default. A cluster's servers
+	// have their own setting (sync_interval: always).
+	SyncAlways bool `mapstructure:"sync_always"`
 }
 
 // DefaultConfig returns the settings for a single local server.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/bus/natsbus"
 	"github.com/imgpipe/imgpipe/internal/diskfull"
 	"github.com/imgpipe/imgpipe/model"
 )
@@ -22,7 +23,15 @@ import (
 // everything it had accepted intact.
 func TestFullDiskHeals(t *testing.T) {
 	dir := diskfull.Tmpfs(t, 48<<20)
-	ns := startServer(t, filepath.Join(dir, "nats"), "")
+	// SyncAlways, to see the restart keep the server's options.
+	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: filepath.Join(dir, "nats"), SyncAlways: true}, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.JetStreamConfig().SyncAlways {
+		t.Fatal("SyncAlways did not reach the server")
+	}
 	b := connect(t, testConfig("full"), ns)
 	ctx := t.Context()
 	const queued = 5
@@ -53,7 +62,6 @@ func TestFullDiskHeals(t *testing.T) {
 	t.Logf("%d blobs stored before the disk filled", len(kept))
 
 	// The guard notices within a second or two.
-	var err error
 	waitUntil(t, "Ping to fail", func() bool { err = b.Ping(ctx); return err != nil })
 	if !errors.Is(err, bus.ErrUnavailable) || !strings.Contains(err.Error(), "no space left on device") {
 		t.Fatalf("Ping on a full disk: %v; want unavailable, saying why", err)
@@ -68,6 +76,9 @@ func TestFullDiskHeals(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "Ping to succeed once there is room", func() bool { return b.Ping(ctx) == nil })
+	if c := ns.JetStreamConfig(); c.StoreDir != filepath.Join(dir, "nats", "jetstream") || !c.SyncAlways {
+		t.Fatalf("JetStream restarted with store %s, sync always %v", c.StoreDir, c.SyncAlways)
+	}
 	if err := b.Stage().Put(ctx, model.OriginalKey("after"), blob); err != nil {
 		t.Fatalf("put after healing: %v", err)
 	}
