@@ -156,6 +156,28 @@ func TestConfigListFromEnvironment(t *testing.T) {
 	}
 }
 
+// A map key set through the environment is a JSON object; its presets
+// join the built-in ones, and a malformed one is refused saying how to
+// write it.
+func TestConfigMapFromEnvironment(t *testing.T) {
+	t.Setenv("IMGPIPE_TRANSFORM_PRESETS", `{"card":"width=600&height=315&fit=cover","thumb":"width=99"}`)
+	cfg, err := Load(pflag.NewFlagSet("x", pflag.ContinueOnError), "", DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Transform.Presets
+	if p["card"] != "width=600&height=315&fit=cover" || p["thumb"] != "width=99" || p["web"] != DefaultConfig().Transform.Presets["web"] {
+		t.Fatalf("presets %q: want card added, thumb replaced, web kept", p)
+	}
+	if err := cfg.Transform.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("IMGPIPE_TRANSFORM_PRESETS", "card=width=600")
+	if _, err := Load(pflag.NewFlagSet("x", pflag.ContinueOnError), "", DefaultConfig()); err == nil || !strings.Contains(err.Error(), "JSON object") {
+		t.Fatalf("a preset map that is not JSON: %v", err)
+	}
+}
+
 // TestDevRunsEveryRole: a config file shared with worker processes, or
 // IMGPIPE_ROLES, does not narrow dev; serve and worker take the file's list.
 func TestDevRunsEveryRole(t *testing.T) {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -47,7 +48,10 @@ func Load(flags *pflag.FlagSet, file string, def Config) (Config, error) {
 		}
 	}
 	var cfg Config
-	if err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true }); err != nil {
+	if err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(dc.DecodeHook, mapFromJSON)
+	}); err != nil {
 		return def, fmt.Errorf("configuration: %w", err)
 	}
 	// A map from the file (presets) replaces the default map as a whole in
@@ -80,4 +84,19 @@ func setDefaults(v *viper.Viper, prefix string, val reflect.Value) {
 		}
 		v.SetDefault(prefix+tag, fv.Interface())
 	}
+}
+
+// mapFromJSON reads a map key given as a string, which is how one arrives
+// from the environment, as a JSON object:
+// IMGPIPE_TRANSFORM_PRESETS='{"card":"width=600&height=315&fit=cover"}'.
+// Specs hold "=" and "&", so no simpler list syntax would do.
+func mapFromJSON(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Map {
+		return data, nil
+	}
+	m := reflect.New(to)
+	if err := json.Unmarshal([]byte(data.(string)), m.Interface()); err != nil {
+		return nil, fmt.Errorf(`from the environment, a map is a JSON object, such as {"thumb":"width=200&height=200"}: %w`, err)
+	}
+	return m.Elem().Interface(), nil
 }
