@@ -397,11 +397,31 @@ func TestListingAndLiveEvents(t *testing.T) {
 }
 
 func TestPresetsEndpoint(t *testing.T) {
-	r := apptest.Start(t, apptest.Config(t))
+	cfg := apptest.Config(t)
+	cfg.Transform.DefaultSpec = "width=300&format=png"
+	r := apptest.Start(t, cfg)
 	p, _ := apptest.Get(t, r.URL+"/v1/presets").JSON(t)["presets"].(map[string]any)
 	for _, name := range []string{"thumb", "preview", "web"} {
 		if s, _ := p[name].(string); s == "" {
 			t.Errorf("preset %s missing: %v", name, p)
+		}
+	}
+	if d := apptest.Get(t, r.URL+"/v1/presets").JSON(t)["default"]; d != cfg.Transform.DefaultSpec {
+		t.Errorf("default spec %v, want the configured %q", d, cfg.Transform.DefaultSpec)
+	}
+}
+
+// TestLimitsEndpoint: the limits a client can check before uploading are
+// the configured ones.
+func TestLimitsEndpoint(t *testing.T) {
+	cfg := apptest.Config(t)
+	cfg.HTTP.MaxUploadBytes, cfg.Transform.MaxOutputDim = 12345, 2000
+	r := apptest.Start(t, cfg)
+	got := apptest.Get(t, r.URL+"/v1/limits").JSON(t)
+	for key, want := range map[string]float64{"max_upload_bytes": 12345, "max_output_dimension": 2000,
+		"max_files": float64(cfg.HTTP.MaxFiles), "max_input_pixels": float64(cfg.Transform.MaxInputPixels)} {
+		if got[key] != want {
+			t.Errorf("%s: %v, want %v", key, got[key], want)
 		}
 	}
 }

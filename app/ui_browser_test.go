@@ -313,3 +313,119 @@ func writeUIFixtures(t *testing.T, dir string) uiFixtures {
 	}
 	return f
 }
+
+// TestBrowserRetryDefaultsAndLimits: the page says what an empty form
+// means (the server's default transform), checks the server's size limit
+// before sending, lets a refused upload be tried again once the form is
+// fixed, names downloads after the file, and keeps a long file name from
+// pushing the selection off a phone's screen.
+func TestBrowserRetryDefaultsAndLimits(t *testing.T) {
+	if _, err := os.Stat(uiChromium); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("no browser at %s (set CI to make this a failure): %v", uiChromium, err)
+		}
+		t.Fatalf("CI is set but there is no browser at %s: %v", uiChromium, err)
+	}
+	dir := t.TempDir()
+	files := writeUIFixtures(t, dir)
+	var tiny bytes.Buffer
+	if err := png.Encode(&tiny, image.NewGray(image.Rect(0, 0, 40, 30))); err != nil {
+		t.Fatal(err)
+	}
+	small := filepath.Join(dir, "a-file-with-a-name-long-enough-to-overflow-a-phone-screen-twice-over.png")
+	if err := os.WriteFile(small, tiny.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := apptest.Config(t)
+	cfg.HTTP.MaxUploadBytes = 2000 // the tiny PNG fits, the fixtures do not
+	base := apptest.Start(t, cfg).URL
+	ctx, console := newUIBrowser(t)
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v\nconsole:\n%s", what, err, console)
+		}
+	}
+	eval := func(what, js string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return s
+	}
+	poll := func(what, js string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(60*time.Second))); err != nil {
+			t.Fatalf("waiting for %s: %v\nconsole:\n%s", what, err, console)
+		}
+	}
+
+	run("open the page on a phone", chromedp.EmulateViewport(375, 812), chromedp.Navigate(base+"/"))
+	poll("the page", `document.body.dataset.ready === "true"`)
+	if note := eval("default note", `(n => n.hidden ? '' : n.textContent)(document.getElementById('default-note'))`); !strings.Contains(note, cfg.Transform.DefaultSpec) {
+		t.Errorf("empty form: note %q does not give the server's default %s", note, cfg.Transform.DefaultSpec)
+	}
+
+	// Over the limit: said before anything is sent.
+	run("pick a file over the limit", chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{files.jpeg}),
+		chromedp.WaitEnabled(chromedp.ID("upload-button")), chromedp.Click(chromedp.ID("upload-button")))
+	if msg := eval("form message", `document.getElementById('form-message').textContent`); !strings.Contains(msg, "remove photo.jpg") {
+		t.Errorf("a file over the limit: form says %q", msg)
+	}
+	if n := eval("cards", `String(document.querySelectorAll('#uploads [data-testid=image-card]').length)`); n != "0" {
+		t.Errorf("%s cards for a file over the limit, want none", n)
+	}
+	run("clear the selection", chromedp.Click(chromedp.ID("clear-selection")))
+
+	// A long name stays within a phone's width.
+	run("pick a long-named file", chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{small}))
+	if w := eval("selection width", `(l => l.scrollWidth + ' ' + l.clientWidth)(document.getElementById('selected-files'))`); func() bool {
+		var scroll, client int
+		_, _ = fmt.Sscan(w, &scroll, &client)
+		return scroll > client
+	}() {
+		t.Errorf("the selected files overflow a 375 px screen (scroll and client width %s)", w)
+	}
+
+	// A transform the server refuses, then fixed and tried again.
+	run("upload with a bad parameter",
+		chromedp.Click(`details.more-options > summary`),
+		chromedp.SendKeys(chromedp.ID("extra-params"), "fit=bogus"),
+		chromedp.Click(chromedp.ID("upload-button")))
+	poll("the refusal", `!!document.querySelector('#uploads [data-testid=image-card][data-status=refused] [data-testid=retry]')`)
+	if e := eval("refusal", `document.querySelector('#uploads [data-testid=error]').textContent`); !strings.Contains(e, "400") || !strings.Contains(e, "fit") {
+		t.Errorf("refusal shows %q, want the 400 about fit", e)
+	}
+	run("fix the form and try again",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('extra-params').value = ''`),
+		chromedp.SendKeys(chromedp.ID("width"), "20"),
+		chromedp.SetValue(chromedp.ID("format"), "png"),
+		chromedp.Click(`#uploads [data-testid=retry]`))
+	poll("the retried upload to be done", `!!document.querySelector('#uploads [data-testid=image-card][data-status=done] [data-testid=result-img]')`)
+	if n := eval("cards", `String(document.querySelectorAll('#uploads [data-testid=image-card]').length)`); n != "1" {
+		t.Errorf("%s cards after a retry, want the one card", n)
+	}
+	dl := eval("download link", `(a => a ? a.getAttribute('download') + ' ' + a.href : '')(document.querySelector('#uploads [data-testid=link-download]'))`)
+	name, href, _ := strings.Cut(dl, " ")
+	if name != strings.TrimSuffix(filepath.Base(small), ".png")+".png" || href == "" {
+		t.Fatalf("download link %q, want the file's name with .png", dl)
+	}
+	resp, err := http.Get(href)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	img, err := png.Decode(resp.Body)
+	if err != nil || img.Bounds().Dx() != 20 || img.Bounds().Dy() != 15 {
+		t.Fatalf("the download: %v, %v; want a 20x15 PNG", err, func() any {
+			if img == nil {
+				return nil
+			}
+			return img.Bounds()
+		}())
+	}
+	for _, m := range console.exceptions() {
+		t.Errorf("page exception: %s", m)
+	}
+}

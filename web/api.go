@@ -58,6 +58,7 @@ func (a *API) Mount(e *echo.Echo) {
 	v1.GET("/events", a.events, strictQuery)
 	v1.Match(read, "/activity", a.recentActivity, strictQuery)
 	v1.Match(read, "/presets", a.presets, strictQuery)
+	v1.Match(read, "/limits", a.limits, strictQuery)
 
 	e.POST("/image", a.legacyPost, a.withUploadBudget)
 	e.Match(read, "/image/:id", a.legacyGet, strictQuery)
@@ -83,7 +84,21 @@ func strictQuery(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// presets is GET /v1/presets: name -> canonical spec.
+// presets is GET /v1/presets: name -> canonical spec, and the spec an
+// upload with no parameter at all gets.
 func (a *API) presets(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"presets": a.pipe.Engine().Presets()})
+	e := a.pipe.Engine()
+	return c.JSON(http.StatusOK, map[string]any{"presets": e.Presets(), "default": e.Config().DefaultSpec})
+}
+
+// limits is GET /v1/limits: what an upload must keep within, so that a
+// client (the UI) can say so before sending megabytes to be refused.
+func (a *API) limits(c echo.Context) error {
+	t := a.pipe.Engine().Config()
+	return c.JSON(http.StatusOK, map[string]any{
+		"max_upload_bytes":     a.cfg.MaxUploadBytes,
+		"max_files":            a.cfg.MaxFiles,
+		"max_input_pixels":     t.MaxInputPixels,
+		"max_output_dimension": t.MaxOutputDim,
+	})
 }

@@ -57,7 +57,7 @@ func (a *API) readUploads(c echo.Context, field string) ([]upload, error) {
 	if r.ContentLength > a.cfg.MaxRequestBytes {
 		// Refused before the budget is asked: a busy server would say 503,
 		// and the client would retry a request that can never fit.
-		return nil, newError(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("a request may be at most %d bytes", a.cfg.MaxRequestBytes))
+		return nil, newError(http.StatusRequestEntityTooLarge, "too_large", "a request may be at most "+sizeOf(a.cfg.MaxRequestBytes))
 	}
 	r.Body = http.MaxBytesReader(c.Response(), r.Body, a.cfg.MaxRequestBytes)
 	mr, err := r.MultipartReader()
@@ -123,13 +123,13 @@ func bodyError(err error) *apiError {
 		return newError(http.StatusServiceUnavailable, codeBusy, spent.Error())
 	}
 	if errors.As(err, &mbe) {
-		return newError(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("a request may be at most %d bytes", mbe.Limit))
+		return newError(http.StatusRequestEntityTooLarge, "too_large", "a request may be at most "+sizeOf(mbe.Limit))
 	}
 	return newError(http.StatusBadRequest, "bad_body", "could not read the upload: "+err.Error())
 }
 
 func tooLarge(max int64) *apiError {
-	return newError(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("an image may be at most %d bytes", max))
+	return newError(http.StatusRequestEntityTooLarge, "too_large", "an image may be at most "+sizeOf(max))
 }
 
 // accepted is one image's answer to an upload. A duplicate of a failed
@@ -253,4 +253,16 @@ func sanitizeName(name string) string {
 		name = name[:200]
 	}
 	return name
+}
+
+// sizeOf says a limit as people read it, and exactly: "50 MiB (52428800
+// bytes)".
+func sizeOf(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB (%d bytes)", n>>20, n)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB (%d bytes)", float64(n)/(1<<20), n)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

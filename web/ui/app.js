@@ -71,6 +71,14 @@
 
   const fmtFormat = (f) => (f ? String(f).toUpperCase() : '?');
 
+  // downloadName is what a result is saved as: the upload's name with the
+  // variant and the result's extension (photo.png -> photo-thumb.webp).
+  function downloadName(name, variant, format) {
+    const base = String(name || 'image').replace(/\.[^./]{1,5}$/, '') || 'image';
+    const ext = { jpeg: 'jpg', tiff: 'tif' }[format] || format || 'img';
+    return `${base}${variant ? `-${variant}` : ''}.${ext}`;
+  }
+
   function fmtInfo(info) {
     if (!info) return '';
     const parts = [fmtFormat(info.format)];
@@ -297,6 +305,17 @@
       if (this.file) {
         this.setFacts([['Before', [this.file.type || 'unknown type', fmtBytes(this.file.size)].join(' · '), 'before']]);
       }
+      // A refusal of the file itself (413, 415, 422) would come again; one
+      // of the transform (400, fixed in the form), of the moment (429,
+      // 503) or of the network may not.
+      const again = httpStatus === 0 || httpStatus === 400 || httpStatus === 408 || httpStatus === 429 || httpStatus >= 500;
+      if (this.file && again) {
+        this.linksEl.replaceChildren(h('button', {
+          type: 'button', class: 'secondary small', 'data-testid': 'retry', text: 'Try again',
+          title: 'Upload this file again with the transform now in the form', onclick: () => retryUpload(this),
+        }));
+        this.linksEl.hidden = false;
+      }
       this.setStatus('refused');
       this.renderMedia();
     }
@@ -344,7 +363,7 @@
       this.renderKey = key;
       // The error goes in before the status changes, so that the
       // announcement of a failure can read it.
-      if (changed) this.showError(v.status === 'failed' ? v.error || 'The transform failed.' : '', v.status === 'failed' ? 'transform failed' : '');
+      if (changed) this.showError(v.status === 'failed' ? v.error || 'The transform failed.' : '', v.status === 'failed' ? v.error_code || 'transform_failed' : '');
       if (RANK[v.status] >= RANK[this.status]) this.setStatus(v.status);
       if (!changed) return;
 
@@ -367,9 +386,18 @@
       const v = this.view;
       if (!v || !v.links) return;
       const link = (href, text, testid) => h('a', { href, text, 'data-testid': testid, target: '_blank', rel: 'noopener' });
+      const results = v.results || (v.result ? [v.result] : []);
+      const several = results.length > 1;
       const items = [link(v.links.original, 'Original', 'link-original')];
-      if (v.status === 'done') items.push(link(v.links.result, 'Result', 'link-result'));
-      items.push(link(v.links.activity, 'Activity', 'link-activity'));
+      if (v.status === 'done') {
+        for (const r of results) {
+          items.push(h('a', {
+            href: this.resultURL(v, r, several), text: several ? `Download ${r.variant}` : 'Download',
+            download: downloadName(this.name, several ? r.variant : '', r.format), 'data-testid': 'link-download',
+          }));
+        }
+      }
+      items.push(link(v.links.activity, 'Activity JSON', 'link-activity'));
       if (!this.compact) items.push(link(v.links.self, 'JSON', 'link-self'));
       this.linksEl.replaceChildren();
       items.forEach((a, i) => {
@@ -409,9 +437,13 @@
       this.media.className = `card-media pending media-${status}`;
     }
 
-    figure(v, r, several) {
-      const src = (v.links.variants && v.links.variants[r.variant]) ||
+    resultURL(v, r, several) {
+      return (v.links.variants && v.links.variants[r.variant]) ||
         (several ? `${v.links.result}?variant=${encodeURIComponent(r.variant)}` : v.links.result);
+    }
+
+    figure(v, r, several) {
+      const src = this.resultURL(v, r, several);
       const img = h('img', {
         src,
         alt: `${this.name}, ${several ? `variant ${r.variant}, ` : ''}result ${fmtInfo(r)}`,
@@ -493,6 +525,10 @@
   const presetList = $('#preset-list');
   const presetStatus = $('#preset-status');
   const specPreview = $('#spec-preview');
+  const defaultNote = $('#default-note');
+  // From /v1/presets and /v1/limits; until they load, the server checks.
+  let defaultSpec = '';
+  let limits = {};
 
   const mode = () => (form.elements.mode.value === 'preset' ? 'preset' : 'custom');
 
@@ -531,9 +567,10 @@
       p.set('preset', names.join(','));
       return { params: p };
     }
+    const maxDim = limits.max_output_dimension || 16384;
     for (const [id, name, label, lo, hi] of [
-      ['width', 'width', 'Width', 1, 65535],
-      ['height', 'height', 'Height', 1, 65535],
+      ['width', 'width', 'Width', 1, maxDim],
+      ['height', 'height', 'Height', 1, maxDim],
     ]) {
       const r = wholeNumber(id, label, lo, hi);
       if (r.error) return r;
@@ -571,6 +608,10 @@
     specPreview.classList.remove('invalid');
     const q = spec.params ? encodeQuery(spec.params) : '';
     specPreview.textContent = `POST /v1/images${q ? `?${q}` : ''}`;
+    // With no parameter at all the server applies its default transform:
+    // say which, rather than let "default" read as "unchanged".
+    defaultNote.hidden = !!q || !defaultSpec;
+    defaultNote.replaceChildren('No parameters: the server\'s default applies, ', h('code', {}, breakable(defaultSpec)), '.');
   }
 
   function showFormMessage(msg, field) {
@@ -592,10 +633,22 @@
     return out;
   }
 
+  async function loadLimits() {
+    try {
+      limits = (await getJSON('/v1/limits')) || {};
+    } catch {
+      return; // the server still checks every upload
+    }
+    if (limits.max_output_dimension) for (const id of ['width', 'height']) $(`#${id}`).max = String(limits.max_output_dimension);
+    updatePreview();
+  }
+
   async function loadPresets() {
     const modePreset = $('#mode-preset');
     try {
       const body = await getJSON('/v1/presets');
+      defaultSpec = (body && body.default) || '';
+      updatePreview();
       const presets = (body && body.presets) || {};
       const names = Object.keys(presets).sort();
       if (!names.length) {
@@ -757,6 +810,22 @@
     }
   }
 
+  // retryUpload sends a refused card's file again, with the form's
+  // transform as it is now (fixed, after a 400).
+  function retryUpload(card) {
+    const spec = buildSpec();
+    if (spec.error) {
+      showFormMessage(spec.error, spec.field);
+      return;
+    }
+    card.showError('');
+    card.linksEl.hidden = true;
+    card.setStatus('uploading', { progress: 0 });
+    card.renderMedia();
+    queue.push({ card, file: card.file, query: encodeQuery(spec.params) });
+    pump();
+  }
+
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     clearInvalid();
@@ -767,6 +836,12 @@
     const spec = buildSpec();
     if (spec.error) {
       showFormMessage(spec.error, spec.field);
+      return;
+    }
+    const tooBig = pending.filter((f) => limits.max_upload_bytes && f.size > limits.max_upload_bytes);
+    if (tooBig.length) {
+      const names = tooBig.map((f) => `${f.name} (${fmtBytes(f.size)})`).join(', ');
+      showFormMessage(`This server takes images of up to ${fmtBytes(limits.max_upload_bytes)}; remove ${names}.`, selectedList.querySelector('button'));
       return;
     }
     showFormMessage('');
@@ -936,7 +1011,7 @@
   renderSelection();
   updateSessionControls();
   connectEvents();
-  Promise.allSettled([loadPresets(), loadRecent(true)]).then(() => {
+  Promise.allSettled([loadPresets(), loadLimits(), loadRecent(true)]).then(() => {
     updatePreview();
     document.body.dataset.ready = 'true';
   });
