@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/imgpipe/imgpipe/bus/natsbus"
 	"github.com/imgpipe/imgpipe/roles"
 	"github.com/imgpipe/imgpipe/store"
@@ -45,7 +43,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err := a.cfg.Validate(); err != nil {
 		return err
 	}
-	var ns *server.Server
+	var ns *natsbus.Embedded
 	natsCfg := a.cfg.NATS
 	if a.cfg.Embedded && (natsCfg.URL == "" || a.cfg.Store.URL == "") {
 		release, err := lockDataDir(a.cfg.DataDir)
@@ -56,16 +54,13 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	if a.cfg.Embedded && natsCfg.URL == "" {
 		eo := natsbus.EmbeddedOptions{Dir: filepath.Join(a.cfg.DataDir, "nats"), SyncAlways: natsCfg.SyncAlways}
-		if ns, err = natsbus.StartEmbeddedWith(eo, a.log.With("component", "nats")); err != nil {
+		if ns, err = natsbus.StartEmbeddedServer(eo, a.log.With("component", "nats")); err != nil {
 			return fmt.Errorf("embedded NATS: %w", err)
 		}
 		a.log.Info("embedded NATS server with JetStream", "dir", eo.Dir, "sync_always", eo.SyncAlways)
 		// Deferred before the bus, so it runs after the bus has drained
 		// and closed its connection.
-		defer func() {
-			ns.Shutdown()
-			ns.WaitForShutdown()
-		}()
+		defer ns.Shutdown()
 	}
 	if natsCfg.SyncAlways && ns == nil {
 		a.log.Warn("nats.sync_always is for the embedded server; set sync_interval: always on the NATS servers instead")
@@ -73,7 +68,10 @@ func (a *App) Run(ctx context.Context) (err error) {
 	startCtx, cancel := context.WithTimeout(ctx, a.cfg.StartupTimeout)
 	defer cancel()
 	b, err := waitFor(startCtx, a.log, "bus", func(ctx context.Context) (*natsbus.Bus, error) {
-		return natsbus.Connect(ctx, natsCfg, ns, a.cfg.Instance, a.log.With("component", "bus"))
+		if ns != nil {
+			return natsbus.ConnectEmbedded(ctx, natsCfg, ns, a.cfg.Instance, a.log.With("component", "bus"))
+		}
+		return natsbus.Connect(ctx, natsCfg, nil, a.cfg.Instance, a.log.With("component", "bus"))
 	})
 	if err != nil {
 		return err

@@ -27,22 +27,23 @@ import (
 func TestFullDiskOutlasted(t *testing.T) {
 	dir := diskfull.Tmpfs(t, 64<<20)
 	quiet := slog.New(slog.DiscardHandler)
-	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: filepath.Join(dir, "nats"), Listen: "127.0.0.1:0"}, quiet)
+	e, err := natsbus.StartEmbeddedServer(natsbus.EmbeddedOptions{Dir: filepath.Join(dir, "nats"), Listen: "127.0.0.1:0"}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Registered first, so it runs after every app has stopped.
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	// A bus in process, as imgpipe dev has: its guard restarts the
-	// server's JetStream once there is room.
-	guard, err := natsbus.Connect(t.Context(), natsbus.DefaultConfig(), ns, "guard", quiet)
+	t.Cleanup(e.Shutdown)
+	url := e.Server().ClientURL() // kept by a restart
+	// A bus in process, as imgpipe dev has: its guard restarts the server
+	// once there is room.
+	guard, err := natsbus.ConnectEmbedded(t.Context(), natsbus.DefaultConfig(), e, "guard", quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = guard.Close() })
 	config := func(instance string, roles ...string) app.Config {
 		cfg := apptest.Config(t)
-		cfg.Instance, cfg.Roles, cfg.NATS.URL = instance, roles, ns.ClientURL()
+		cfg.Instance, cfg.Roles, cfg.NATS.URL = instance, roles, url
 		// Spent in well under the outage, if an outage spent attempts.
 		cfg.NATS.Retry = bus.Retry{MaxDeliver: 2, Backoff: []time.Duration{100 * time.Millisecond}}
 		return cfg
@@ -50,9 +51,11 @@ func TestFullDiskOutlasted(t *testing.T) {
 	front := apptest.Start(t, config("front", app.RoleAPI, app.RoleSave2DB, app.RoleLogger))
 	// The worker starts while there is room (it sets up its consumer),
 	// and gets nothing until the disk is full.
-	apptest.Start(t, config("worker", app.RoleTransform))
-	const pause = 3 * time.Second
-	if _, err := natstest.JetStream(t, ns.ClientURL()).PauseConsumer(t.Context(), "IMGPIPE_TRANSFORM", "transform", time.Now().Add(pause)); err != nil {
+	wcfg := config("worker", app.RoleTransform)
+	wcfg.Workers.TransformWorkers = 3 // one per image, whatever the cores
+	worker := apptest.Start(t, wcfg)
+	resume := time.Now().Add(6 * time.Second)
+	if _, err := natstest.JetStream(t, url).PauseConsumer(t.Context(), "IMGPIPE_TRANSFORM", "transform", resume); err != nil {
 		t.Fatal(err)
 	}
 	var ids []string
@@ -60,7 +63,14 @@ func TestFullDiskOutlasted(t *testing.T) {
 		ids = append(ids, upload(t, front.URL, "width=64&format=png", fixtures.JPEG(320, 240, uint64(100+i))))
 	}
 	filler := diskfull.Fill(t, dir, 0)
-	time.Sleep(pause + 10*time.Second)
+	if time.Now().After(resume) {
+		t.Fatal("three uploads took longer than the 6 s pause: the worker may have had them before the disk filled")
+	}
+	// The worker gets the images and holds them, waiting on the bus.
+	apptest.Eventually(t, "the worker to wait out the outage", func() bool {
+		return bytes.Contains(apptest.Get(t, worker.URL+"/metrics").Body, []byte("imgpipe_transform_outage_waits 3"))
+	})
+	time.Sleep(10 * time.Second) // well past the retry policy
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}

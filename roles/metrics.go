@@ -16,6 +16,9 @@ type Metrics struct {
 	// UploadBytes is what uploads being read hold in memory now, against
 	// http.max_inflight_upload_bytes.
 	UploadBytes prometheus.Gauge
+	// OutageWaits is how many transform workers hold an image until the
+	// bus answers again.
+	OutageWaits prometheus.Gauge
 }
 
 // NewMetrics registers the series, plus Go and process collectors.
@@ -41,7 +44,10 @@ func NewMetrics() *Metrics {
 			Name: "imgpipe_upload_bytes_held", Help: "Bytes of uploads being read, reserved against http.max_inflight_upload_bytes.",
 		}),
 	}
-	r.MustRegister(m.Uploads, m.Handled, m.Transform, m.HTTP, m.UploadBytes,
+	m.OutageWaits = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "imgpipe_transform_outage_waits", Help: "Transform workers holding an image until the bus answers again.",
+	})
+	r.MustRegister(m.Uploads, m.Handled, m.Transform, m.HTTP, m.UploadBytes, m.OutageWaits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

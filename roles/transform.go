@@ -49,7 +49,10 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 		t.deps.Metrics.Handled.WithLabelValues("transform", "malformed").Inc()
 		return bus.Permanent(fmt.Errorf("malformed transform message: %v", err))
 	}
-	cur, err := t.deps.Bus.Status().Get(ctx, img.ID)
+	// The record decides what this delivery is: read it through an
+	// outage, since unread it counts as an attempt that began.
+	var cur *model.Image
+	err := t.outlast(ctx, d, func() (err error) { cur, err = t.deps.Bus.Status().Get(ctx, img.ID); return err })
 	if err == nil && cur.Status.Final() {
 		return t.resave(ctx, d, cur)
 	}
@@ -71,9 +74,9 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	// record the outcome), and its outcome is the verdict.
 
 	img.Status, img.Attempts, img.UpdatedAt = model.StatusProcessing, d.Attempt(), time.Now().UTC()
-	if err := outlast(ctx, d, func() error { return t.deps.Bus.Status().Put(ctx, &img) }); err != nil {
-		if !d.LastAttempt() {
-			return err
+	if err := t.outlast(ctx, d, func() error { return t.deps.Bus.Status().Put(ctx, &img) }); err != nil {
+		if !d.LastAttempt() || ctx.Err() != nil {
+			return err // a shutdown hands the image back rather than render it for nothing
 		}
 		// The last attempt goes on without it. Unwritten, this attempt
 		// does not count as begun (lastAttemptBegan): if it kills its
@@ -154,7 +157,7 @@ func (t *transformer) fail(ctx context.Context, d bus.Delivery, img *model.Image
 // (the check at the top of handle).
 func (t *transformer) record(ctx context.Context, d bus.Delivery, img *model.Image) error {
 	img.UpdatedAt = time.Now().UTC()
-	return untilDone(ctx, d, func() error {
+	return t.untilDone(ctx, d, func() error {
 		if err := t.deps.Bus.Status().Put(ctx, img); err != nil {
 			return err
 		}
@@ -168,7 +171,7 @@ func (t *transformer) record(ctx context.Context, d bus.Delivery, img *model.Ima
 // outcome.
 func (t *transformer) resave(ctx context.Context, d bus.Delivery, img *model.Image) error {
 	t.emitOutcome(img)
-	return untilDone(ctx, d, func() error { return publishSave(ctx, t.deps.Bus, img) })
+	return t.untilDone(ctx, d, func() error { return publishSave(ctx, t.deps.Bus, img) })
 }
 
 // untilDone runs the bookkeeping that records an outcome. Before the last
@@ -177,37 +180,47 @@ func (t *transformer) resave(ctx context.Context, d bus.Delivery, img *model.Ima
 // delivery) there is no redelivery, and giving up would strand an image
 // whose outcome is known, so it retries (holding the message) until it
 // succeeds or ctx ends.
-func untilDone(ctx context.Context, d bus.Delivery, write func() error) error {
-	return retrying(ctx, d, write, func(err error) bool { return d.LastAttempt() || outage(err) })
+func (t *transformer) untilDone(ctx context.Context, d bus.Delivery, write func() error) error {
+	return t.retrying(ctx, d, write, func(err error) bool { return d.LastAttempt() || outage(err) })
 }
 
 // outlast runs one bus operation of an attempt, and runs it again, holding
 // the delivery, for as long as it fails because the bus is unavailable (a
-// full disk, a lost connection, an election) or the store is, or until ctx
-// ends. An outage
+// full disk, a lost connection, an election), or until ctx ends. An outage
 // is not the image's fault: returned, each failure would spend one of its
 // attempts, and an outage longer than the retry policy (about a minute)
 // would fail every image a worker took meanwhile. Waiting holds one image
 // per worker; the rest wait in the stream, their attempts untouched.
-func outlast(ctx context.Context, d bus.Delivery, op func() error) error {
-	return retrying(ctx, d, op, outage)
+func (t *transformer) outlast(ctx context.Context, d bus.Delivery, op func() error) error {
+	return t.retrying(ctx, d, op, outage)
 }
 
-// outage tells an error of the bus or the store being unreachable (a
-// fetch of the original falls back on the store) from one of the request.
-func outage(err error) bool {
-	return errors.Is(err, bus.ErrUnavailable) || errors.Is(err, store.ErrUnavailable)
-}
+func outage(err error) bool { return errors.Is(err, bus.ErrUnavailable) }
 
 // retrying runs op until it succeeds, fails in a way again does not
 // accept, or ctx ends, backing off from 100 ms to 5 s and keeping the
-// delivery alive meanwhile.
-func retrying(ctx context.Context, d bus.Delivery, op func() error, again func(error) bool) error {
+// delivery alive meanwhile. A wait for an outage is logged when it begins
+// and ends, and counted while it lasts (imgpipe_transform_outage_waits).
+func (t *transformer) retrying(ctx context.Context, d bus.Delivery, op func() error, again func(error) bool) error {
 	delay := 100 * time.Millisecond
+	var since time.Time // of the outage being waited out
+	defer func() {
+		if !since.IsZero() {
+			t.deps.Metrics.OutageWaits.Dec()
+		}
+	}()
 	for {
 		err := op()
 		if err == nil || ctx.Err() != nil || !again(err) {
+			if err == nil && !since.IsZero() {
+				t.deps.Log.Info("the bus answers again", "role", "transform", "waited", time.Since(since).Round(time.Millisecond))
+			}
 			return err
+		}
+		if since.IsZero() && outage(err) {
+			since = time.Now()
+			t.deps.Metrics.OutageWaits.Inc()
+			t.deps.Log.Warn("holding an image until the bus answers", "role", "transform", "err", err)
 		}
 		d.InProgress()
 		select {
@@ -226,13 +239,13 @@ func (t *transformer) render(ctx context.Context, img *model.Image, d bus.Delive
 		return nil, bus.Permanent(err)
 	}
 	var original []byte
-	err = outlast(ctx, d, func() (err error) { original, err = fetchBlob(ctx, t.deps, model.OriginalKey(img.ID)); return err })
+	err = t.outlast(ctx, d, func() (err error) { original, err = fetchBlob(ctx, t.deps, model.OriginalKey(img.ID)); return err })
 	if err != nil {
 		return nil, fmt.Errorf("original: %w", err)
 	}
 	marks := map[string][]byte{}
 	for _, id := range req.WatermarkIDs() {
-		err = outlast(ctx, d, func() (err error) { marks[id], err = fetchBlob(ctx, t.deps, model.OriginalKey(id)); return err })
+		err = t.outlast(ctx, d, func() (err error) { marks[id], err = fetchBlob(ctx, t.deps, model.OriginalKey(id)); return err })
 		if err != nil {
 			return nil, fmt.Errorf("watermark image %s: %w", id, err)
 		}
@@ -250,7 +263,7 @@ func (t *transformer) render(ctx context.Context, img *model.Image, d bus.Delive
 			return nil, err
 		}
 		t.deps.Metrics.Transform.WithLabelValues(info.Format).Observe(time.Since(start).Seconds())
-		if err := outlast(ctx, d, func() error { return t.deps.Bus.Stage().Put(ctx, model.ResultKey(img.ID, v.Name), out) }); err != nil {
+		if err := t.outlast(ctx, d, func() error { return t.deps.Bus.Stage().Put(ctx, model.ResultKey(img.ID, v.Name), out) }); err != nil {
 			return nil, err
 		}
 		results = append(results, model.Result{Variant: v.Name, Spec: v.Spec.Canonical(), Info: info})

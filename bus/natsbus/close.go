@@ -61,7 +61,6 @@ func (b *Bus) close() error {
 
 	if b.server != nil {
 		b.server.Shutdown()
-		b.server.WaitForShutdown()
 	}
 	return errors.Join(errs...)
 }

@@ -33,9 +33,9 @@ type Bus struct {
 
 	inProcess bool // connected to an embedded server without TCP
 
-	server   *server.Server // owned (OpenEmbedded): shut down by Close
-	guard    *storeGuard    // of an embedded server's JetStream, see storeguard.go
-	closedCh chan struct{}  // closed by the connection's ClosedHandler
+	server   *Embedded     // owned (OpenEmbedded): shut down by Close
+	guard    *storeGuard   // of an embedded server's JetStream, see storeguard.go
+	closedCh chan struct{} // closed by the connection's ClosedHandler
 	conn     connState
 
 	asyncErrs atomic.Uint64
@@ -69,6 +69,23 @@ const (
 // connection reconnects forever by itself. instance names the connection
 // (visible in the server's connection list).
 func Connect(ctx context.Context, cfg Config, embedded *server.Server, instance string, log *slog.Logger) (*Bus, error) {
+	if embedded == nil {
+		return connect(ctx, cfg, nil, instance, log)
+	}
+	return connect(ctx, cfg, fixed{embedded}, instance, log)
+}
+
+// ConnectEmbedded is Connect to a restartable embedded server: when a full
+// disk has left its store refusing writes, the bus restarts it once there
+// is room again (see storeGuard).
+func ConnectEmbedded(ctx context.Context, cfg Config, e *Embedded, instance string, log *slog.Logger) (*Bus, error) {
+	if e == nil {
+		return nil, errors.New("natsbus: no embedded server")
+	}
+	return connect(ctx, cfg, e, instance, log)
+}
+
+func connect(ctx context.Context, cfg Config, embedded localServer, instance string, log *slog.Logger) (*Bus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -128,17 +145,16 @@ func Connect(ctx context.Context, cfg Config, embedded *server.Server, instance 
 // OpenEmbedded starts an embedded server and connects to it; the Bus owns
 // the server and shuts it down on Close.
 func OpenEmbedded(ctx context.Context, cfg Config, eo EmbeddedOptions, instance string, log *slog.Logger) (*Bus, error) {
-	ns, err := StartEmbeddedWith(eo, log)
+	e, err := StartEmbeddedServer(eo, log)
 	if err != nil {
 		return nil, err
 	}
-	b, err := Connect(ctx, cfg, ns, instance, log)
+	b, err := ConnectEmbedded(ctx, cfg, e, instance, log)
 	if err != nil {
-		ns.Shutdown()
-		ns.WaitForShutdown()
+		e.Shutdown()
 		return nil, err
 	}
-	b.server = ns
+	b.server = e
 	return b, nil
 }
 

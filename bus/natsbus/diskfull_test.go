@@ -24,15 +24,20 @@ import (
 func TestFullDiskHeals(t *testing.T) {
 	dir := diskfull.Tmpfs(t, 48<<20)
 	// SyncAlways, to see the restart keep the server's options.
-	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: filepath.Join(dir, "nats"), SyncAlways: true}, testLog())
+	e, err := natsbus.StartEmbeddedServer(natsbus.EmbeddedOptions{Dir: filepath.Join(dir, "nats"), SyncAlways: true}, testLog())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.JetStreamConfig().SyncAlways {
+	t.Cleanup(e.Shutdown)
+	first := e.Server()
+	if !first.JetStreamConfig().SyncAlways {
 		t.Fatal("SyncAlways did not reach the server")
 	}
-	b := connect(t, testConfig("full"), ns)
+	b, err := natsbus.ConnectEmbedded(ctxFor(t), testConfig("full"), e, "full", testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
 	ctx := t.Context()
 	const queued = 5
 	for i := range queued {
@@ -76,8 +81,11 @@ func TestFullDiskHeals(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "Ping to succeed once there is room", func() bool { return b.Ping(ctx) == nil })
-	if c := ns.JetStreamConfig(); c.StoreDir != filepath.Join(dir, "nats", "jetstream") || !c.SyncAlways {
-		t.Fatalf("JetStream restarted with store %s, sync always %v", c.StoreDir, c.SyncAlways)
+	if e.Server() == first {
+		t.Fatal("healed without a restart of the server")
+	}
+	if c := e.Server().JetStreamConfig(); c.StoreDir != filepath.Join(dir, "nats", "jetstream") || !c.SyncAlways {
+		t.Fatalf("the server restarted with store %s, sync always %v", c.StoreDir, c.SyncAlways)
 	}
 	if err := b.Stage().Put(ctx, model.OriginalKey("after"), blob); err != nil {
 		t.Fatalf("put after healing: %v", err)
@@ -119,5 +127,40 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestStoreGuardIgnoresWhatARestartWouldNotMend: the server also calls a
+// stream directory it cannot load unhealthy (one left by a stream create
+// that failed, say). That refuses no write: the guard lets writes through
+// and does not restart the server over it.
+func TestStoreGuardIgnoresWhatARestartWouldNotMend(t *testing.T) {
+	e, err := natsbus.StartEmbeddedServer(natsbus.EmbeddedOptions{Dir: t.TempDir()}, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	first := e.Server()
+	b, err := natsbus.ConnectEmbedded(ctxFor(t), testConfig("stray"), e, "stray", testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	stray := filepath.Join(first.JetStreamConfig().StoreDir, "$G", "streams", "STRAY")
+	if err := os.MkdirAll(stray, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if h := first.Healthz(nil); h.Status == "ok" {
+		t.Fatalf("the server's health with a stray stream directory: %+v; the test needs it unhealthy", h)
+	}
+	time.Sleep(3 * time.Second) // three of the guard's checks
+	if err := b.Ping(t.Context()); err != nil {
+		t.Errorf("Ping with a stray stream directory: %v", err)
+	}
+	if err := b.Publish(t.Context(), bus.Message{Queue: bus.Transform, Subject: "x", ID: "x", Data: []byte("x")}); err != nil {
+		t.Errorf("publish with a stray stream directory: %v", err)
+	}
+	if e.Server() != first {
+		t.Error("the guard restarted the server over a stray stream directory")
 	}
 }

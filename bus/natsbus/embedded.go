@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // EmbeddedOptions shapes an in-process nats-server, for a single-node
@@ -123,4 +125,85 @@ func (l serverLogger) Tracef(format string, v ...any)  { l.logf(levelTrace, form
 // exit (the server's own logger would call os.Exit).
 func (l serverLogger) Fatalf(format string, v ...any) {
 	l.logf(slog.LevelError, "fatal: "+format, v)
+}
+
+// Embedded is an in-process server that can be started again on its
+// files. Buses connected to it with ConnectEmbedded reach it in process
+// through InProcessConn, which hands out a connection to whichever server
+// is current: to them a restart is a server that went away and came back,
+// and they reconnect by themselves, as over TCP.
+type Embedded struct {
+	opts EmbeddedOptions
+	log  *slog.Logger
+
+	mu sync.Mutex
+	ns *server.Server
+}
+
+// StartEmbeddedServer is StartEmbeddedWith, restartable.
+func StartEmbeddedServer(o EmbeddedOptions, log *slog.Logger) (*Embedded, error) {
+	ns, err := StartEmbeddedWith(o, log)
+	if err != nil {
+		return nil, err
+	}
+	if o.Listen != "" {
+		// A restart listens where TCP clients already connect: a port
+		// picked at random stays the one picked.
+		o.Listen = ns.Addr().String()
+	}
+	return &Embedded{opts: o, log: log, ns: ns}, nil
+}
+
+// Server is the server running now.
+func (e *Embedded) Server() *server.Server {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ns
+}
+
+// InProcessConn connects to the current server (nats.InProcessConnProvider).
+// During a restart it waits for the new one.
+func (e *Embedded) InProcessConn() (net.Conn, error) { return e.Server().InProcessConn() }
+
+// Restart shuts the server down and starts a new one on the same files,
+// with the same options. If the new one does not start, the stopped one
+// stays current (connections to it fail) until a Restart succeeds.
+func (e *Embedded) Restart() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ns.Shutdown()
+	e.ns.WaitForShutdown()
+	ns, err := StartEmbeddedWith(e.opts, e.log)
+	if err != nil {
+		return err
+	}
+	e.ns = ns
+	return nil
+}
+
+// Shutdown stops the current server.
+func (e *Embedded) Shutdown() {
+	ns := e.Server()
+	ns.Shutdown()
+	ns.WaitForShutdown()
+}
+
+// localServer is a server in this process that a bus connects to without
+// TCP: a plain *server.Server (fixed), or an *Embedded.
+type localServer interface {
+	nats.InProcessConnProvider
+	current() *server.Server
+	// restart starts the server again on its files, or fails if it cannot.
+	restart() error
+}
+
+func (e *Embedded) current() *server.Server { return e.Server() }
+func (e *Embedded) restart() error          { return e.Restart() }
+
+// fixed is a server the bus did not start and cannot restart.
+type fixed struct{ *server.Server }
+
+func (f fixed) current() *server.Server { return f.Server }
+func (f fixed) restart() error {
+	return errors.New("natsbus: this embedded server was not started restartable (StartEmbeddedServer)")
 }

@@ -36,11 +36,12 @@ func isUnavailable(err error) bool {
 			return true
 		}
 	}
-	// JetStream answers 503 while it has no leader or quorum, and 500 when
-	// it failed on its side, such as a store that cannot write (a full
-	// disk): neither is the request's fault, and a retry may succeed.
+	// JetStream answers 503 while it has no leader or quorum, and when a
+	// stream's store fails a write (a full disk). Its 500s are refusals
+	// of the request (an invalid config, a purge it cannot make), which a
+	// retry would not mend.
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.Code >= 500
+	return errors.As(err, &apiErr) && apiErr.Code == 503
 }
 
 // wrap names the operation and adds bus.ErrUnavailable where it applies.

@@ -57,7 +57,7 @@ func TestOpenEmbeddedOwnsServer(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if b.server.Running() {
+	if b.server.Server().Running() {
 		t.Fatal("embedded server still running after Close")
 	}
 }
@@ -154,15 +154,15 @@ func TestAckWaitShortensOnly(t *testing.T) {
 	}
 }
 
-// TestServerErrorsAreUnavailable: the server's own failures (5xx, such as
-// a store that cannot write) are outages to wait out, with 503 for the
-// API; its refusals of the request (4xx) are not.
+// TestServerErrorsAreUnavailable: a 503 (no leader, or a store that
+// cannot write: JSStreamStoreFailedF, 10077) is an outage to wait out;
+// the server's other refusals are not.
 func TestServerErrorsAreUnavailable(t *testing.T) {
 	for _, c := range []struct {
-		code int
-		want bool
-	}{{503, true}, {500, true}, {400, false}, {404, false}} {
-		err := wrap("op", &jetstream.APIError{Code: c.code, ErrorCode: 10077, Description: "write: no space left on device"})
+		code, errCode int
+		want          bool
+	}{{503, 10077, true}, {503, 10008, true}, {500, 10051, false}, {400, 10052, false}, {404, 10059, false}} {
+		err := wrap("op", &jetstream.APIError{Code: c.code, ErrorCode: jetstream.ErrorCode(c.errCode), Description: "refused"})
 		if got := errors.Is(err, bus.ErrUnavailable); got != c.want {
 			t.Errorf("API error %d: unavailable %v, want %v (%v)", c.code, got, c.want, err)
 		}
