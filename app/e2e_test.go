@@ -609,8 +609,8 @@ func TestRangeRequests(t *testing.T) {
 		refused := get("/result", "Range", bad)
 		e, _ := refused.JSON(t)["error"].(map[string]any)
 		if refused.Status != http.StatusRequestedRangeNotSatisfiable || e == nil || e["code"] != "bad_range" ||
-			!strings.Contains(e["message"].(string), strconv.Itoa(n)) {
-			t.Errorf("Range %s: %d %s", bad, refused.Status, refused.Body)
+			!strings.Contains(e["message"].(string), strconv.Itoa(n)) || refused.Header.Get("Cache-Control") != "" {
+			t.Errorf("Range %s: %d %s (Cache-Control %q)", bad, refused.Status, refused.Body, refused.Header.Get("Cache-Control"))
 		}
 	}
 	// A unit other than bytes is ignored (RFC 9110): the whole.
@@ -639,6 +639,8 @@ func TestRangeRequests(t *testing.T) {
 			t.Errorf("If-Match %s: %d bytes, want the whole result", c.ifMatch, len(got.Body))
 		case c.status != http.StatusOK && got.JSON(t)["error"].(map[string]any)["code"] != "precondition_failed":
 			t.Errorf("If-Match %s: %s", c.ifMatch, got.Body)
+		case c.status != http.StatusOK && got.Header.Get("Cache-Control") != "":
+			t.Errorf("If-Match %s: the 412 says Cache-Control %q; a cache must not keep a refusal", c.ifMatch, got.Header.Get("Cache-Control"))
 		}
 	}
 	if got := get("/result", "If-Match", `"other"`, "If-None-Match", etag); got.Status != http.StatusPreconditionFailed {

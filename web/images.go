@@ -68,13 +68,15 @@ func (a *API) sendResult(c echo.Context, img *model.Image, variant string) error
 
 func (a *API) sendBlob(c echo.Context, key string, info model.Info) error {
 	etag := `"` + info.SHA256 + `"`
-	h := c.Response().Header()
-	h.Set("ETag", etag)
-	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	if im := c.Request().Header.Get("If-Match"); im != "" && !strongMatch(im, etag) {
 		// Checked before If-None-Match, as RFC 9110 orders them.
 		return newError(http.StatusPreconditionFailed, "precondition_failed", preconditionFailed)
 	}
+	// The bytes under an id never change: a cache may keep them for good.
+	// Refusals below take the two headers back off (uncacheable).
+	h := c.Response().Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	if etagMatches(c.Request().Header.Get("If-None-Match"), etag) {
 		return c.NoContent(http.StatusNotModified)
 	}
@@ -88,6 +90,7 @@ func (a *API) sendBlob(c echo.Context, key string, info model.Info) error {
 	}
 	data, err := a.pipe.Blob(c.Request().Context(), key)
 	if err != nil {
+		uncacheable(h) // a 503 kept for a year would outlast the outage
 		return err
 	}
 	h.Set("Accept-Ranges", "bytes")
@@ -104,6 +107,13 @@ func (a *API) sendBlob(c echo.Context, key string, info model.Info) error {
 	w := &partWriter{Response: c.Response(), asked: c.Request().Header.Get("Range"), size: len(data)}
 	http.ServeContent(w, c.Request(), "", time.Time{}, bytes.NewReader(data))
 	return nil
+}
+
+// uncacheable takes back what sendBlob set for the bytes from an answer
+// that is not them.
+func uncacheable(h http.Header) {
+	h.Del("Cache-Control")
+	h.Del("ETag")
 }
 
 const preconditionFailed = "the If-Match or If-Unmodified-Since condition does not hold for this image"
@@ -135,7 +145,7 @@ func (w *partWriter) WriteHeader(status int) {
 		w.Response.WriteHeader(status)
 		return
 	}
-	w.refused = true
+	w.refused = true // net/http has taken Cache-Control and ETag off
 	var ae *apiError
 	switch status {
 	case http.StatusRequestedRangeNotSatisfiable:
