@@ -118,6 +118,17 @@ func TestPipelineEndToEnd(t *testing.T) {
 			}
 			return roles["api:accepted"] && roles["transform:transform.done"] && roles["save2db:saved"]
 		})
+		// The timeline reads in order: accepted is dated when the image
+		// was created, before any worker could start on it.
+		created, _ := time.Parse(time.RFC3339Nano, apptest.Get(t, r.URL+"/v1/images/"+id).JSON(t)["created_at"].(string))
+		at := map[string]time.Time{}
+		for _, e := range activity(t, r.URL, id) {
+			at[e.Event] = e.Time
+		}
+		if !at[model.EventAccepted].Equal(created) || at[model.EventTransformStarted].Before(at[model.EventAccepted]) {
+			t.Errorf("accepted at %v, transform started at %v, image created at %v: want accepted at creation, before the start",
+				at[model.EventAccepted], at[model.EventTransformStarted], created)
+		}
 	})
 }
 

@@ -214,7 +214,10 @@ func (p *process) stop() error {
 	}
 }
 
-type event struct{ Role, Event, Instance string }
+type event struct {
+	Role, Event, Instance string
+	Time                  time.Time
+}
 
 func activity(t *testing.T, base, id string) []event {
 	var body struct{ Events []event }

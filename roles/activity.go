@@ -217,23 +217,32 @@ type activity struct {
 // id stable across redeliveries of the same attempt (the logger keeps one);
 // attempt 0 means the event is unique each time (a duplicate upload).
 func (a activity) emit(id, event string, attempt int, detail string) {
+	a.emitAt(time.Now(), id, event, attempt, detail)
+}
+
+// emitAt is emit for an event that happened at a time of its own.
+func (a activity) emitAt(at time.Time, id, event string, attempt int, detail string) {
 	key := ""
 	if attempt > 0 {
 		key = strconv.Itoa(attempt)
 	}
-	a.emitAs(id, event, key, detail)
+	a.emitKeyed(at, id, event, key, detail)
 }
 
 // emitAs is emit with the event id's last part given: what tells this
 // occurrence from others of the same event (key "" makes it unique).
 func (a activity) emitAs(id, event, key, detail string) {
+	a.emitKeyed(time.Now(), id, event, key, detail)
+}
+
+func (a activity) emitKeyed(at time.Time, id, event, key, detail string) {
 	if key == "" {
 		key = nuid.Next()
 	}
 	a.deps.Activity.Emit(model.Event{
 		ID:       id + "." + event + "." + key,
 		ImageID:  id,
-		Time:     time.Now().UTC(),
+		Time:     at.UTC(),
 		Role:     a.role,
 		Instance: a.deps.Instance,
 		Event:    event,

@@ -50,17 +50,20 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 	// that created the image may never have been answered, its event lost
 	// with it (a crash, or the bus failing over between the write and its
 	// acknowledgement), and the client's retry is this duplicate.
-	accepted := func() {
-		a.act.emit(id, model.EventAccepted, 1, fmt.Sprintf("%s %dx%d %d bytes", info.Format, info.Width, info.Height, info.Size))
+	// It is dated when the image was created, before it was queued: a
+	// worker may start on it before this process gets to emit it, and a
+	// timeline must not show the transform starting first.
+	accepted := func(created time.Time) {
+		a.act.emitAt(created, id, model.EventAccepted, 1, fmt.Sprintf("%s %dx%d %d bytes", info.Format, info.Width, info.Height, info.Size))
 	}
-	duplicate := func() {
+	duplicate := func(created time.Time) {
 		a.act.emit(id, model.EventDuplicate, 0, "")
-		accepted()
+		accepted(created)
 	}
 	img, err := a.Lookup(ctx, id)
 	switch {
 	case err == nil:
-		duplicate()
+		duplicate(img.CreatedAt)
 		return img, false, nil
 	case errors.Is(err, store.ErrUnavailable):
 		// The status table does not know the id and the store cannot say:
@@ -105,9 +108,9 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 	// before Create ran: it is still this upload's record, not a duplicate.
 	created = created || cur.CreatedAt.Equal(img.CreatedAt)
 	if created {
-		accepted()
+		accepted(img.CreatedAt)
 	} else {
-		duplicate()
+		duplicate(cur.CreatedAt)
 	}
 	return cur, created, nil
 }
