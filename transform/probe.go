@@ -50,7 +50,7 @@ func (e *Engine) Probe(data []byte) (model.Info, error) {
 func (e *Engine) inspect(data []byte, describe bool) (inspection, error) {
 	var in inspection
 	if len(data) == 0 {
-		return in, errorf(http.StatusBadRequest, CodeEmptyBody, "empty body")
+		return in, errorf(http.StatusBadRequest, CodeEmptyBody, "the upload is empty: send the image's bytes as the body, or as a file part")
 	}
 	f := sniff(data)
 	switch {

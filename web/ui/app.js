@@ -71,6 +71,17 @@
 
   const fmtFormat = (f) => (f ? String(f).toUpperCase() : '?');
 
+  // readableSpec shows a query as typed, not as encoded
+  // (watermark_text=© 2026, not watermark_text=%C2%A9+2026); the title
+  // keeps the exact one.
+  function readableSpec(spec) {
+    try {
+      return [...new URLSearchParams(spec || '')].map(([k, v]) => (v === '' ? k : `${k}=${v}`)).join('&');
+    } catch {
+      return spec;
+    }
+  }
+
   // downloadName is what a result is saved as: the upload's name with the
   // variant and the result's extension (photo.png -> photo-thumb.webp).
   function downloadName(name, variant, format) {
@@ -338,7 +349,7 @@
     }
 
     showSpec(spec) {
-      this.specEl.replaceChildren(h('span', { class: 'label', text: 'Spec ' }), h('code', {}, breakable(spec || '(none)')));
+      this.specEl.replaceChildren(h('span', { class: 'label', text: 'Spec ' }), h('code', { title: spec || '' }, breakable(readableSpec(spec) || '(none)')));
       this.specEl.hidden = false;
     }
 
