@@ -54,7 +54,7 @@ func TestFullDiskOutlasted(t *testing.T) {
 	wcfg := config("worker", app.RoleTransform)
 	wcfg.Workers.TransformWorkers = 3 // one per image, whatever the cores
 	worker := apptest.Start(t, wcfg)
-	resume := time.Now().Add(6 * time.Second)
+	resume := time.Now().Add(10 * time.Second)
 	if _, err := natstest.JetStream(t, url).PauseConsumer(t.Context(), "IMGPIPE_TRANSFORM", "transform", resume); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestFullDiskOutlasted(t *testing.T) {
 	}
 	filler := diskfull.Fill(t, dir, 0)
 	if time.Now().After(resume) {
-		t.Fatal("three uploads took longer than the 6 s pause: the worker may have had them before the disk filled")
+		t.Fatal("three uploads took longer than the 10 s pause: the worker may have had them before the disk filled")
 	}
 	// The worker gets the images and holds them, waiting on the bus.
 	apptest.Eventually(t, "the worker to wait out the outage", func() bool {

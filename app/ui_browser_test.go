@@ -400,7 +400,7 @@ func TestBrowserRetryDefaultsAndLimits(t *testing.T) {
 	run("fix the form and try again",
 		chromedp.Evaluate[chromedp.Void](`document.getElementById('extra-params').value = ''`),
 		chromedp.SendKeys(chromedp.ID("width"), "20"),
-		chromedp.SetValue(chromedp.ID("format"), "png"),
+		chromedp.SetValue(chromedp.ID("format"), "webp"),
 		chromedp.Click(`#uploads [data-testid=retry]`))
 	poll("the retried upload to be done", `!!document.querySelector('#uploads [data-testid=image-card][data-status=done] [data-testid=result-img]')`)
 	if n := eval("cards", `String(document.querySelectorAll('#uploads [data-testid=image-card]').length)`); n != "1" {
@@ -408,22 +408,20 @@ func TestBrowserRetryDefaultsAndLimits(t *testing.T) {
 	}
 	dl := eval("download link", `(a => a ? a.getAttribute('download') + ' ' + a.href : '')(document.querySelector('#uploads [data-testid=link-download]'))`)
 	name, href, _ := strings.Cut(dl, " ")
-	if name != strings.TrimSuffix(filepath.Base(small), ".png")+".png" || href == "" {
-		t.Fatalf("download link %q, want the file's name with .png", dl)
+	if name != strings.TrimSuffix(filepath.Base(small), ".png")+".webp" || href == "" {
+		t.Fatalf("download link %q, want the file's name with the result's extension, .webp", dl)
+	}
+	if focused := eval("focus", `document.activeElement.className`); focused != "card-title" {
+		t.Errorf("after Try again the focus is on %q, want the card's title", focused)
 	}
 	resp, err := http.Get(href)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	img, err := png.Decode(resp.Body)
-	if err != nil || img.Bounds().Dx() != 20 || img.Bounds().Dy() != 15 {
-		t.Fatalf("the download: %v, %v; want a 20x15 PNG", err, func() any {
-			if img == nil {
-				return nil
-			}
-			return img.Bounds()
-		}())
+	img, err := webp.Decode(resp.Body)
+	if err != nil || img.Bounds().Dx() != 20 || img.Bounds().Dy() != 15 || resp.Header.Get("Content-Type") != "image/webp" {
+		t.Fatalf("the download: %s, %v; want a 20x15 WebP", resp.Header.Get("Content-Type"), err)
 	}
 	for _, m := range console.exceptions() {
 		t.Errorf("page exception: %s", m)

@@ -53,6 +53,9 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	// outage, since unread it counts as an attempt that began.
 	var cur *model.Image
 	err := t.outlast(ctx, d, func() (err error) { cur, err = t.deps.Bus.Status().Get(ctx, img.ID); return err })
+	if err != nil && ctx.Err() != nil {
+		return err // a shutdown during an outage: unread, nothing to decide
+	}
 	if err == nil && cur.Status.Final() {
 		return t.resave(ctx, d, cur)
 	}

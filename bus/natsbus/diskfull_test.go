@@ -30,6 +30,7 @@ func TestFullDiskHeals(t *testing.T) {
 	}
 	t.Cleanup(e.Shutdown)
 	first := e.Server()
+	firstLimit := first.JetStreamConfig().MaxStore
 	if !first.JetStreamConfig().SyncAlways {
 		t.Fatal("SyncAlways did not reach the server")
 	}
@@ -47,6 +48,11 @@ func TestFullDiskHeals(t *testing.T) {
 		}
 	}
 
+	// A file that stays: once the filler goes, the disk has room, but
+	// less than at the start, and a store limit sized anew would shrink.
+	if err := os.WriteFile(filepath.Join(dir, "other"), make([]byte, 8<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	filler := diskfull.Fill(t, dir, 4<<20)
 	blob := bytes.Repeat([]byte("imgpipe!"), 64<<10) // 512 KiB
 	var kept []string
@@ -84,8 +90,10 @@ func TestFullDiskHeals(t *testing.T) {
 	if e.Server() == first {
 		t.Fatal("healed without a restart of the server")
 	}
-	if c := e.Server().JetStreamConfig(); c.StoreDir != filepath.Join(dir, "nats", "jetstream") || !c.SyncAlways {
-		t.Fatalf("the server restarted with store %s, sync always %v", c.StoreDir, c.SyncAlways)
+	// Its store, options and store limit: nats-server would size the
+	// limit anew from a disk that has only just found room.
+	if c := e.Server().JetStreamConfig(); c.StoreDir != filepath.Join(dir, "nats", "jetstream") || !c.SyncAlways || c.MaxStore != firstLimit {
+		t.Fatalf("the server restarted with store %s, sync always %v, store limit %d (was %d)", c.StoreDir, c.SyncAlways, c.MaxStore, firstLimit)
 	}
 	if err := b.Stage().Put(ctx, model.OriginalKey("after"), blob); err != nil {
 		t.Fatalf("put after healing: %v", err)
@@ -162,5 +170,49 @@ func TestStoreGuardIgnoresWhatARestartWouldNotMend(t *testing.T) {
 	}
 	if e.Server() != first {
 		t.Error("the guard restarted the server over a stray stream directory")
+	}
+}
+
+// TestEmbeddedRestart: during a restart a bus's calls fail at once rather
+// than wait for the new server (nats.go asks for the connection holding
+// its lock); afterwards they work again; and after Shutdown nothing
+// brings the server back.
+func TestEmbeddedRestart(t *testing.T) {
+	e, err := natsbus.StartEmbeddedServer(natsbus.EmbeddedOptions{Dir: t.TempDir()}, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	b, err := natsbus.ConnectEmbedded(ctxFor(t), testConfig("restart"), e, "restart", testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	restarted := make(chan error, 1)
+	go func() { restarted <- e.Restart() }()
+	for stop := time.After(patience); ; {
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		start := time.Now()
+		err := b.Ping(ctx)
+		cancel()
+		if took := time.Since(start); took > time.Second {
+			t.Fatalf("Ping during a restart took %s (%v); want an answer within its deadline", took, err)
+		}
+		select {
+		case err := <-restarted:
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "Ping after the restart", func() bool { return b.Ping(t.Context()) == nil })
+			e.Shutdown()
+			time.Sleep(4 * time.Second) // a guard's checks would bring it back
+			if e.Server().Running() {
+				t.Fatal("the server runs again after Shutdown")
+			}
+			return
+		case <-stop:
+			t.Fatal("the restart did not end")
+		default:
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -30,6 +31,8 @@ type EmbeddedOptions struct {
 	SyncAlways bool
 	// ReadyTimeout bounds the wait for the server to start; default 10s.
 	ReadyTimeout time.Duration
+
+	maxStore int64 // JetStream's store limit; 0 sizes it from the disk
 }
 
 // StartEmbedded starts an in-process nats-server with JetStream storing
@@ -48,11 +51,12 @@ func StartEmbeddedWith(o EmbeddedOptions, log *slog.Logger) (*server.Server, err
 		log = slog.Default()
 	}
 	opts := &server.Options{
-		ServerName: "imgpipe-embedded",
-		JetStream:  true,
-		StoreDir:   o.Dir,
-		SyncAlways: o.SyncAlways,
-		DontListen: o.Listen == "",
+		ServerName:        "imgpipe-embedded",
+		JetStream:         true,
+		StoreDir:          o.Dir,
+		SyncAlways:        o.SyncAlways,
+		DontListen:        o.Listen == "",
+		JetStreamMaxStore: o.maxStore,
 		// The process owns its signals and its log; the server gets neither.
 		NoSigs: true,
 		NoLog:  true,
@@ -136,8 +140,15 @@ type Embedded struct {
 	opts EmbeddedOptions
 	log  *slog.Logger
 
-	mu sync.Mutex
-	ns *server.Server
+	mu     sync.Mutex // serializes Restart and Shutdown
+	closed bool
+	// last is the server started last (running, or stopped by a Restart
+	// that failed or by Shutdown); live is the one to connect to, nil
+	// while a restart is under way. Atomics, so that neither waits for a
+	// restart: nats.go asks for a connection holding its own lock, which
+	// every call on that connection then waits for.
+	last atomic.Pointer[server.Server]
+	live atomic.Pointer[server.Server]
 }
 
 // StartEmbeddedServer is StartEmbeddedWith, restartable.
@@ -151,39 +162,63 @@ func StartEmbeddedServer(o EmbeddedOptions, log *slog.Logger) (*Embedded, error)
 		// picked at random stays the one picked.
 		o.Listen = ns.Addr().String()
 	}
-	return &Embedded{opts: o, log: log, ns: ns}, nil
+	// A restart keeps the store limit too. Left to itself, nats-server
+	// sizes it at each start from the disk's free space and what it holds
+	// (3/4 of both): after a full disk, with little room yet, the limit
+	// could fall below what the streams hold, and every write would be
+	// refused as over it.
+	o.maxStore = ns.JetStreamConfig().MaxStore
+	e := &Embedded{opts: o, log: log}
+	e.last.Store(ns)
+	e.live.Store(ns)
+	return e, nil
 }
 
-// Server is the server running now.
-func (e *Embedded) Server() *server.Server {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.ns
-}
+// Server is the server started last.
+func (e *Embedded) Server() *server.Server { return e.last.Load() }
+
+// errRestarting answers a connection asked for during a restart: the
+// client backs off and asks again.
+var errRestarting = errors.New("natsbus: the embedded server is restarting")
 
 // InProcessConn connects to the current server (nats.InProcessConnProvider).
-// During a restart it waits for the new one.
-func (e *Embedded) InProcessConn() (net.Conn, error) { return e.Server().InProcessConn() }
+func (e *Embedded) InProcessConn() (net.Conn, error) {
+	ns := e.live.Load()
+	if ns == nil {
+		return nil, errRestarting
+	}
+	return ns.InProcessConn()
+}
 
 // Restart shuts the server down and starts a new one on the same files,
-// with the same options. If the new one does not start, the stopped one
-// stays current (connections to it fail) until a Restart succeeds.
+// with the same options. If the new one does not start, connections fail
+// until a Restart succeeds. After Shutdown it does nothing but fail.
 func (e *Embedded) Restart() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.ns.Shutdown()
-	e.ns.WaitForShutdown()
+	if e.closed {
+		return errors.New("natsbus: the embedded server is shut down")
+	}
+	e.live.Store(nil)
+	old := e.last.Load()
+	old.Shutdown()
+	old.WaitForShutdown()
 	ns, err := StartEmbeddedWith(e.opts, e.log)
 	if err != nil {
 		return err
 	}
-	e.ns = ns
+	e.last.Store(ns)
+	e.live.Store(ns)
 	return nil
 }
 
-// Shutdown stops the current server.
+// Shutdown stops the server for good.
 func (e *Embedded) Shutdown() {
-	ns := e.Server()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	e.live.Store(nil)
+	ns := e.last.Load()
 	ns.Shutdown()
 	ns.WaitForShutdown()
 }

@@ -830,9 +830,11 @@
       return;
     }
     card.showError('');
-    card.linksEl.hidden = true;
+    card.linksEl.hidden = true; // it held the focused button: keep focus on the card
     card.setStatus('uploading', { progress: 0 });
     card.renderMedia();
+    card.titleEl.tabIndex = -1;
+    card.titleEl.focus();
     queue.push({ card, file: card.file, query: encodeQuery(spec.params) });
     pump();
   }
@@ -852,7 +854,8 @@
     const tooBig = pending.filter((f) => limits.max_upload_bytes && f.size > limits.max_upload_bytes);
     if (tooBig.length) {
       const names = tooBig.map((f) => `${f.name} (${fmtBytes(f.size)})`).join(', ');
-      showFormMessage(`This server takes images of up to ${fmtBytes(limits.max_upload_bytes)}; remove ${names}.`, selectedList.querySelector('button'));
+      const first = selectedList.querySelectorAll('button')[pending.indexOf(tooBig[0])];
+      showFormMessage(`This server takes images of up to ${fmtBytes(limits.max_upload_bytes)}; remove ${names}.`, first);
       return;
     }
     showFormMessage('');
