@@ -216,3 +216,59 @@ func TestEmbeddedRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestStartOnAFullDisk: a server started on a disk that is full, holding
+// more than the room left, stores again once there is room. nats-server
+// would size its store limit from the free space at start, below what it
+// holds, and refuse every write as over it even after the disk emptied.
+func TestStartOnAFullDisk(t *testing.T) {
+	dir := diskfull.Tmpfs(t, 64<<20)
+	ctx := t.Context()
+	blob := bytes.Repeat([]byte("imgpipe!"), 128<<10) // 1 MiB
+	func() {
+		e, err := natsbus.StartEmbeddedServer(natsbus.EmbeddedOptions{Dir: dir}, testLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Shutdown()
+		b, err := natsbus.ConnectEmbedded(ctxFor(t), testConfig("startfull"), e, "first", testLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		for i := range 8 {
+			if err := b.Stage().Put(ctx, model.OriginalKey(fmt.Sprintf("held%d", i)), blob); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}()
+	filler := diskfull.Fill(t, dir, 2<<20)
+
+	e, err := natsbus.StartEmbeddedServer(natsbus.EmbeddedOptions{Dir: dir}, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	if limit := e.Server().JetStreamConfig().MaxStore; limit < 48<<20 {
+		t.Fatalf("store limit %d on a 64 MiB disk with 2 MiB free: want the disk's size, not a share of what is free", limit)
+	}
+	b, err := natsbus.ConnectEmbedded(ctxFor(t), testConfig("startfull"), e, "second", testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	// Whether the puts below met the full disk first or not, they store.
+	waitUntil(t, "a put to succeed once there is room", func() bool {
+		put, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return b.Stage().Put(put, model.OriginalKey("after"), blob) == nil
+	})
+	for i := range 8 {
+		if got, err := b.Stage().Get(ctx, model.OriginalKey(fmt.Sprintf("held%d", i))); err != nil || !bytes.Equal(got, blob) {
+			t.Fatalf("held%d after the restart: %d bytes, %v", i, len(got), err)
+		}
+	}
+}

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -31,8 +33,6 @@ type EmbeddedOptions struct {
 	SyncAlways bool
 	// ReadyTimeout bounds the wait for the server to start; default 10s.
 	ReadyTimeout time.Duration
-
-	maxStore int64 // JetStream's store limit; 0 sizes it from the disk
 }
 
 // StartEmbedded starts an in-process nats-server with JetStream storing
@@ -50,13 +50,17 @@ func StartEmbeddedWith(o EmbeddedOptions, log *slog.Logger) (*server.Server, err
 	if log == nil {
 		log = slog.Default()
 	}
+	maxStore, err := storeLimit(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: embedded server: %w", err)
+	}
 	opts := &server.Options{
 		ServerName:        "imgpipe-embedded",
 		JetStream:         true,
 		StoreDir:          o.Dir,
 		SyncAlways:        o.SyncAlways,
 		DontListen:        o.Listen == "",
-		JetStreamMaxStore: o.maxStore,
+		JetStreamMaxStore: maxStore,
 		// The process owns its signals and its log; the server gets neither.
 		NoSigs: true,
 		NoLog:  true,
@@ -99,6 +103,25 @@ func StartEmbeddedWith(o EmbeddedOptions, log *slog.Logger) (*server.Server, err
 		return nil, errors.New("natsbus: embedded server started without JetStream (is the store directory writable?)")
 	}
 	return ns, nil
+}
+
+// storeLimit is the JetStream store limit of an embedded server: the size
+// of the file system under dir, so that only the disk itself limits it.
+// Left to itself, nats-server sets the limit at each start to 3/4 of the
+// space free then: on a disk that holds much already, or that is full
+// when the process starts, that is below what the streams hold, and every
+// write is refused as over the limit ("insufficient resources") until a
+// restart on a roomier disk, while nothing looks broken. A full disk
+// instead fails writes for real, which storeGuard sees and heals.
+func storeLimit(dir string) (int64, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return 0, err
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Blocks) * int64(st.Bsize), nil
 }
 
 // levelTrace sits below Debug: the server's protocol traces are only for
@@ -162,12 +185,6 @@ func StartEmbeddedServer(o EmbeddedOptions, log *slog.Logger) (*Embedded, error)
 		// picked at random stays the one picked.
 		o.Listen = ns.Addr().String()
 	}
-	// A restart keeps the store limit too. Left to itself, nats-server
-	// sizes it at each start from the disk's free space and what it holds
-	// (3/4 of both): after a full disk, with little room yet, the limit
-	// could fall below what the streams hold, and every write would be
-	// refused as over it.
-	o.maxStore = ns.JetStreamConfig().MaxStore
 	e := &Embedded{opts: o, log: log}
 	e.last.Store(ns)
 	e.live.Store(ns)
