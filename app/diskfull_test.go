@@ -22,8 +22,8 @@ import (
 // images wait for a transform worker, and stays full for longer than the
 // retry policy spans. A worker that takes an image then cannot write its
 // status or its result; those writes are waited out, the image held, not
-// tried again and failed. Once there is room again every image is
-// transformed.
+// tried again and failed. Stopped, the worker hands the images back at
+// once. Once there is room again every image is transformed.
 func TestFullDiskOutlasted(t *testing.T) {
 	dir := diskfull.Tmpfs(t, 64<<20)
 	quiet := slog.New(slog.DiscardHandler)
@@ -71,9 +71,19 @@ func TestFullDiskOutlasted(t *testing.T) {
 		return bytes.Contains(apptest.Get(t, worker.URL+"/metrics").Body, []byte("imgpipe_transform_outage_waits 3"))
 	})
 	time.Sleep(10 * time.Second) // well past the retry policy
+	// A worker stopped meanwhile hands its held images back at once,
+	// rather than hold its drain to the deadline (30 s).
+	begin := time.Now()
+	if err := worker.Stop(); err != nil {
+		t.Errorf("worker stopped during the outage: %v", err)
+	}
+	if took := time.Since(begin); took > 10*time.Second {
+		t.Errorf("the worker took %s to stop during the outage", took)
+	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
+	apptest.Start(t, wcfg) // another worker, once there is room
 
 	for _, id := range ids {
 		res := apptest.Result(t, front.URL, id, "")

@@ -29,6 +29,8 @@ type consumerRole struct {
 	// its handler emitted is stored: acked first, the message would not
 	// come again, and a crash in between would lose the events for good.
 	act *Activity
+	// stopping, when set, is called as Stop begins, before the drain.
+	stopping func()
 }
 
 func (r *consumerRole) Name() string { return r.name }
@@ -46,4 +48,9 @@ func (r *consumerRole) Start(ctx context.Context) (err error) {
 	return err
 }
 
-func (r *consumerRole) Stop(ctx context.Context) error { return r.consumer.Drain(ctx) }
+func (r *consumerRole) Stop(ctx context.Context) error {
+	if r.stopping != nil {
+		r.stopping()
+	}
+	return r.consumer.Drain(ctx)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
@@ -23,13 +24,20 @@ import (
 type transformer struct {
 	deps Deps
 	act  activity
+	// stopping is closed when the role starts draining: workers waiting
+	// out an outage hand their image back then, rather than hold the
+	// drain until its deadline.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // NewTransformer runs workers transforms at once.
 func NewTransformer(d Deps, workers int) Service {
-	t := &transformer{deps: d, act: activity{d, "transform"}}
+	t := &transformer{deps: d, act: activity{d, "transform"}, stopping: make(chan struct{})}
 	return &consumerRole{name: "transform", b: d.Bus, handle: t.handle,
-		cfg: bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: workers, AckWait: redeliverAfter, NoPrefetch: true}, act: d.Activity}
+		cfg:      bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: workers, AckWait: redeliverAfter, NoPrefetch: true},
+		act:      d.Activity,
+		stopping: func() { t.stopOnce.Do(func() { close(t.stopping) }) }}
 }
 
 // The transform consumer does not fetch ahead of its workers (NoPrefetch):
@@ -216,18 +224,27 @@ func (t *transformer) retrying(ctx context.Context, d bus.Delivery, op func() er
 		err := op()
 		if err == nil || ctx.Err() != nil || !again(err) {
 			if err == nil && !since.IsZero() {
-				t.deps.Log.Info("the bus answers again", "role", "transform", "waited", time.Since(since).Round(time.Millisecond))
+				t.deps.Log.Info("the bus answers again", "waited", time.Since(since).Round(time.Millisecond))
 			}
 			return err
 		}
 		if since.IsZero() && outage(err) {
 			since = time.Now()
 			t.deps.Metrics.OutageWaits.Inc()
-			t.deps.Log.Warn("holding an image until the bus answers", "role", "transform", "err", err)
+			t.deps.Log.Warn("holding an image until the bus answers", "err", err)
+		}
+		// A drain hands back an image held before its last attempt. On
+		// the last, there is no next attempt to hand it to: it is held
+		// until the drain's deadline cancels ctx.
+		handBack := t.stopping
+		if d.LastAttempt() {
+			handBack = nil
 		}
 		d.InProgress()
 		select {
 		case <-ctx.Done():
+			return err
+		case <-handBack:
 			return err
 		case <-time.After(delay):
 		}
