@@ -74,12 +74,22 @@ func (r *budgetedBody) Read(p []byte) (int, error) {
 // withUploadBudget makes an upload handler's body count against the
 // budget until the handler returns, when the bytes it read are no longer
 // held (they are staged, or refused).
+//
+// The request's own body is put back when the handler returns, before a
+// refusal is written: net/http recognizes an unread "Expect: 100-continue"
+// body by its type, and then answers at once and closes the connection.
+// Behind a wrapper it would instead wait to discard the body the client
+// is holding back until it hears 100 Continue: neither would speak.
 func (a *API) withUploadBudget(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		body := &budgetedBody{ReadCloser: r.Body, b: a.budget}
+		orig := r.Body
+		body := &budgetedBody{ReadCloser: orig, b: a.budget}
 		r.Body = body
-		defer func() { a.budget.give(body.held) }()
+		defer func() {
+			r.Body = orig
+			a.budget.give(body.held)
+		}()
 		return next(c)
 	}
 }

@@ -1,15 +1,19 @@
 package web
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -97,5 +101,36 @@ func TestUploadBudgetSpentStill413(t *testing.T) {
 	var spent *budgetSpent
 	if _, err := io.ReadAll(&budgetedBody{ReadCloser: io.NopCloser(strings.NewReader("x")), b: a.budget}); !errors.As(err, &spent) {
 		t.Fatalf("reading past a spent budget: %v", err)
+	}
+}
+
+// A client that asks "Expect: 100-continue" for an upload over the limit
+// hears 413 at once, without sending the body: the refusal is not held
+// back waiting to discard a body the client holds back in turn.
+func TestOversizedUploadRefusedBeforeContinue(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxUploadBytes = 10000
+	_, e := budgetAPI(t, cfg)
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	for _, ct := range []string{"image/jpeg", "multipart/form-data; boundary=x"} {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		length := 60000
+		if strings.HasPrefix(ct, "multipart") {
+			length = int(cfg.MaxRequestBytes) + 1
+		}
+		fmt.Fprintf(conn, "POST /read HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", ct, length)
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil {
+			t.Fatalf("%s: no answer without the body: %v", ct, err)
+		}
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s: %d, want 413", ct, resp.StatusCode)
+		}
 	}
 }
