@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/internal/loglimit"
 	"github.com/imgpipe/imgpipe/roles"
 	"github.com/imgpipe/imgpipe/store"
 	"github.com/imgpipe/imgpipe/transform"
@@ -65,7 +66,7 @@ func classify(err error) *apiError {
 	case errors.Is(err, roles.ErrWatermarkMissing):
 		return newError(http.StatusBadRequest, "bad_spec", err.Error())
 	case errors.Is(err, bus.ErrUnavailable), errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return newError(http.StatusServiceUnavailable, "unavailable", "the pipeline is unavailable, retry later")
+		return newError(http.StatusServiceUnavailable, codeUnavailable, "the pipeline is unavailable, retry later")
 	case errors.As(err, &he):
 		msg, _ := he.Message.(string)
 		if msg == "" {
@@ -101,19 +102,35 @@ func answer(err error, c echo.Context) *apiError {
 	return classify(err)
 }
 
+// Codes of the 503s: the bus or the store unreachable, and /readyz's.
+const (
+	codeUnavailable = "unavailable"
+	codeNotReady    = "not_ready"
+	codeStopping    = "stopping"
+)
+
 // errorHandler is echo's last stop for every error a handler returns.
+// Server errors are logged, except /readyz's answers (the probe's reply is
+// the report). An outage is logged as a warning, a line a second: during
+// one, every upload and every read is refused alike.
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	var outage loglimit.Limiter
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
 		ae := answer(err, c)
-		if ae.Status >= 500 {
-			level := slog.LevelError
-			if ae.Code == codeBusy {
-				level = slog.LevelWarn // load shed on purpose (budget.go), not a failure
+		attrs := []any{"method", c.Request().Method, "path", c.Request().URL.Path, "status", ae.Status, "err", err}
+		switch {
+		case ae.Status < 500, ae.Code == codeNotReady, ae.Code == codeStopping:
+		case ae.Code == codeBusy:
+			log.Warn("request failed", attrs...) // load shed on purpose (budget.go), not a failure
+		case ae.Code == codeUnavailable:
+			if ok, n := outage.Allow(); ok {
+				log.Warn("request failed", append(attrs, "like_it_since_last_line", n)...)
 			}
-			log.Log(c.Request().Context(), level, "request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", ae.Status, "err", err)
+		default:
+			log.Error("request failed", attrs...)
 		}
 		if ae.Status == http.StatusServiceUnavailable {
 			c.Response().Header().Set("Retry-After", "5")

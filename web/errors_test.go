@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,10 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/imgpipe/imgpipe/bus"
 	"github.com/imgpipe/imgpipe/roles"
 	"github.com/imgpipe/imgpipe/transform"
 )
@@ -85,5 +88,41 @@ func TestErrorMessageBounded(t *testing.T) {
 	// Through classify too: the engine's errors quote parameters.
 	if ae := classify(&transform.Error{Status: 400, Code: "invalid_parameter", Message: strings.Repeat("x", 900_000)}); len(ae.Message) > maxMessage+len("…") {
 		t.Errorf("engine message of %d bytes passed through", len(ae.Message))
+	}
+}
+
+// An outage refuses every request alike: its 503s are logged as warnings,
+// a line a second saying how many were left out; /readyz's answers are not
+// logged at all; other server errors each are.
+func TestOutageLogsALineASecond(t *testing.T) {
+	var logs bytes.Buffer
+	e := echo.New()
+	e.HTTPErrorHandler = errorHandler(slog.New(slog.NewTextHandler(&logs, nil)))
+	e.GET("/outage", func(echo.Context) error { return fmt.Errorf("stage put: %w", bus.ErrUnavailable) })
+	e.GET("/readyz", func(echo.Context) error { return newError(http.StatusServiceUnavailable, codeNotReady, "bus down") })
+	e.GET("/bug", func(echo.Context) error { return errors.New("a bug") })
+	get := func(path string) int {
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code
+	}
+	for range 50 {
+		if code := get("/outage"); code != http.StatusServiceUnavailable {
+			t.Fatalf("outage: %d", code)
+		}
+		get("/readyz")
+	}
+	if n := strings.Count(logs.String(), "\n"); n != 1 || !strings.Contains(logs.String(), "level=WARN") {
+		t.Fatalf("50 refusals in an outage and 50 not-ready probes logged %d lines, want one warning:\n%s", n, logs.String())
+	}
+	time.Sleep(1100 * time.Millisecond)
+	get("/outage")
+	if !strings.Contains(logs.String(), "like_it_since_last_line=49") {
+		t.Errorf("the next line does not count the 49 left out:\n%s", logs.String())
+	}
+	get("/bug")
+	get("/bug")
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 2 {
+		t.Errorf("two internal errors logged %d times, want each", n)
 	}
 }

@@ -79,13 +79,13 @@ func (s *Server) Failed() <-chan error { return s.failed }
 func (s *Server) readyz(c echo.Context) error {
 	select {
 	case <-s.stopping:
-		return newError(http.StatusServiceUnavailable, "stopping", "shutting down")
+		return newError(http.StatusServiceUnavailable, codeStopping, "shutting down")
 	default:
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
-		return newError(http.StatusServiceUnavailable, "not_ready", err.Error())
+		return newError(http.StatusServiceUnavailable, codeNotReady, err.Error())
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

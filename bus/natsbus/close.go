@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
@@ -79,24 +78,4 @@ func (b *Bus) forget(c *consumer) {
 	b.mu.Lock()
 	delete(b.consumers, c)
 	b.mu.Unlock()
-}
-
-// logLimiter lets one line a second through and counts the rest, so that
-// an outage with thousands of pending publishes does not flood the log.
-type logLimiter struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (l *logLimiter) allow() (ok bool, suppressed int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if now.Sub(l.last) < time.Second {
-		l.suppressed++
-		return false, 0
-	}
-	l.last, suppressed, l.suppressed = now, l.suppressed, 0
-	return true, suppressed
 }

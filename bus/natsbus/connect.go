@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/internal/loglimit"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,7 +40,7 @@ type Bus struct {
 	conn     connState
 
 	asyncErrs atomic.Uint64
-	asyncLog  logLimiter
+	asyncLog  loglimit.Limiter
 
 	mu        sync.Mutex
 	consumers map[*consumer]struct{}
@@ -175,15 +176,11 @@ func (b *Bus) connOptions(instance string) []nats.Option {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			b.conn.up()
-			b.log.Info("reconnected", "server", nc.ConnectedUrlRedacted())
+			b.log.Info("reconnected", "server", b.serverName(nc))
 		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			b.conn.up()
-			server := nc.ConnectedUrlRedacted()
-			if b.inProcess {
-				server = "in-process" // the client reports its default URL, which nothing listens on
-			}
-			b.log.Info("connected", "server", server)
+			b.log.Info("connected", "server", b.serverName(nc))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			attrs := []any{"err", err}
@@ -229,3 +226,11 @@ func (b *Bus) Ping(ctx context.Context) error {
 // AsyncErrors counts PublishAsync messages that failed after PublishAsync
 // returned (for a metric: each is also logged, rate-limited).
 func (b *Bus) AsyncErrors() uint64 { return b.asyncErrs.Load() }
+
+// serverName is the server the connection reached, for the log.
+func (b *Bus) serverName(nc *nats.Conn) string {
+	if b.inProcess {
+		return "in-process" // the client reports its default URL, which nothing listens on
+	}
+	return nc.ConnectedUrlRedacted()
+}

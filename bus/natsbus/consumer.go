@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/internal/loglimit"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -33,10 +34,10 @@ type consumer struct {
 	mu       sync.Mutex // orders Drain against reopen swapping it
 	p        *pull
 	stopping atomic.Bool
-	stopCh   chan struct{}  // closed when Drain starts
-	done     chan struct{}  // closed when every worker and held settlement has returned
-	held     sync.WaitGroup // settlements waiting for SettleAfter
-	fetchLog logLimiter     // NoPrefetch asks that fail
+	stopCh   chan struct{}    // closed when Drain starts
+	done     chan struct{}    // closed when every worker and held settlement has returned
+	held     sync.WaitGroup   // settlements waiting for SettleAfter
+	fetchLog loglimit.Limiter // NoPrefetch asks that fail
 }
 
 // pull is one server-side consumer and what reads it: an iterator that
@@ -249,7 +250,7 @@ func (c *consumer) fetch(p *pull) {
 			// waiting asks as the consumer allows (MaxWaiting, 512 by
 			// default: idle workers of the fleet beyond that ask again
 			// later). Not a spin meanwhile, nor a flood of the log.
-			if ok, n := c.fetchLog.allow(); ok {
+			if ok, n := c.fetchLog.Allow(); ok {
 				c.log.Warn("fetch failed", "err", err, "suppressed", n)
 			}
 			select {

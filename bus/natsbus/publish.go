@@ -93,7 +93,7 @@ func (b *Bus) Flush(ctx context.Context) error {
 
 func (b *Bus) asyncFailed(_ jetstream.JetStream, msg *nats.Msg, err error) {
 	b.asyncErrs.Add(1)
-	if ok, suppressed := b.asyncLog.allow(); ok {
+	if ok, suppressed := b.asyncLog.Allow(); ok {
 		b.log.Warn("async publish failed", "subject", msg.Subject,
 			"msg_id", msg.Header.Get(jetstream.MsgIDHeader), "err", err,
 			"suppressed", suppressed, "total_failed", b.asyncErrs.Load())
