@@ -208,9 +208,36 @@ func (a *API) Blob(ctx context.Context, key string) ([]byte, error) {
 }
 
 // List pages through stored records, newest first.
+//
+// The store learns an image's state when it is accepted and when it ends;
+// in between it holds it as queued, and the status table knows whether it
+// is still queued or being processed. So a stored record not yet final is
+// shown as the status table has it, and the status filter applies to that
+// live state: queued and processing are both looked for among the stored
+// queued ones. A page may then hold fewer than the limit; its cursor goes
+// on from where the store's page ended.
 func (a *API) List(ctx context.Context, q store.ListQuery) (store.Page, error) {
-	p, err := a.deps.Store.ListImages(ctx, q)
-	return p, storeErr(err)
+	sq := q
+	if q.Status == model.StatusProcessing {
+		sq.Status = model.StatusQueued
+	}
+	p, err := a.deps.Store.ListImages(ctx, sq)
+	if err != nil {
+		return p, storeErr(err)
+	}
+	out := p.Images[:0]
+	for _, img := range p.Images {
+		if !img.Status.Final() {
+			if cur, err := a.deps.Bus.Status().Get(ctx, img.ID); err == nil {
+				img = *cur
+			}
+		}
+		if q.Status == "" || img.Status == q.Status {
+			out = append(out, img)
+		}
+	}
+	p.Images = out
+	return p, nil
 }
 
 // Activity returns the logger's records for one image, oldest first.
