@@ -226,10 +226,18 @@ func (a *API) List(ctx context.Context, q store.ListQuery) (store.Page, error) {
 		return p, storeErr(err)
 	}
 	out := p.Images[:0]
+	live := true // until the status table fails to answer: one slow read, not one per record
 	for _, img := range p.Images {
-		if !img.Status.Final() {
-			if cur, err := a.deps.Bus.Status().Get(ctx, img.ID); err == nil {
-				img = *cur
+		if live && !img.Status.Final() {
+			cur, err := a.deps.Bus.Status().Get(ctx, img.ID)
+			switch {
+			case err == nil && !cur.Status.Final():
+				// Only the state between: an outcome save2db has not
+				// stored yet stays queued here, so that the filtered
+				// lists agree with the store's pages.
+				img.Status = cur.Status
+			case err != nil && !errors.Is(err, bus.ErrNotFound):
+				live = false
 			}
 		}
 		if q.Status == "" || img.Status == q.Status {

@@ -61,7 +61,7 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	// outage, since unread it counts as an attempt that began.
 	var cur *model.Image
 	err := t.outlast(ctx, d, func() (err error) { cur, err = t.deps.Bus.Status().Get(ctx, img.ID); return err })
-	if err != nil && ctx.Err() != nil {
+	if err != nil && (ctx.Err() != nil || t.handingBack(d)) {
 		return err // a shutdown during an outage: unread, nothing to decide
 	}
 	if err == nil && cur.Status.Final() {
@@ -208,6 +208,19 @@ func (t *transformer) outlast(ctx context.Context, d bus.Delivery, op func() err
 
 func outage(err error) bool { return errors.Is(err, bus.ErrUnavailable) }
 
+// handingBack tells whether a drain has begun and d, held through an
+// outage, goes back rather than on. A drain hands back an image held
+// before its last attempt; on the last, there is no next attempt to hand
+// it to, and it is held until the drain's deadline cancels ctx.
+func (t *transformer) handingBack(d bus.Delivery) bool {
+	select {
+	case <-t.stopping:
+		return !d.LastAttempt()
+	default:
+		return false
+	}
+}
+
 // retrying runs op until it succeeds, fails in a way again does not
 // accept, or ctx ends, backing off from 100 ms to 5 s and keeping the
 // delivery alive meanwhile. A wait for an outage is logged when it begins
@@ -233,9 +246,6 @@ func (t *transformer) retrying(ctx context.Context, d bus.Delivery, op func() er
 			t.deps.Metrics.OutageWaits.Inc()
 			t.deps.Log.Warn("holding an image until the bus answers", "err", err)
 		}
-		// A drain hands back an image held before its last attempt. On
-		// the last, there is no next attempt to hand it to: it is held
-		// until the drain's deadline cancels ctx.
 		handBack := t.stopping
 		if d.LastAttempt() {
 			handBack = nil

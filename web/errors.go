@@ -111,8 +111,9 @@ const (
 
 // errorHandler is echo's last stop for every error a handler returns.
 // Server errors are logged, except /readyz's answers (the probe's reply is
-// the report). An outage is logged as a warning, a line a second: during
-// one, every upload and every read is refused alike.
+// the report). An outage is logged a line a second: during one, every
+// upload and every read is refused alike. (Its errors stay errors: what
+// the API calls unavailable includes causes no retry mends.)
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	var outage loglimit.Limiter
 	return func(err error, c echo.Context) {
@@ -127,7 +128,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			log.Warn("request failed", attrs...) // load shed on purpose (budget.go), not a failure
 		case ae.Code == codeUnavailable:
 			if ok, n := outage.Allow(); ok {
-				log.Warn("request failed", append(attrs, "like_it_since_last_line", n)...)
+				log.Error("request failed", append(attrs, "like_it_since_last_line", n)...)
 			}
 		default:
 			log.Error("request failed", attrs...)
