@@ -61,7 +61,7 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	// outage, since unread it counts as an attempt that began.
 	var cur *model.Image
 	err := t.outlast(ctx, d, func() (err error) { cur, err = t.deps.Bus.Status().Get(ctx, img.ID); return err })
-	if err != nil && (ctx.Err() != nil || t.handingBack(d)) {
+	if err != nil && (ctx.Err() != nil || closedNow(t.handBack(d))) {
 		return err // a shutdown during an outage: unread, nothing to decide
 	}
 	if err == nil && cur.Status.Final() {
@@ -208,14 +208,22 @@ func (t *transformer) outlast(ctx context.Context, d bus.Delivery, op func() err
 
 func outage(err error) bool { return errors.Is(err, bus.ErrUnavailable) }
 
-// handingBack tells whether a drain has begun and d, held through an
-// outage, goes back rather than on. A drain hands back an image held
+// handBack is closed once a drain has begun and d, held through an
+// outage, is to go back rather than on. A drain hands back an image held
 // before its last attempt; on the last, there is no next attempt to hand
-// it to, and it is held until the drain's deadline cancels ctx.
-func (t *transformer) handingBack(d bus.Delivery) bool {
+// it to (nil: never), and it is held until the drain's deadline cancels
+// ctx.
+func (t *transformer) handBack(d bus.Delivery) <-chan struct{} {
+	if d.LastAttempt() {
+		return nil
+	}
+	return t.stopping
+}
+
+func closedNow(ch <-chan struct{}) bool {
 	select {
-	case <-t.stopping:
-		return !d.LastAttempt()
+	case <-ch:
+		return true
 	default:
 		return false
 	}
@@ -246,15 +254,11 @@ func (t *transformer) retrying(ctx context.Context, d bus.Delivery, op func() er
 			t.deps.Metrics.OutageWaits.Inc()
 			t.deps.Log.Warn("holding an image until the bus answers", "err", err)
 		}
-		handBack := t.stopping
-		if d.LastAttempt() {
-			handBack = nil
-		}
 		d.InProgress()
 		select {
 		case <-ctx.Done():
 			return err
-		case <-handBack:
+		case <-t.handBack(d):
 			return err
 		case <-time.After(delay):
 		}

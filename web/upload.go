@@ -57,7 +57,7 @@ func (a *API) readUploads(c echo.Context, field string) ([]upload, error) {
 	if r.ContentLength > a.cfg.MaxRequestBytes {
 		// Refused before the budget is asked: a busy server would say 503,
 		// and the client would retry a request that can never fit.
-		return nil, newError(http.StatusRequestEntityTooLarge, "too_large", "a request may be at most "+sizeOf(a.cfg.MaxRequestBytes))
+		return nil, requestTooLarge(a.cfg.MaxRequestBytes)
 	}
 	r.Body = http.MaxBytesReader(c.Response(), r.Body, a.cfg.MaxRequestBytes)
 	mr, err := r.MultipartReader()
@@ -123,13 +123,17 @@ func bodyError(err error) *apiError {
 		return newError(http.StatusServiceUnavailable, codeBusy, spent.Error())
 	}
 	if errors.As(err, &mbe) {
-		return newError(http.StatusRequestEntityTooLarge, "too_large", "a request may be at most "+sizeOf(mbe.Limit))
+		return requestTooLarge(mbe.Limit)
 	}
 	return newError(http.StatusBadRequest, "bad_body", "could not read the upload: "+err.Error())
 }
 
 func tooLarge(max int64) *apiError {
 	return newError(http.StatusRequestEntityTooLarge, "too_large", "an image may be at most "+sizeOf(max))
+}
+
+func requestTooLarge(max int64) *apiError {
+	return newError(http.StatusRequestEntityTooLarge, "too_large", "a request may be at most "+sizeOf(max))
 }
 
 // accepted is one image's answer to an upload. A duplicate of a failed
