@@ -157,7 +157,7 @@ func TestConfigListFromEnvironment(t *testing.T) {
 }
 
 // A map key set through the environment is a JSON object; its presets
-// join the built-in ones, and a malformed one is refused saying how to
+// join the file's and the built-in ones, and a malformed one is refused saying how to
 // write it.
 func TestConfigMapFromEnvironment(t *testing.T) {
 	t.Setenv("IMGPIPE_TRANSFORM_PRESETS", `{"card":"width=600&height=315&fit=cover","thumb":"width=99"}`)
@@ -171,6 +171,19 @@ func TestConfigMapFromEnvironment(t *testing.T) {
 	}
 	if err := cfg.Transform.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	// With a file too, each layer adds its own: environment, file, built-in.
+	file := filepath.Join(t.TempDir(), "imgpipe.yaml")
+	if err := os.WriteFile(file, []byte("transform:\n  presets:\n    avatar: width=64\n    card: width=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = Load(pflag.NewFlagSet("x", pflag.ContinueOnError), file, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = cfg.Transform.Presets
+	if p["card"] != "width=600&height=315&fit=cover" || p["avatar"] != "width=64" || p["thumb"] != "width=99" || p["web"] == "" {
+		t.Fatalf("presets %q: want the environment's card and thumb, the file's avatar, the built-in web", p)
 	}
 	t.Setenv("IMGPIPE_TRANSFORM_PRESETS", "card=width=600")
 	if _, err := Load(pflag.NewFlagSet("x", pflag.ContinueOnError), "", DefaultConfig()); err == nil || !strings.Contains(err.Error(), "JSON object") {

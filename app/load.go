@@ -31,6 +31,16 @@ var flagKeys = map[string]string{
 func Load(flags *pflag.FlagSet, file string, def Config) (Config, error) {
 	v := viper.New()
 	setDefaults(v, "", reflect.ValueOf(def))
+	var filePresets map[string]string
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return def, fmt.Errorf("config file %s: %w", file, err)
+		}
+		// Read before the environment is consulted: the file's presets
+		// join the environment's below, as the built-in ones do.
+		filePresets = v.GetStringMapString("transform.presets")
+	}
 	v.SetEnvPrefix("IMGPIPE")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
@@ -41,12 +51,6 @@ func Load(flags *pflag.FlagSet, file string, def Config) (Config, error) {
 			}
 		}
 	}
-	if file != "" {
-		v.SetConfigFile(file)
-		if err := v.ReadInConfig(); err != nil {
-			return def, fmt.Errorf("config file %s: %w", file, err)
-		}
-	}
 	var cfg Config
 	if err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = true
@@ -54,17 +58,24 @@ func Load(flags *pflag.FlagSet, file string, def Config) (Config, error) {
 	}); err != nil {
 		return def, fmt.Errorf("configuration: %w", err)
 	}
-	// A map from the file (presets) replaces the default map as a whole in
-	// viper; keep the built-in presets unless the file names them again.
-	for name, spec := range def.Transform.Presets {
-		if _, ok := cfg.Transform.Presets[name]; !ok {
-			if cfg.Transform.Presets == nil {
-				cfg.Transform.Presets = map[string]string{}
+	// A map replaces the one below it as a whole in viper. Presets are
+	// named things each layer adds to: the environment's join the file's,
+	// which join the built-in ones; a name given again is replaced.
+	cfg.Transform.Presets = addMissing(addMissing(cfg.Transform.Presets, filePresets), def.Transform.Presets)
+	return cfg, nil
+}
+
+// addMissing adds to m the entries of below whose keys m lacks.
+func addMissing(m, below map[string]string) map[string]string {
+	for k, val := range below {
+		if _, ok := m[k]; !ok {
+			if m == nil {
+				m = map[string]string{}
 			}
-			cfg.Transform.Presets[name] = spec
+			m[k] = val
 		}
 	}
-	return cfg, nil
+	return m
 }
 
 // setDefaults registers every leaf of the default config with viper, which

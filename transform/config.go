@@ -113,6 +113,12 @@ func (c Config) Validate() error {
 			bad("presets", "name %q must match [a-z0-9_-]{1,32}", name)
 			continue
 		}
+		if name == DefaultVariantName {
+			// Results are named after their variant, and "default" already
+			// names the result of an upload without a spec.
+			bad("presets", "name %q is reserved for the result of an upload without a spec (default_spec)", name)
+			continue
+		}
 		if _, err := parseSpecQuery(c.Presets[name], c.limits()); err != nil {
 			bad("presets."+name, "%s", publicMessage(err))
 		}

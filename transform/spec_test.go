@@ -285,10 +285,10 @@ func TestConfigValidate(t *testing.T) {
 	}
 	c := DefaultConfig()
 	c.MaxFrames = 0
-	c.Presets = map[string]string{"Bad Name": "width=1", "ok": "width=-5", "x": "preset=ok"}
+	c.Presets = map[string]string{"Bad Name": "width=1", "ok": "width=-5", "x": "preset=ok", "default": "width=10"}
 	c.DefaultSpec = "fit=sideways"
 	err := c.Validate()
-	for _, want := range []string{"max_frames", "Bad Name", "presets.ok: width", "presets.x: preset", "default_spec: fit"} {
+	for _, want := range []string{"max_frames", "Bad Name", "presets.ok: width", "presets.x: preset", "default_spec: fit", `"default" is reserved`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v, want mention of %q", err, want)
 		}
