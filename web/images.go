@@ -43,6 +43,10 @@ func (a *API) getResult(c echo.Context) error {
 	case model.StatusDone:
 		return a.sendResult(c, img, c.QueryParam("variant"))
 	}
+	if c.Request().Header.Get("If-Match") != "" {
+		// No result yet: no tag, not even "*", can match (RFC 9110 13.1.1).
+		return newError(http.StatusPreconditionFailed, "precondition_failed", preconditionFailed)
+	}
 	return c.JSON(http.StatusAccepted, viewOf(img))
 }
 

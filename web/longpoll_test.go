@@ -24,32 +24,9 @@ func TestLongPollWakesOnWrite(t *testing.T) {
 	pollFirst, pollMax = time.Hour, time.Hour
 	defer func() { pollFirst, pollMax = first, most }()
 
-	quiet := slog.New(slog.DiscardHandler)
-	b, err := natsbus.OpenEmbedded(t.Context(), natsbus.DefaultConfig(), natsbus.EmbeddedOptions{Dir: t.TempDir()}, "longpoll", quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	st, err := local.Open(t.TempDir(), quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	stopping := make(chan struct{})
-	defer close(stopping)
-	pipe := roles.NewAPI(roles.Deps{Bus: b, Store: st, Log: quiet, Metrics: roles.NewMetrics()})
-	e := echo.New()
-	e.HTTPErrorHandler = errorHandler(quiet)
-	api := NewAPI(DefaultConfig(), pipe, roles.NewMetrics(), stopping, quiet)
-	api.Mount(e)
-
-	id := "0123456789abcdef0123456789abcdef"
+	e, api, b, img := pendingImage(t)
+	id := img.ID
 	result := []byte("the transformed bytes")
-	now := time.Now().UTC()
-	img := &model.Image{ID: id, Status: model.StatusQueued, Spec: "width=10", CreatedAt: now, UpdatedAt: now}
-	if _, _, err := b.Status().Create(t.Context(), img); err != nil {
-		t.Fatal(err)
-	}
 	if err := b.Stage().Put(t.Context(), model.ResultKey(id, model.DefaultVariant), result); err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +64,57 @@ func TestLongPollWakesOnWrite(t *testing.T) {
 		}
 	}
 	t.Fatal("the long poll was not woken by the record's writes")
+}
+
+// pendingImage serves the API over a real bus and store, with one image
+// queued in the status table and nothing rendered.
+func pendingImage(t *testing.T) (*echo.Echo, *API, *natsbus.Bus, *model.Image) {
+	t.Helper()
+	quiet := slog.New(slog.DiscardHandler)
+	b, err := natsbus.OpenEmbedded(t.Context(), natsbus.DefaultConfig(), natsbus.EmbeddedOptions{Dir: t.TempDir()}, "longpoll", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	st, err := local.Open(t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	stopping := make(chan struct{})
+	t.Cleanup(func() { close(stopping) })
+	pipe := roles.NewAPI(roles.Deps{Bus: b, Store: st, Log: quiet, Metrics: roles.NewMetrics()})
+	e := echo.New()
+	e.HTTPErrorHandler = errorHandler(quiet)
+	api := NewAPI(DefaultConfig(), pipe, roles.NewMetrics(), stopping, quiet)
+	api.Mount(e)
+
+	now := time.Now().UTC()
+	img := &model.Image{ID: "0123456789abcdef0123456789abcdef", Status: model.StatusQueued, Spec: "width=10", CreatedAt: now, UpdatedAt: now}
+	if _, _, err := b.Status().Create(t.Context(), img); err != nil {
+		t.Fatal(err)
+	}
+	return e, api, b, img
+}
+
+// A result not rendered yet has no representation for If-Match to match,
+// not even "*": 412 (RFC 9110 13.1.1), where without it the answer is 202.
+func TestIfMatchOnPendingResult(t *testing.T) {
+	e, _, _, img := pendingImage(t)
+	for _, c := range []struct {
+		ifMatch string
+		want    int
+	}{{"", http.StatusAccepted}, {"*", http.StatusPreconditionFailed}, {`"abc"`, http.StatusPreconditionFailed}} {
+		req := httptest.NewRequest(http.MethodGet, "/v1/images/"+img.ID+"/result", nil)
+		if c.ifMatch != "" {
+			req.Header.Set("If-Match", c.ifMatch)
+		}
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		if rec.Code != c.want || !bytes.Contains(rec.Body.Bytes(), []byte(`"code":`)) && c.want != http.StatusAccepted {
+			t.Errorf("If-Match %q on a pending result: %d %s, want %d", c.ifMatch, rec.Code, rec.Body, c.want)
+		}
+	}
 }
 
 func registered(w *waiters, id string) bool {
