@@ -348,3 +348,21 @@ func TestCheckEncoded(t *testing.T) {
 		}
 	}
 }
+
+// Reading an AVIF, imgpipe's own included, is no cause for a warning: the
+// nclx colour description libheif writes into every one is logged at debug.
+func TestAVIFReadsWithoutWarnings(t *testing.T) {
+	e := testEngine(t)
+	avif, _ := process(t, e, fixtures.JPEG(64, 48, 1), "format=avif")
+	out, img := process(t, e, avif, "format=png")
+	if got := sniff(out); got != fmtPNG || img.Bounds().Dx() != 64 || img.Bounds().Dy() != 48 {
+		t.Fatalf("AVIF to PNG: %v %v", got, img.Bounds())
+	}
+	testLog.mu.Lock()
+	defer testLog.mu.Unlock()
+	for _, m := range testLog.msgs {
+		if strings.Contains(m, "nclx") && !strings.HasPrefix(m, "DEBUG ") {
+			t.Errorf("logged above debug: %s", m)
+		}
+	}
+}

@@ -50,6 +50,10 @@ func goVipsLog(domain *C.char, level C.int, message *C.char) {
 	case level&(glibMessage|glibInfo) != 0:
 		lvl = slog.LevelInfo
 	}
+	text := strings.TrimSpace(C.GoString(message))
+	if benign(text) {
+		lvl = slog.LevelDebug
+	}
 	if !log.Enabled(context.Background(), lvl) {
 		return
 	}
@@ -58,7 +62,16 @@ func goVipsLog(domain *C.char, level C.int, message *C.char) {
 	} else if suppressed > 0 {
 		log.Warn("libvips messages suppressed", "count", suppressed)
 	}
-	log.Log(context.Background(), lvl, strings.TrimSpace(C.GoString(message)), "source", "libvips", "domain", C.GoString(domain))
+	log.Log(context.Background(), lvl, text, "source", "libvips", "domain", C.GoString(domain))
+}
+
+// benign tells the warnings libvips gives for ordinary inputs, which say
+// nothing an operator could act on: logged as warnings, they would come
+// with every image of a common kind. libheif writes an nclx colour
+// description into every AVIF, its own included, and libvips warns, several
+// times per read, that it goes by the ICC profile or sRGB instead.
+func benign(message string) bool {
+	return strings.HasSuffix(message, "ignoring nclx profile")
 }
 
 // logAllowed applies the per-second budget; it returns how many messages
