@@ -1,12 +1,15 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus/natsbus"
@@ -67,7 +70,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	startCtx, cancel := context.WithTimeout(ctx, a.cfg.StartupTimeout)
 	defer cancel()
-	b, err := waitFor(startCtx, a.log, "bus", func(ctx context.Context) (*natsbus.Bus, error) {
+	b, err := waitFor(startCtx, a.log, "bus", cmp.Or(natsCfg.URL, "the embedded server"), func(ctx context.Context) (*natsbus.Bus, error) {
 		if ns != nil {
 			return natsbus.ConnectEmbedded(ctx, natsCfg, ns, a.cfg.Instance, a.log.With("component", "bus"))
 		}
@@ -78,7 +81,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
 
-	st, err := waitFor(startCtx, a.log, "store", func(ctx context.Context) (store.Store, error) {
+	st, err := waitFor(startCtx, a.log, "store", cmp.Or(a.cfg.Store.URL, a.cfg.DataDir), func(ctx context.Context) (store.Store, error) {
 		s, err := storeopen.Open(ctx, a.cfg.Store.URL, a.cfg.DataDir, a.log.With("component", "store"))
 		if err == nil {
 			if err = s.Ping(ctx); err != nil {
@@ -112,14 +115,32 @@ func (a *App) Run(ctx context.Context) (err error) {
 	return mgr.Run(ctx)
 }
 
+// waitQuiet is how long an attempt of waitFor runs before it is logged.
+var waitQuiet = 2 * time.Second
+
+// redactURLs hides the passwords in a comma-separated list of URLs.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(p); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
 // waitFor retries open with backoff until it succeeds or ctx ends, so that a
 // process started before its bus or store (as in a cluster coming up) waits
 // for them instead of failing. The first failure is logged at once.
-func waitFor[T any](ctx context.Context, log *slog.Logger, what string, open func(context.Context) (T, error)) (T, error) {
+func waitFor[T any](ctx context.Context, log *slog.Logger, what, at string, open func(context.Context) (T, error)) (T, error) {
 	delay := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		// An attempt may wait its whole 10 s for servers that do not
+		// answer: say what it waits for, without credentials, well before.
+		slow := time.AfterFunc(waitQuiet, func() { log.Warn("waiting for "+what, "at", redactURLs(at), "attempt", attempt) })
 		v, err := open(tctx)
+		slow.Stop()
 		cancel()
 		if err == nil {
 			return v, nil

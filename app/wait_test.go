@@ -1,0 +1,45 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// An attempt to reach servers that do not answer is logged well before it
+// times out, saying where without the password: a process started before
+// its NATS cluster used to be silent for the attempt's whole 10 s.
+func TestWaitForSaysWhatItWaitsFor(t *testing.T) {
+	defer func(d time.Duration) { waitQuiet = d }(waitQuiet)
+	waitQuiet = 50 * time.Millisecond
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), nil))
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_, err := waitFor(ctx, log, "bus", "nats://imgpipe:s3cret@n1:4222,nats://n2:4222", func(ctx context.Context) (int, error) {
+		<-ctx.Done() // as a connection to a silent server does
+		return 0, ctx.Err()
+	})
+	if err == nil {
+		t.Fatal("waitFor succeeded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := buf.String()
+	if !strings.Contains(out, `msg="waiting for bus" at=nats://imgpipe:xxxxx@n1:4222,nats://n2:4222 attempt=1`) || strings.Contains(out, "s3cret") {
+		t.Errorf("log:\n%s", out)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
