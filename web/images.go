@@ -161,7 +161,6 @@ func (w *partWriter) WriteHeader(status int) {
 	}
 	body, _ := json.Marshal(errorBody(ae))
 	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-	w.Header().Del("X-Content-Type-Options")
 	w.Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
 	w.Response.WriteHeader(status)
 	_, _ = w.Response.Write(body)

@@ -38,7 +38,8 @@ func NewServer(cfg Config, log *slog.Logger, m *roles.Metrics, ready func(contex
 	e.HTTPErrorHandler = errorHandler(log)
 	e.Server.ReadHeaderTimeout, e.Server.IdleTimeout = cfg.ReadHeaderTimeout, cfg.IdleTimeout
 	s := &Server{cfg: cfg, echo: e, log: log, ready: ready, stopping: stopping, failed: make(chan error, 1)}
-	e.Use(s.recover, s.observe(m))
+	e.JSONSerializer = jsonSerializer{}
+	e.Use(s.recover, s.observe(m), noSniff)
 	// HEAD too: some load balancers and uptime checkers probe with it.
 	both := []string{http.MethodGet, http.MethodHead}
 	e.Match(both, "/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })

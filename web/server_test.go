@@ -259,3 +259,32 @@ func TestHealthEndpointsAnswerHEAD(t *testing.T) {
 		}
 	}
 }
+
+// Every answer says nosniff, which lets JSON carry specs as they are
+// written: "width=10&height=10", not "width=10\u0026height=10".
+func TestAnswersAreNoSniffAndJSONUnescaped(t *testing.T) {
+	addr := startServerWith(t, DefaultConfig(), roles.NewMetrics(), func(e *echo.Echo) {
+		e.GET("/spec", func(c echo.Context) error {
+			return c.JSON(http.StatusOK, map[string]string{"spec": "width=10&height=10", "note": "<b>"})
+		})
+		e.GET("/refused", func(c echo.Context) error {
+			return newError(http.StatusBadRequest, "bad_spec", "fit=a&b is not a fit")
+		})
+	})
+	for path, want := range map[string]string{
+		"/spec":    `{"note":"<b>","spec":"width=10&height=10"}`,
+		"/refused": `"message":"fit=a&b is not a fit"`,
+		"/healthz": `{"status":"ok"}`,
+		"/nothing": `"code":"not_found"`,
+	} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d %v %s, want nosniff and %s", path, resp.StatusCode, resp.Header, body, want)
+		}
+	}
+}

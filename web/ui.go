@@ -157,7 +157,6 @@ func MountUI(e *echo.Echo) {
 func sendUIAsset(c echo.Context, a *uiAsset, cacheControl string) error {
 	h := c.Response().Header()
 	h.Set("Cache-Control", cacheControl)
-	h.Set("X-Content-Type-Options", "nosniff")
 	// Each content coding is its own representation with its own tag.
 	body, etag := a.body, a.etag
 	if a.gz != nil {
