@@ -17,7 +17,7 @@ type Metrics struct {
 	// http.max_inflight_upload_bytes.
 	UploadBytes prometheus.Gauge
 	// OutageWaits is how many transform workers hold an image until the
-	// bus answers again.
+	// bus, or the store, answers again.
 	OutageWaits prometheus.Gauge
 }
 
@@ -45,7 +45,7 @@ func NewMetrics() *Metrics {
 		}),
 	}
 	m.OutageWaits = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "imgpipe_transform_outage_waits", Help: "Transform workers holding an image until the bus answers again.",
+		Name: "imgpipe_transform_outage_waits", Help: "Transform workers holding an image until the bus or the store answers again.",
 	})
 	r.MustRegister(m.Uploads, m.Handled, m.Transform, m.HTTP, m.UploadBytes, m.OutageWaits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -197,7 +197,8 @@ func (t *transformer) untilDone(ctx context.Context, d bus.Delivery, write func(
 
 // outlast runs one bus operation of an attempt, and runs it again, holding
 // the delivery, for as long as it fails because the bus is unavailable (a
-// full disk, a lost connection, an election), or until ctx ends. An outage
+// full disk, a lost connection, an election) or the store it falls back on
+// is, or until ctx ends. An outage
 // is not the image's fault: returned, each failure would spend one of its
 // attempts, and an outage longer than the retry policy (about a minute)
 // would fail every image a worker took meanwhile. Waiting holds one image
@@ -206,7 +207,12 @@ func (t *transformer) outlast(ctx context.Context, d bus.Delivery, op func() err
 	return t.retrying(ctx, d, op, outage)
 }
 
-func outage(err error) bool { return errors.Is(err, bus.ErrUnavailable) }
+// outage tells a failure to reach the bus, or the store (which the
+// transformer reads an original from once save2db has taken it off the
+// stage).
+func outage(err error) bool {
+	return errors.Is(err, bus.ErrUnavailable) || errors.Is(err, store.ErrUnavailable)
+}
 
 // handBack is closed once a drain has begun and d, held through an
 // outage, is to go back rather than on. A drain hands back an image held
@@ -245,14 +251,14 @@ func (t *transformer) retrying(ctx context.Context, d bus.Delivery, op func() er
 		err := op()
 		if err == nil || ctx.Err() != nil || !again(err) {
 			if err == nil && !since.IsZero() {
-				t.deps.Log.Info("the bus answers again", "waited", time.Since(since).Round(time.Millisecond))
+				t.deps.Log.Info("the outage is over", "waited", time.Since(since).Round(time.Millisecond))
 			}
 			return err
 		}
 		if since.IsZero() && outage(err) {
 			since = time.Now()
 			t.deps.Metrics.OutageWaits.Inc()
-			t.deps.Log.Warn("holding an image until the bus answers", "err", err)
+			t.deps.Log.Warn("holding an image through an outage", "err", err)
 		}
 		d.InProgress()
 		select {
@@ -320,8 +326,13 @@ func fetchBlob(ctx context.Context, d Deps, key string) ([]byte, error) {
 	b, err := d.Bus.Stage().Get(ctx, key)
 	if errors.Is(err, bus.ErrNotFound) {
 		b, err = d.Store.GetBlob(ctx, key)
-		if errors.Is(err, store.ErrNotFound) {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			b, err = latest(ctx, d.Bus, key)
+		case err != nil:
+			// The store is down or slow, not the image at fault: an
+			// outage, which the caller waits out.
+			err = storeErr(err)
 		}
 	}
 	return b, err

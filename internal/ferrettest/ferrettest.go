@@ -22,6 +22,16 @@ import (
 // waits for it; it is safe to call more than once. Several servers may run in
 // one process, each on its own dir.
 func Start(dir string) (uri string, stop func(), err error) {
+	// Port 0: the kernel picks a free port, so parallel test binaries
+	// never collide. The listener is bound in New, so the URI is known
+	// before Run.
+	return StartOn(dir, "127.0.0.1:0")
+}
+
+// StartOn is Start listening on addr: a server stopped and started again
+// on the same dir and address is, to its clients, one that was down for a
+// while.
+func StartOn(dir, addr string) (uri string, stop func(), err error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", nil, err
@@ -34,10 +44,7 @@ func Start(dir string) (uri string, stop func(), err error) {
 	sqliteURL := (&url.URL{Scheme: "file", Path: filepath.ToSlash(sqliteDir) + "/"}).String()
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		// Port 0: the kernel picks a free port, so parallel test binaries
-		// never collide. The listener is bound in New, so the URI is known
-		// before Run.
-		Listener: ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Listener: ferretdb.ListenerConfig{TCP: addr},
 		// FerretDB is chatty at info level; keep its warnings and errors.
 		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("component", "ferretdb"),
 		Handler:   "sqlite",

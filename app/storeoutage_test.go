@@ -1,0 +1,63 @@
+package app_test
+
+import (
+	"bytes"
+	"image/png"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/internal/apptest"
+	"github.com/imgpipe/imgpipe/internal/ferrettest"
+	"github.com/imgpipe/imgpipe/internal/fixtures"
+)
+
+// A transform that needs a blob only the store holds (here a watermark
+// image, taken off the stage once saved) waits out a store outage holding
+// the image, as it waits out the bus's: the outage spends none of its
+// attempts. MongoDB is really away: FerretDB stopped, then started again
+// on the same files and address.
+func TestStoreOutageSpendsNoAttempt(t *testing.T) {
+	dir := t.TempDir()
+	uri, stop, err := ferrettest.Start(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stop() }()
+	u, err := url.Parse(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := apptest.Config(t)
+	// Without a server, the driver looks for one for 30 s by default
+	// before each failure.
+	cfg.Store.URL = uri + "imgpipe?serverSelectionTimeoutMS=500"
+	r := apptest.Start(t, cfg)
+
+	logo := upload(t, r.URL, "width=40&format=png", fixtures.PNG(40, 40, 3, true))
+	waitOK(t, r.URL, logo)
+	waitSaved(t, r.URL, logo)
+
+	stop()
+	photo := upload(t, r.URL, "width=200&format=png&watermark_image="+logo, fixtures.JPEG(400, 300, 4))
+	apptest.Eventually(t, "a transform worker holding the image", func() bool {
+		return bytes.Contains(apptest.Get(t, r.URL+"/metrics").Body, []byte("imgpipe_transform_outage_waits 1"))
+	})
+	time.Sleep(time.Second) // failed reads, each of which used to be an attempt
+	if _, stop, err = ferrettest.StartOn(dir, u.Host); err != nil {
+		t.Fatal(err)
+	}
+
+	res := waitOK(t, r.URL, photo)
+	img, err := png.Decode(bytes.NewReader(res.Body))
+	if err != nil || img.Bounds().Dx() != 200 || img.Bounds().Dy() != 150 {
+		t.Fatalf("result: %v %v", err, img.Bounds())
+	}
+	rec := apptest.Get(t, r.URL+"/v1/images/"+photo).JSON(t)
+	if rec["status"] != "done" || rec["attempts"] != float64(1) {
+		t.Fatalf("record %v: want done on the first attempt", rec)
+	}
+	if got := apptest.Get(t, r.URL+"/metrics").Body; !bytes.Contains(got, []byte("imgpipe_transform_outage_waits 0")) {
+		t.Error("the outage wait is still counted")
+	}
+}
