@@ -213,6 +213,26 @@ func testStatusNeverUndone(t *testing.T, b bus.Bus) {
 		t.Fatalf("done over failed: %s", got)
 	}
 
+	// A late success replaces a failure, but the attempts never count
+	// down: the record keeps the highest that began, whichever path the
+	// write takes (the writer's last revision of a record not final, or a
+	// fresh read of a final one).
+	late := image("undone4", "w=1")
+	late.Attempts = 2
+	put(late, model.StatusProcessing)
+	late.Attempts = 1
+	put(late, model.StatusProcessing)
+	if got, err := b.Status().Get(ctx, "undone4"); err != nil || got.Attempts != 2 || late.Attempts != 2 {
+		t.Fatalf("attempt 1 written after attempt 2 began: %+v (%v), written %d, want 2", got, err, late.Attempts)
+	}
+	late.Attempts = 3
+	put(late, model.StatusFailed)
+	late.Attempts = 1
+	put(late, model.StatusDone)
+	if got, err := b.Status().Get(ctx, "undone4"); err != nil || got.Status != model.StatusDone || got.Attempts != 3 {
+		t.Fatalf("done by attempt 1 after attempt 3 failed: %+v (%v), want done, 3 attempts", got, err)
+	}
+
 	var wg sync.WaitGroup
 	for i := range 10 {
 		wg.Go(func() {

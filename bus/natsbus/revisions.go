@@ -18,28 +18,35 @@ import (
 // that nothing was written since.
 type revisions struct {
 	mu  sync.Mutex
-	m   map[string]uint64 // id -> sequence of its last known revision
+	m   map[string]revision // by id
 	max int
 }
 
-func newRevisions(max int) *revisions {
-	return &revisions{m: make(map[string]uint64), max: max}
+// revision is what a Put needs of a record it does not read: its sequence,
+// and the attempts it counted, which a record replacing it keeps.
+type revision struct {
+	seq      uint64
+	attempts int
 }
 
-func (r *revisions) get(id string) (uint64, bool) {
+func newRevisions(max int) *revisions {
+	return &revisions{m: make(map[string]revision), max: max}
+}
+
+func (r *revisions) get(id string) (revision, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	seq, ok := r.m[id]
-	return seq, ok
+	rev, ok := r.m[id]
+	return rev, ok
 }
 
 // set records a revision. A final record is forgotten instead: nothing
 // writes after it but a rare redelivery, which can afford the read, and a
 // Put must judge whether it may replace it.
-func (r *revisions) set(id string, seq uint64, status model.Status) {
+func (r *revisions) set(id string, seq uint64, img *model.Image) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if status.Final() {
+	if img.Status.Final() {
 		delete(r.m, id)
 		return
 	}
@@ -49,7 +56,7 @@ func (r *revisions) set(id string, seq uint64, status model.Status) {
 			break
 		}
 	}
-	r.m[id] = seq
+	r.m[id] = revision{seq, img.Attempts}
 }
 
 func (r *revisions) forget(id string) {

@@ -56,7 +56,7 @@ func (s status) Create(ctx context.Context, img *model.Image) (*model.Image, boo
 	for range 3 {
 		seq, err := s.b.kv.Create(ctx, img.ID, data)
 		if err == nil {
-			s.b.revs.set(img.ID, seq, img.Status)
+			s.b.revs.set(img.ID, seq, img)
 			created, err := decode(data)
 			return created, true, err
 		}
@@ -98,7 +98,7 @@ func (s status) Get(ctx context.Context, id string) (*model.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: %s: %w", op, err)
 	}
-	s.b.revs.set(id, e.Revision(), img.Status)
+	s.b.revs.set(id, e.Revision(), img)
 	return img, nil
 }
 
@@ -110,10 +110,6 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 		return err
 	}
 	op := "status put " + img.ID
-	data, err := json.Marshal(img)
-	if err != nil {
-		return fmt.Errorf("natsbus: %s: %w", op, err)
-	}
 	ctx, done, err := s.b.beginWrite(ctx, op)
 	if err != nil {
 		return err
@@ -124,9 +120,14 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 	// faster's outcome (see bus.StatusTable.Put). The revision this
 	// process last saw is tried first, without reading the record.
 	if rev, ok := s.b.revs.get(img.ID); ok {
-		seq, err := s.b.kv.Update(ctx, img.ID, data, rev)
+		img.Attempts = max(img.Attempts, rev.attempts)
+		data, err := json.Marshal(img)
+		if err != nil {
+			return fmt.Errorf("natsbus: %s: %w", op, err)
+		}
+		seq, err := s.b.kv.Update(ctx, img.ID, data, rev.seq)
 		if err == nil {
-			s.b.revs.set(img.ID, seq, img.Status)
+			s.b.revs.set(img.ID, seq, img)
 			return nil
 		}
 		s.b.revs.forget(img.ID)
@@ -141,20 +142,29 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 	for {
 		var seq uint64
 		value, rev, err := read(ctx, img.ID)
-		switch {
-		case errors.Is(err, bus.ErrNotFound):
-			seq, err = s.b.kv.Create(ctx, img.ID, data)
-		case err != nil:
+		if err != nil && !errors.Is(err, bus.ErrNotFound) {
 			return s.b.fail(ctx, op, err)
-		default:
+		}
+		if err == nil {
 			cur, derr := decode(value)
 			if derr == nil && !model.Replaces(img.Status, cur.Status) {
 				return nil
 			}
+			if derr == nil {
+				img.Attempts = max(img.Attempts, cur.Attempts)
+			}
+		}
+		data, merr := json.Marshal(img)
+		if merr != nil {
+			return fmt.Errorf("natsbus: %s: %w", op, merr)
+		}
+		if err != nil { // not found
+			seq, err = s.b.kv.Create(ctx, img.ID, data)
+		} else {
 			seq, err = s.b.kv.Update(ctx, img.ID, data, rev)
 		}
 		if err == nil {
-			s.b.revs.set(img.ID, seq, img.Status)
+			s.b.revs.set(img.ID, seq, img)
 			return nil
 		}
 		if !isConflict(err) {
