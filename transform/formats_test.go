@@ -366,3 +366,29 @@ func TestAVIFReadsWithoutWarnings(t *testing.T) {
 		}
 	}
 }
+
+// A JPEG decoded smaller (shrink-on-load) keeps its shape: libjpeg rounds
+// each side up on its own, and a narrow image resized from there by one
+// factor came out 10x208 where 10x200 was due.
+func TestShrinkOnLoadKeepsTheShape(t *testing.T) {
+	e := testEngine(t)
+	for _, c := range []struct {
+		data          []byte
+		spec          string
+		width, height int
+	}{
+		{fixtures.JPEG(150, 3000, 1), "width=10", 10, 200},
+		{fixtures.JPEG(3000, 150, 2), "height=10", 200, 10},
+		{fixtures.JPEG(36, 3000, 3), "width=4", 4, 333},
+		{fixtures.JPEG(63, 2000, 4), "width=10", 10, 317},
+		{fixtures.JPEG(4000, 3000, 5), "extract=0,0,36,3000&width=4", 4, 333},
+		{fixtures.WithOrientation(fixtures.JPEG(3000, 150, 6), 6), "width=10", 10, 200},
+		{fixtures.JPEG(150, 3000, 7), "width=10&height=10&fit=cover", 10, 10},
+		{fixtures.JPEG(640, 480, 8), "width=160&height=160&fit=cover", 160, 160},
+	} {
+		_, img := process(t, e, c.data, c.spec+"&format=png")
+		if b := img.Bounds(); b.Dx() != c.width || b.Dy() != c.height {
+			t.Errorf("%s: %dx%d, want %dx%d", c.spec, b.Dx(), b.Dy(), c.width, c.height)
+		}
+	}
+}

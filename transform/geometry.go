@@ -64,6 +64,16 @@ func (p resizePlan) shrinkFactors(w, h int) (float64, float64) {
 	return math.Min(hs, float64(w)), math.Min(vs, float64(h))
 }
 
+// exactly is the plan as a forced size: the size it gives a w x h source.
+// An image loaded smaller than that source (JPEG shrink-on-load) is
+// resized to it, each axis by its own factor: libjpeg rounds each side up
+// on its own, so one factor for both would change a narrow image's shape
+// (a 150x3000 JPEG asked for width 10 came out 10x208, not 10x200).
+func (p resizePlan) exactly(w, h int) resizePlan {
+	hs, vs := p.shrinkFactors(w, h)
+	return resizePlan{max(1, int(math.Round(float64(w)/hs))), max(1, int(math.Round(float64(h)/vs))), sizeForce}
+}
+
 // predictSize is the output page size before rotate: used to refuse
 // oversized outputs before any pixel is computed. The pipeline reads real
 // sizes afterwards; rounding may differ by a pixel.

@@ -180,11 +180,16 @@ func (e *Engine) decode(p *pipe, data []byte, j job, g *C.ip_guard, stream bool)
 		}); err != nil {
 			return err
 		}
+		w, h := j.src.info.Width, j.src.info.Height
 		if j.extract != nil {
 			x := scaleRect(*j.extract, j.shrink, p.geom())
 			if err := p.crop(x.Left, x.Top, x.Width, x.Height); err != nil {
 				return err
 			}
+			w, h = j.extract.Width, j.extract.Height
+		}
+		if j.shrink > 1 {
+			r = r.exactly(w, h)
 		}
 		if err := p.resize(r, j.src.icc); err != nil {
 			return err
