@@ -392,3 +392,22 @@ func TestShrinkOnLoadKeepsTheShape(t *testing.T) {
 		}
 	}
 }
+
+// A pyramidal TIFF gives its first page, the image itself, at the size
+// asked: vips_thumbnail took the pages for pyramid levels and read the
+// smallest (80x60 of a 640x480, whatever was asked).
+func TestPyramidTIFFGivesItsFirstPage(t *testing.T) {
+	e := testEngine(t)
+	red, blue := color.RGBA{200, 30, 30, 255}, color.RGBA{30, 30, 200, 255}
+	data := fixtures.PyramidTIFF(640, 480, 4, red, blue)
+	for _, c := range []struct {
+		spec          string
+		width, height int
+	}{{"format=png", 640, 480}, {"width=300&format=png", 300, 225}, {"width=100&height=100&fit=cover&format=png", 100, 100}} {
+		_, img := process(t, e, data, c.spec)
+		if b := img.Bounds(); b.Dx() != c.width || b.Dy() != c.height {
+			t.Errorf("%s: %dx%d, want %dx%d", c.spec, b.Dx(), b.Dy(), c.width, c.height)
+		}
+		wantPixel(t, img, c.width/2, c.height/2, red, 4, c.spec+": the first page's colour")
+	}
+}

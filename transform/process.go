@@ -166,8 +166,12 @@ func (e *Engine) decode(p *pipe, data []byte, j job, g *C.ip_guard, stream bool)
 	r := j.resize
 	var err error
 	// JPEG shrinks on load by our own rule (geometry.go); other formats
-	// let vips_thumbnail choose (WebP, SVG and PDF load at the target scale).
-	if j.extract == nil && j.src.format != fmtJPEG {
+	// let vips_thumbnail choose (WebP, SVG and PDF load at the target scale),
+	// except TIFF: vips_thumbnail takes a TIFF's pages for a pyramid's
+	// levels and, asked for less than the first, read the smallest (a
+	// 640x480 pyramid came out 80x60 whatever the size asked). The first
+	// page is the image, as for every multi-page TIFF.
+	if j.extract == nil && j.src.format != fmtJPEG && j.src.format != fmtTIFF {
 		p.im, err = p.vc.do("thumbnail", func(out **C.VipsImage) C.int {
 			return C.ip_thumbnail_buffer(buf, n, all, C.int(r.width), C.int(r.height), C.int(r.size), icc, out)
 		})
