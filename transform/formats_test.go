@@ -411,3 +411,20 @@ func TestPyramidTIFFGivesItsFirstPage(t *testing.T) {
 		wantPixel(t, img, c.width/2, c.height/2, red, 4, c.spec+": the first page's colour")
 	}
 }
+
+// A cover box so far from the image's shape that the scaled image would be
+// longer than libvips can address is refused, saying why: it used to come
+// out narrower than the box (1000x2 for 2000x2), recorded done.
+func TestCoverBeyondAddressableIsRefused(t *testing.T) {
+	e := testEngine(t)
+	tall := fixtures.PNG(1, 10000, 1, false)
+	_, _, err := e.Process(context.Background(), Input{Data: tall, Spec: spec(t, e, "width=2000&height=2&fit=cover&format=png")})
+	if te := wantError(t, err, http.StatusUnprocessableEntity, CodeTooLarge); !strings.Contains(te.Message, "fit=cover") {
+		t.Errorf("message %q", te.Message)
+	}
+	// Just within reach, the box is exact.
+	_, img := process(t, e, tall, "width=1000&height=2&fit=cover&format=png")
+	if b := img.Bounds(); b.Dx() != 1000 || b.Dy() != 2 {
+		t.Errorf("1000x2 cover: %dx%d", b.Dx(), b.Dy())
+	}
+}

@@ -38,6 +38,17 @@ func (e *Engine) plan(s Spec, src inspection) (job, error) {
 		j.extract = &st
 		sw, sh = r.Width, r.Height
 	}
+	if s.Width > 0 && s.Height > 0 && s.fit() == FitCover {
+		// Cover scales the whole image to cover the box, then crops. A box
+		// far from the image's shape makes the scaled side longer than
+		// libvips can address, and the output came out narrower than the
+		// box, recorded done.
+		f := math.Max(float64(s.Width)/float64(sw), float64(s.Height)/float64(sh))
+		if side := math.Max(float64(sw), float64(sh)) * f; side > float64(unbounded) {
+			return j, unprocessable(CodeTooLarge, "fit=cover would scale this %dx%d image to %.0f pixels on a side before cropping, more than the %d libvips can address: ask for a box closer to its shape, or use fit=fill",
+				sw, sh, side, unbounded)
+		}
+	}
 	j.resize = planResize(s, sw, sh).stored(src.orientation)
 
 	w, h := predictSize(s, sw, sh)
