@@ -334,6 +334,13 @@ func TestMultipartBatchAndPrototypeEndpoints(t *testing.T) {
 	if format, _ := apptest.Decode(t, got.Body); format != "webp" {
 		t.Errorf("prototype result format %s, want the default webp", format)
 	}
+	// Its answer has room for one id: two files are refused, not one
+	// taken and the other dropped.
+	ct, body = apptest.Multipart(t, "image", map[string][]byte{"p.jpg": fixtures.JPEG(50, 50, 24), "q.jpg": fixtures.JPEG(50, 50, 25)})
+	if resp = apptest.Do(t, http.MethodPost, r.URL+"/image", ct, body); resp.Status != http.StatusBadRequest ||
+		!strings.Contains(string(resp.Body), `"code":"one_file_expected"`) {
+		t.Errorf("POST /image with two files: %d %s", resp.Status, resp.Body)
+	}
 }
 
 func TestListingAndLiveEvents(t *testing.T) {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"cmp"
+	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -22,6 +23,11 @@ func (a *API) legacyPost(c echo.Context) error {
 	ups, err := a.readUploads(c, "image")
 	if err != nil {
 		return err
+	}
+	if len(ups) > 1 {
+		// Its answer holds one id: the others would be taken without any.
+		return newError(http.StatusBadRequest, "one_file_expected",
+			fmt.Sprintf("POST /image takes one file, got %d: send several to POST /v1/images", len(ups)))
 	}
 	img, _, err := a.ingest(c, ups[0], req)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -253,11 +254,20 @@ func sanitizeName(name string) string {
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
-	if len(name) > 200 {
-		name = name[:200]
+	if len(name) > maxNameBytes {
+		// Cut at a character's start: mid-character, the record kept half
+		// a character, which JSON then showed as U+FFFD.
+		n := maxNameBytes
+		for n > 0 && !utf8.RuneStart(name[n]) {
+			n--
+		}
+		name = name[:n]
 	}
 	return name
 }
+
+// maxNameBytes bounds the file name kept with an upload.
+const maxNameBytes = 200
 
 // sizeOf says a limit as people read it, and exactly: "50 MiB (52428800
 // bytes)".

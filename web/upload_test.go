@@ -1,6 +1,10 @@
 package web
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
 
 // A size limit in a refusal reads as people think of it, and exactly.
 func TestSizeOf(t *testing.T) {
@@ -12,5 +16,17 @@ func TestSizeOf(t *testing.T) {
 		if got := sizeOf(n); got != want {
 			t.Errorf("sizeOf(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// A long file name is cut at a character's start, never inside one.
+func TestSanitizeNameCutsWholeCharacters(t *testing.T) {
+	long := strings.Repeat("a", 199) + "日本.jpg"
+	got := sanitizeName(`C:\photos\` + long)
+	if got != strings.Repeat("a", 199) || !utf8.ValidString(got) {
+		t.Errorf("%q", got)
+	}
+	if got := sanitizeName("dir/" + strings.Repeat("é", 150)); len(got) != 200 || !utf8.ValidString(got) {
+		t.Errorf("%d bytes %q", len(got), got)
 	}
 }
