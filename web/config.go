@@ -43,6 +43,12 @@ type Config struct {
 	// for any. Empty (the default), only pages the process serves itself,
 	// the UI, can.
 	CORSOrigins []string `mapstructure:"cors_origins"`
+	// DrainDelay keeps the listener open this long when a drain begins,
+	// /readyz answering 503 meanwhile, before it closes: time for a load
+	// balancer's health checks to take the process out of rotation while
+	// it still answers what they send it. 0 (the default) closes it at
+	// once, and new connections are refused from the start of the drain.
+	DrainDelay time.Duration `mapstructure:"drain_delay"`
 }
 
 // DefaultConfig listens on loopback only: exposing the API is a choice.
@@ -73,6 +79,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxWait < 0 {
 		bad("http.max_wait must not be negative")
+	}
+	if c.DrainDelay < 0 {
+		bad("http.drain_delay must not be negative")
 	}
 	for _, o := range c.CORSOrigins {
 		scheme, host, _ := strings.Cut(o, "://")

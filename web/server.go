@@ -73,7 +73,18 @@ func (s *Server) Start(context.Context) error {
 	return nil
 }
 
-func (s *Server) Stop(ctx context.Context) error { return s.echo.Shutdown(ctx) }
+// Stop closes the listener, after DrainDelay (bounded by ctx), then waits
+// for the requests in flight.
+func (s *Server) Stop(ctx context.Context) error {
+	if s.cfg.DrainDelay > 0 {
+		s.log.Info("draining: /readyz answers 503 until the listener closes", "in", s.cfg.DrainDelay)
+		select {
+		case <-time.After(s.cfg.DrainDelay):
+		case <-ctx.Done():
+		}
+	}
+	return s.echo.Shutdown(ctx)
+}
 
 func (s *Server) Failed() <-chan error { return s.failed }
 

@@ -288,3 +288,39 @@ func TestAnswersAreNoSniffAndJSONUnescaped(t *testing.T) {
 		}
 	}
 }
+
+// With a drain delay, a stopping process keeps its listener open that
+// long, /readyz answering 503 to new connections, then closes it.
+func TestDrainDelayAnswersNotReadyBeforeClosing(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.DrainDelay = "127.0.0.1:0", 500*time.Millisecond
+	stopping := make(chan struct{})
+	s := NewServer(cfg, slog.New(slog.DiscardHandler), roles.NewMetrics(), func(context.Context) error { return nil }, stopping)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + s.Addr().String()
+	close(stopping)
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Stop(context.Background()) }()
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Get(base + "/readyz")
+	if err != nil {
+		t.Fatalf("/readyz during the drain delay: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "shutting down") {
+		t.Errorf("/readyz during the drain delay: %d %s", resp.StatusCode, body)
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("stopped before the delay: %v", err)
+	default:
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get(base + "/readyz"); err == nil {
+		t.Error("the listener is still open after Stop")
+	}
+}
