@@ -169,8 +169,8 @@ func parseExtract(s *Spec, v string, _ parseLimits) error {
 
 func parseRotate(s *Spec, v string, _ parseLimits) error {
 	n, err := strconv.Atoi(v)
-	if err != nil || n%90 != 0 || n < -270 || n > 360 {
-		return badParam("rotate", "must be 0, 90, 180 or 270 (clockwise), got %q", v)
+	if err != nil || n%90 != 0 || n < -360 || n > 360 {
+		return badParam("rotate", "must be 0, 90, 180 or 270 degrees clockwise (or the same turn from -360 to 360: -90 is 270), got %q", v)
 	}
 	s.Rotate = (n + 360) % 360
 	return nil

@@ -42,6 +42,7 @@ func TestSpecEveryParameter(t *testing.T) {
 		{"rotate=90", "rotate=90"},
 		{"rotate=-90", "rotate=270"},
 		{"rotate=360", ""},
+		{"rotate=-360", ""},
 		{"flip=true", "flip=true"},
 		{"flop=1", "flop=true"},
 		{"blur=1.50", "blur=1.5"},
