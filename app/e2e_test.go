@@ -487,11 +487,6 @@ func TestFailingImageEndsFailed(t *testing.T) {
 	if rec["status"] != "failed" || rec["error"] == "" || rec["attempts"].(float64) != 2 {
 		t.Fatalf("record: %v", rec)
 	}
-	// Uploading it again answers the same failed record, error included.
-	again := apptest.Upload(t, r.URL, "width=3000&height=3000&fit=fill&blur=20&format=png", fixtures.JPEG(2000, 1500, 60)).JSON(t)
-	if again["id"] != id || again["duplicate"] != true || again["status"] != "failed" || again["error"] != rec["error"] {
-		t.Errorf("duplicate of a failed image: %v, want its record with error %q", again, rec["error"])
-	}
 	if legacy := apptest.Get(t, r.URL+"/image/"+id); legacy.Status != http.StatusUnprocessableEntity {
 		t.Errorf("prototype GET of a failed image: %d", legacy.Status)
 	}
@@ -514,6 +509,49 @@ func TestFailingImageEndsFailed(t *testing.T) {
 			t.Errorf("/metrics lacks %s", series)
 		}
 	}
+
+	// A timeout comes from the machine at the time, not from the image:
+	// uploading it again queues a new run, whose attempts count anew.
+	// Here it fails the same way (the timeout is still 1 ms)...
+	spec, data := "width=3000&height=3000&fit=fill&blur=20&format=png", fixtures.JPEG(2000, 1500, 60)
+	again := apptest.Upload(t, r.URL, spec, data)
+	if body := again.JSON(t); again.Status != http.StatusAccepted || body["id"] != id || body["status"] != "queued" || body["retries"] != float64(1) {
+		t.Fatalf("upload of an image failed by a timeout: %d %s, want it queued again", again.Status, again.Body)
+	}
+	if res := apptest.Result(t, r.URL, id, ""); res.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("second run: %d %s", res.Status, res.Body)
+	}
+	if rec := apptest.Get(t, r.URL+"/v1/images/"+id).JSON(t); rec["status"] != "failed" || rec["retries"] != float64(1) || rec["attempts"] != float64(2) {
+		t.Fatalf("record after the second run: %v", rec)
+	}
+	waitEvents(t, r.URL, id, model.EventRequeued)
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// ... and once the machine is given time, the next run succeeds: its
+	// result replaces the failure, in the status table and in the store.
+	cfg.Transform.Timeout = time.Minute
+	r = apptest.Start(t, cfg)
+	if body := apptest.Upload(t, r.URL, spec, data).JSON(t); body["status"] != "queued" || body["retries"] != float64(2) {
+		t.Fatalf("third upload: %v", body)
+	}
+	res = waitOK(t, r.URL, id)
+	if format, img := apptest.Decode(t, res.Body); format != "png" || img.Bounds().Dx() != 3000 || img.Bounds().Dy() != 3000 {
+		t.Fatalf("third run's result: %s %v", format, img.Bounds())
+	}
+	waitEvents(t, r.URL, id, model.EventTransformDone)
+	seen = map[string]int{}
+	for _, e := range activity(t, r.URL, id) {
+		seen[e.Event]++
+	}
+	if seen["requeued"] != 2 || seen["transform.failed"] != 2 || seen["transform.done"] != 1 || seen["transform.started"] != 5 {
+		t.Errorf("activity %v: want every run's events", seen)
+	}
+	apptest.Eventually(t, "the store to hold the success", func() bool {
+		page := apptest.Get(t, r.URL+"/v1/images?status=done").JSON(t)
+		images, _ := page["images"].([]any)
+		return len(images) == 1
+	})
 }
 
 // TestShutdownEndsLiveStreams: an open event stream and a long poll do not

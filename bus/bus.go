@@ -150,8 +150,10 @@ type StatusTable interface {
 	// Put replaces the record, except that a final record (done, failed)
 	// is only replaced by a done one: a slow worker on a redelivered
 	// message must not undo the outcome a faster one recorded. Such a Put
-	// is a no-op, not an error. Attempts never go down: a record keeps the
-	// higher count of the two, written into img too.
+	// is a no-op, not an error. A failed record is also replaced by one
+	// with more Retries (model.Supersedes). Attempts never go down within
+	// a run (same Retries): a record keeps the higher count of the two,
+	// written into img too.
 	Put(ctx context.Context, img *model.Image) error
 	// Watch calls fn, one call at a time, with the id of records written
 	// after the watch started, until ctx ends (then it returns nil). A

@@ -21,6 +21,7 @@ type Event struct {
 const (
 	EventAccepted         = "accepted"          // api: upload staged and queued
 	EventDuplicate        = "duplicate"         // api: same bytes and spec as an existing image
+	EventRequeued         = "requeued"          // api: a failed image uploaded again, queued for a new run
 	EventTransformStarted = "transform.started" // transform: picked up
 	EventTransformDone    = "transform.done"    // transform: results staged
 	EventTransformRetry   = "transform.retry"   // transform: attempt failed, will retry

@@ -34,20 +34,31 @@ func (s Status) Final() bool { return s == StatusDone || s == StatusFailed }
 // that timed out may fail an image another worker has finished).
 func Replaces(next, cur Status) bool { return !cur.Final() || next == StatusDone }
 
+// Supersedes is Replaces for whole records, with its one way back: an
+// image failed for a cause a new try may cure, and uploaded again, is
+// queued again with one more Retries, and each record of that run may
+// replace the failure.
+func Supersedes(next, cur *Image) bool {
+	return Replaces(next.Status, cur.Status) || cur.Status == StatusFailed && next.Retries > cur.Retries
+}
+
 // Image is the record of one upload: what came in, what was asked for, and
 // what came out. The id is derived from the original bytes and the spec, so
 // the same upload twice lands on the same record. A failed image has Error,
 // for people, and ErrorCode, its kind for programs: the engine's code,
 // workers_stopped or transform_failed.
 type Image struct {
-	ID        string    `json:"id" bson:"_id"`
-	Status    Status    `json:"status" bson:"status"`
-	Error     string    `json:"error,omitempty" bson:"error,omitempty"`
-	ErrorCode string    `json:"error_code,omitempty" bson:"error_code,omitempty"`
-	Spec      string    `json:"spec" bson:"spec"` // canonical query string
-	Original  Info      `json:"original" bson:"original"`
-	Results   []Result  `json:"results,omitempty" bson:"results,omitempty"`
-	Attempts  int       `json:"attempts,omitempty" bson:"attempts,omitempty"`
+	ID        string   `json:"id" bson:"_id"`
+	Status    Status   `json:"status" bson:"status"`
+	Error     string   `json:"error,omitempty" bson:"error,omitempty"`
+	ErrorCode string   `json:"error_code,omitempty" bson:"error_code,omitempty"`
+	Spec      string   `json:"spec" bson:"spec"` // canonical query string
+	Original  Info     `json:"original" bson:"original"`
+	Results   []Result `json:"results,omitempty" bson:"results,omitempty"`
+	Attempts  int      `json:"attempts,omitempty" bson:"attempts,omitempty"`
+	// Retries counts the times the image was queued again after a failure
+	// a new try may cure (RetryableFailure), by uploading it again.
+	Retries   int       `json:"retries,omitempty" bson:"retries,omitempty"`
 	CreatedAt time.Time `json:"created_at" bson:"created_at"`
 	UpdatedAt time.Time `json:"updated_at" bson:"updated_at"`
 }

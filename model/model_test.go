@@ -45,3 +45,27 @@ func TestReplaces(t *testing.T) {
 		}
 	}
 }
+
+// A failed image queued again by a new upload (one more Retries) may be
+// replaced by every record of its new run; nothing else undoes a failure.
+func TestSupersedes(t *testing.T) {
+	failed := &Image{Status: StatusFailed, Retries: 1}
+	for _, c := range []struct {
+		next *Image
+		want bool
+	}{
+		{&Image{Status: StatusQueued, Retries: 1}, false},
+		{&Image{Status: StatusQueued, Retries: 2}, true},
+		{&Image{Status: StatusProcessing, Retries: 2}, true},
+		{&Image{Status: StatusFailed, Retries: 2}, true},
+		{&Image{Status: StatusFailed, Retries: 1}, false},
+		{&Image{Status: StatusDone}, true},
+	} {
+		if got := Supersedes(c.next, failed); got != c.want {
+			t.Errorf("%s (retries %d) over failed (retries 1): %v, want %v", c.next.Status, c.next.Retries, got, c.want)
+		}
+	}
+	if Supersedes(&Image{Status: StatusQueued, Retries: 5}, &Image{Status: StatusDone}) {
+		t.Error("a retry replaced a success")
+	}
+}

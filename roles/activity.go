@@ -229,6 +229,22 @@ func (a activity) emitAt(at time.Time, id, event string, attempt int, detail str
 	a.emitKeyed(at, id, event, key, detail)
 }
 
+// emitRun is emit for an event of one run of img: attempts count from 1
+// again once a failed image is queued again (model.Image.Retries), so the
+// run is part of the event's id, lest the logger take the event for the
+// same one of the run before.
+func (a activity) emitRun(img *model.Image, event string, attempt int, detail string) {
+	a.emitAs(img.ID, event, runKey(img, strconv.Itoa(attempt)), detail)
+}
+
+// runKey is key within img's run.
+func runKey(img *model.Image, key string) string {
+	if img.Retries > 0 {
+		return "r" + strconv.Itoa(img.Retries) + "." + key
+	}
+	return key
+}
+
 // emitAs is emit with the event id's last part given: what tells this
 // occurrence from others of the same event (key "" makes it unique).
 func (a activity) emitAs(id, event, key, detail string) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
@@ -62,6 +63,8 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 	}
 	img, err := a.Lookup(ctx, id)
 	switch {
+	case err == nil && img.Status == model.StatusFailed && RetryableFailure(img.ErrorCode):
+		return a.requeue(ctx, data, img)
 	case err == nil:
 		duplicate(img.CreatedAt)
 		return img, false, nil
@@ -113,6 +116,51 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 		duplicate(cur.CreatedAt)
 	}
 	return cur, created, nil
+}
+
+// RetryableFailure tells the failure codes a new run may cure: they come
+// from the machine at the time (a render that ran out of time on a busy
+// machine, workers stopped, a cancelled render, an unexpected error), not
+// from the image or its spec, which fail the same way every time.
+func RetryableFailure(code string) bool {
+	switch code {
+	case transform.CodeTimeout, transform.CodeCanceled, transform.CodeInternal, codeWorkersStopped, CodeTransformFailed:
+		return true
+	}
+	return false
+}
+
+// requeue queues again an image that failed for a cause a new run may
+// cure: uploading it again is how a client retries it. The new run has one
+// more Retries; its records replace the failure (model.Supersedes) and its
+// attempts count from 1. The bytes are staged again (the failure's save
+// took them off the stage), and the work is queued before the record
+// changes: a transformer that finds the failure still recorded goes by the
+// message's run. Concurrent uploads of it queue one run: the message id
+// names the run.
+func (a *API) requeue(ctx context.Context, data []byte, cur *model.Image) (*model.Image, bool, error) {
+	now := time.Now().UTC()
+	img := &model.Image{ID: cur.ID, Status: model.StatusQueued, Spec: cur.Spec, Original: cur.Original,
+		Retries: cur.Retries + 1, CreatedAt: cur.CreatedAt, UpdatedAt: now}
+	if err := a.deps.Bus.Stage().Put(ctx, model.OriginalKey(img.ID), data); err != nil {
+		return nil, false, err
+	}
+	msg, err := json.Marshal(img)
+	if err != nil {
+		return nil, false, err
+	}
+	runID := fmt.Sprintf("transform.%s.r%d", img.ID, img.Retries)
+	if err := a.deps.Bus.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: img.ID, ID: runID, Data: msg}); err != nil {
+		return nil, false, err
+	}
+	if err := PublishAccepted(ctx, a.deps.Bus, img); err != nil {
+		return nil, false, err
+	}
+	if err := a.deps.Bus.Status().Put(ctx, img); err != nil {
+		return nil, false, err
+	}
+	a.act.emitAs(img.ID, model.EventRequeued, "r"+strconv.Itoa(img.Retries), fmt.Sprintf("after %s: %s", cur.ErrorCode, cur.Error))
+	return img, false, nil
 }
 
 // AwaitActivity returns once the activity emitted so far in this process

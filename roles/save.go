@@ -29,7 +29,9 @@ func publishSave(ctx context.Context, b bus.Bus, img *model.Image) error {
 	// The id names the outcome: a failed record and a later done one (a
 	// redelivered attempt that succeeded) are two messages, not a retried
 	// publish, and the stores keep the done one whatever their order.
-	return b.Publish(ctx, bus.Message{Queue: bus.Save, Subject: kind + "." + img.ID, ID: "save." + kind + "." + img.ID + "." + string(img.Status), Data: data})
+	// So does the run: a failed image queued again fails or ends anew.
+	id := "save." + kind + "." + img.ID + "." + runKey(img, string(img.Status))
+	return b.Publish(ctx, bus.Message{Queue: bus.Save, Subject: kind + "." + img.ID, ID: id, Data: data})
 }
 
 // PublishAccepted is how the api hands a new record to save2db.

@@ -41,7 +41,7 @@ func (s *saver) handle(ctx context.Context, d bus.Delivery) error {
 		if err := s.deps.Store.PutImage(ctx, &img); err != nil {
 			return err
 		}
-		s.act.emit(img.ID, model.EventRecorded, d.Attempt(), "")
+		s.act.emitRun(&img, model.EventRecorded, d.Attempt(), "")
 		s.deps.Metrics.Handled.WithLabelValues("save2db", "recorded").Inc()
 		return nil
 	}
@@ -81,7 +81,7 @@ func (s *saver) handle(ctx context.Context, d bus.Delivery) error {
 	}
 	// One image can be saved twice, failed then done (see publishSave):
 	// the event id names the outcome so that both stay in the timeline.
-	s.act.emitAs(img.ID, model.EventSaved, fmt.Sprintf("%s.%d", img.Status, d.Attempt()), strings.Join(keys, " "))
+	s.act.emitAs(img.ID, model.EventSaved, runKey(&img, fmt.Sprintf("%s.%d", img.Status, d.Attempt())), strings.Join(keys, " "))
 	s.deps.Metrics.Handled.WithLabelValues("save2db", "saved").Inc()
 	return nil
 }

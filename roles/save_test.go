@@ -8,6 +8,7 @@ import (
 
 	"github.com/imgpipe/imgpipe/bus"
 	"github.com/imgpipe/imgpipe/model"
+	"github.com/imgpipe/imgpipe/transform"
 )
 
 // TestSaveMessagePerOutcome: a failed record and a later done one for the
@@ -50,5 +51,21 @@ func TestSaveMessagePerOutcome(t *testing.T) {
 	}
 	if len(seen) != 2 || seen[0] != model.StatusFailed || seen[1] != model.StatusDone {
 		t.Fatalf("save messages: %v, want [failed done]", seen)
+	}
+}
+
+// Only failures that come from the machine at the time are tried again
+// when the image is uploaded again; the image's own are answered as they
+// are.
+func TestRetryableFailure(t *testing.T) {
+	for code, want := range map[string]bool{
+		transform.CodeTimeout: true, transform.CodeCanceled: true, transform.CodeInternal: true,
+		codeWorkersStopped: true, CodeTransformFailed: true,
+		transform.CodeUndecodable: false, transform.CodeTooLarge: false, transform.CodeWatermark: false,
+		transform.CodeUnencodable: false, transform.CodeCorrupt: false, "": false,
+	} {
+		if got := RetryableFailure(code); got != want {
+			t.Errorf("RetryableFailure(%q) = %v, want %v", code, got, want)
+		}
 	}
 }

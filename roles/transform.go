@@ -64,7 +64,7 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	if err != nil && (ctx.Err() != nil || closedNow(t.handBack(d))) {
 		return err // a shutdown during an outage: unread, nothing to decide
 	}
-	if err == nil && cur.Status.Final() {
+	if err == nil && cur.Status.Final() && !model.Supersedes(&img, cur) {
 		return t.resave(ctx, d, cur)
 	}
 	if d.Exhausted() && (d.Final() || lastAttemptBegan(d, cur, err)) {
@@ -72,7 +72,7 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 		// died or hung. Rendering again could kill this one too, so the
 		// image is recorded failed without touching the engine.
 		img.Attempts = d.Attempt() - 1
-		if err == nil && cur.Attempts > 0 {
+		if err == nil && cur.Attempts > 0 && cur.Retries == img.Retries {
 			// The last attempt that began, as it wrote itself: a verdict
 			// delivery whose worker died also counts as a delivery.
 			img.Attempts = cur.Attempts
@@ -95,13 +95,13 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 		// final one.
 		t.deps.Log.Warn("status not updated", "image", img.ID, "err", err)
 	}
-	t.act.emit(img.ID, model.EventTransformStarted, d.Attempt(), "")
+	t.act.emitRun(&img, model.EventTransformStarted, d.Attempt(), "")
 
 	results, err := t.render(ctx, &img, d)
 	if err != nil {
 		if !bus.IsPermanent(err) && !d.LastAttempt() {
 			t.deps.Metrics.Handled.WithLabelValues("transform", "retry").Inc()
-			t.act.emit(img.ID, model.EventTransformRetry, d.Attempt(), publicMessage(err))
+			t.act.emitRun(&img, model.EventTransformRetry, d.Attempt(), publicMessage(err))
 			return err
 		}
 		return t.fail(ctx, d, &img, err, publicMessage(err), publicCode(err))
@@ -117,9 +117,9 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 // same event id, and the logger keeps one.
 func (t *transformer) emitOutcome(img *model.Image) {
 	if img.Status == model.StatusDone {
-		t.act.emit(img.ID, model.EventTransformDone, img.Attempts, fmt.Sprintf("%d variant(s)", len(img.Results)))
+		t.act.emitRun(img, model.EventTransformDone, img.Attempts, fmt.Sprintf("%d variant(s)", len(img.Results)))
 	} else {
-		t.act.emit(img.ID, model.EventTransformFailed, img.Attempts, img.Error)
+		t.act.emitRun(img, model.EventTransformFailed, img.Attempts, img.Error)
 	}
 }
 

@@ -18,6 +18,7 @@ type imageView struct {
 	Result    *model.Result  `json:"result,omitempty"`
 	Results   []model.Result `json:"results,omitempty"`
 	Attempts  int            `json:"attempts,omitempty"`
+	Retries   int            `json:"retries,omitempty"`
 	CreatedAt time.Time      `json:"created_at"`
 	UpdatedAt time.Time      `json:"updated_at"`
 	Links     links          `json:"links"`
@@ -35,7 +36,7 @@ func viewOf(img *model.Image) *imageView {
 	base := "/v1/images/" + img.ID
 	v := &imageView{
 		ID: img.ID, Status: img.Status, Error: img.Error, ErrorCode: img.ErrorCode, Spec: img.Spec, Original: img.Original,
-		Results: img.Results, Attempts: img.Attempts, CreatedAt: img.CreatedAt, UpdatedAt: img.UpdatedAt,
+		Results: img.Results, Attempts: img.Attempts, Retries: img.Retries, CreatedAt: img.CreatedAt, UpdatedAt: img.UpdatedAt,
 		Links: links{Self: base, Result: base + "/result", Original: base + "/original", Activity: base + "/activity"},
 	}
 	if len(img.Results) > 0 {

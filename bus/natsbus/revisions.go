@@ -23,10 +23,11 @@ type revisions struct {
 }
 
 // revision is what a Put needs of a record it does not read: its sequence,
-// and the attempts it counted, which a record replacing it keeps.
+// and the attempts it counted in its run, which a record of the same run
+// replacing it keeps.
 type revision struct {
-	seq      uint64
-	attempts int
+	seq               uint64
+	attempts, retries int
 }
 
 func newRevisions(max int) *revisions {
@@ -56,7 +57,7 @@ func (r *revisions) set(id string, seq uint64, img *model.Image) {
 			break
 		}
 	}
-	r.m[id] = revision{seq, img.Attempts}
+	r.m[id] = revision{seq, img.Attempts, img.Retries}
 }
 
 func (r *revisions) forget(id string) {

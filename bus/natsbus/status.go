@@ -120,7 +120,9 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 	// faster's outcome (see bus.StatusTable.Put). The revision this
 	// process last saw is tried first, without reading the record.
 	if rev, ok := s.b.revs.get(img.ID); ok {
-		img.Attempts = max(img.Attempts, rev.attempts)
+		if rev.retries == img.Retries {
+			img.Attempts = max(img.Attempts, rev.attempts)
+		}
 		data, err := json.Marshal(img)
 		if err != nil {
 			return fmt.Errorf("natsbus: %s: %w", op, err)
@@ -147,10 +149,10 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 		}
 		if err == nil {
 			cur, derr := decode(value)
-			if derr == nil && !model.Replaces(img.Status, cur.Status) {
+			if derr == nil && !model.Supersedes(img, cur) {
 				return nil
 			}
-			if derr == nil {
+			if derr == nil && cur.Retries == img.Retries {
 				img.Attempts = max(img.Attempts, cur.Attempts)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 // indexed is the part of an image record its index keys derive from.
 type indexed struct {
 	Status    model.Status `json:"status"`
+	Retries   int          `json:"retries"`
 	CreatedAt time.Time    `json:"created_at"`
 }
 
@@ -51,7 +52,7 @@ func putImageTx(tx *bolt.Tx, img *model.Image, val []byte) error {
 		if err := json.Unmarshal(old, &prev); err != nil {
 			return fmt.Errorf("stored image %s: %w", img.ID, err)
 		}
-		if !model.Replaces(img.Status, prev.Status) {
+		if !model.Supersedes(img, &model.Image{Status: prev.Status, Retries: prev.Retries}) {
 			return nil // never backwards
 		}
 		if err := unindexImage(tx, prev.Status, timeIDKey(prev.CreatedAt, img.ID)); err != nil {

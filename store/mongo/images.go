@@ -21,7 +21,7 @@ import (
 // PutImage upserts the record by id. The indexes follow status and time
 // changes by themselves.
 //
-// A record may only replace those model.Replaces allows: the filter then
+// A record may only replace those model.Supersedes allows: the filter then
 // also excludes the statuses it may not replace, so against one of those
 // the upsert tries to insert, hits the _id index, and the duplicate key
 // error means "a newer record is there", which is success.
@@ -36,7 +36,19 @@ func (s *Store) PutImage(ctx context.Context, img *model.Image) error {
 			keep = append(keep, st)
 		}
 	}
-	if keep != nil {
+	switch {
+	case keep != nil && img.Retries > 0 && slices.Contains(keep, any(model.StatusFailed)):
+		// Or a failure of an earlier run (model.Supersedes); a record
+		// without retries has none stored (omitempty).
+		earlier := bson.A{
+			bson.D{{Key: "retries", Value: bson.D{{Key: "$exists", Value: false}}}},
+			bson.D{{Key: "retries", Value: bson.D{{Key: "$lt", Value: img.Retries}}}},
+		}
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "status", Value: bson.D{{Key: "$nin", Value: keep}}}},
+			bson.D{{Key: "status", Value: model.StatusFailed}, {Key: "$or", Value: earlier}},
+		}})
+	case keep != nil:
 		filter = append(filter, bson.E{Key: "status", Value: bson.D{{Key: "$nin", Value: keep}}})
 	}
 	opts := options.Replace().SetUpsert(true)

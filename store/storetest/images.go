@@ -110,6 +110,33 @@ func testImageNeverBackwards(t *testing.T, o *opener) {
 	done2.Attempts = 3 // a later done record replaces an earlier one
 	putImage(t, s, done2)
 	check(done2)
+
+	// A failure's one way back: a new run (one more Retries), whose
+	// records replace the failure, its own failure included.
+	check = func(want *model.Image) {
+		t.Helper()
+		got, err := s.GetImage(ctx, "retried")
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkImage(t, got, want)
+	}
+	first := newImage("retried", model.StatusFailed, at(6))
+	putImage(t, s, first)
+	rerun := newImage("retried", model.StatusQueued, at(6))
+	rerun.Retries = 1
+	putImage(t, s, rerun)
+	check(rerun)
+	checkList(t, s, store.ListQuery{Status: model.StatusQueued}, []string{"retried"})
+	refailed := newImage("retried", model.StatusFailed, at(6))
+	refailed.Retries, refailed.Attempts = 1, 2
+	putImage(t, s, refailed)
+	check(refailed)
+	stale := newImage("retried", model.StatusQueued, at(6))
+	stale.Retries = 1 // of the run that failed: no way back
+	putImage(t, s, stale)
+	check(refailed)
+	checkList(t, s, store.ListQuery{Status: model.StatusFailed}, []string{"retried"})
 }
 
 func testImageOrder(t *testing.T, o *opener) {
