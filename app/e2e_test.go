@@ -706,3 +706,88 @@ func TestRangeRequests(t *testing.T) {
 		t.Errorf("HEAD does not offer ranges: %v", head.Header)
 	}
 }
+
+// A client that lost the live feed resumes it with Last-Event-ID, as
+// EventSource does by itself: it gets what it missed, and nothing twice.
+func TestLiveEventsResume(t *testing.T) {
+	r := apptest.Start(t, apptest.Config(t))
+	type sse struct{ pos, id, image, event string }
+	// follow opens the feed (with Last-Event-ID when last is set), runs
+	// start, and reads until an event says the image start returned is
+	// done.
+	follow := func(last string, start func() string) []sse {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+"/v1/events", nil)
+		if last != "" {
+			req.Header.Set("Last-Event-ID", last)
+		}
+		stream, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stream.Body.Close()
+		image := start()
+		var got []sse
+		pos := ""
+		sc := bufio.NewScanner(stream.Body)
+		for sc.Scan() {
+			if p, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+				pos = p
+				continue
+			}
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var ev struct {
+				ID, Event string
+				ImageID   string `json:"image_id"`
+			}
+			if err := json.Unmarshal([]byte(data), &ev); err != nil || pos == "" {
+				t.Fatalf("event %q after id %q: %v", data, pos, err)
+			}
+			got = append(got, sse{pos, ev.ID, ev.ImageID, ev.Event})
+			if ev.ImageID == image && ev.Event == model.EventTransformDone {
+				return got
+			}
+		}
+		t.Fatalf("feed ended before %s was done: %v", image, sc.Err())
+		return nil
+	}
+
+	seen := follow("", func() string { return upload(t, r.URL, "width=30", fixtures.JPEG(90, 90, 301)) })
+	last := seen[len(seen)-1].pos
+	// Lost: meanwhile another image goes all the way through.
+	missed := upload(t, r.URL, "width=30", fixtures.JPEG(90, 90, 302))
+	waitOK(t, r.URL, missed)
+	resumed := follow(last, func() string { return missed })
+
+	sent := map[string]bool{}
+	for _, e := range seen {
+		sent[e.id] = true
+	}
+	got := map[string]bool{}
+	for i, e := range resumed {
+		if sent[e.id] {
+			t.Errorf("resumed feed sent %s %s again (position %s, after %s)", e.image, e.event, e.pos, last)
+		}
+		if i > 0 && e.pos == resumed[i-1].pos {
+			t.Errorf("position %s given twice", e.pos)
+		}
+		if e.image == missed {
+			got[e.event] = true
+		}
+	}
+	for _, want := range []string{model.EventAccepted, model.EventTransformStarted, model.EventTransformDone} {
+		if !got[want] {
+			t.Errorf("resumed feed lacks %s of the image uploaded while it was lost; got %v", want, resumed)
+		}
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, r.URL+"/v1/events", nil)
+	req.Header.Set("Last-Event-ID", "yesterday")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a Last-Event-ID the feed never sent: %v %v", resp.Status, err)
+	}
+}

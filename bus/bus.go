@@ -176,9 +176,12 @@ type Bus interface {
 	Flush(ctx context.Context) error
 
 	Consume(ctx context.Context, cfg ConsumerConfig, h Handler) (Consumer, error)
-	// Watch streams new messages of a queue to fn without a durable
-	// consumer (live feeds). It returns when ctx ends.
-	Watch(ctx context.Context, q Queue, fn func(data []byte)) error
+	// Watch streams a queue's messages to fn without a durable consumer
+	// (live feeds): those published after the watch started, or with from
+	// above 0, those from sequence from on, as far as the queue still
+	// keeps them. fn gets each message's sequence, which a client that
+	// lost the feed resumes from. It returns when ctx ends.
+	Watch(ctx context.Context, q Queue, from uint64, fn func(seq uint64, data []byte)) error
 
 	Stage() Stage
 	Status() StatusTable

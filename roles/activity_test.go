@@ -54,7 +54,7 @@ func watch(t *testing.T, b bus.Bus) <-chan []byte {
 	started := make(chan struct{})
 	go func() {
 		close(started)
-		_ = b.Watch(ctx, bus.Activity, func(data []byte) { msgs <- data })
+		_ = b.Watch(ctx, bus.Activity, 0, func(_ uint64, data []byte) { msgs <- data })
 	}()
 	<-started
 	time.Sleep(200 * time.Millisecond) // let the watch's consumer exist

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
@@ -309,17 +310,45 @@ func (a *API) Recent(ctx context.Context, limit int) ([]model.Event, error) {
 	return ev, storeErr(err)
 }
 
-// Watch streams live activity to fn, one event (as JSON) per call, until
-// ctx ends.
-func (a *API) Watch(ctx context.Context, fn func([]byte)) error {
-	return a.deps.Bus.Watch(ctx, bus.Activity, func(data []byte) {
+// FeedPosition is an event's place in the live feed: the sequence of its
+// batch in the activity queue, and its index in the batch. Its text form,
+// "seq.index", is what a client that lost the feed gives back to resume.
+type FeedPosition struct {
+	Seq   uint64
+	Index int
+}
+
+func (p FeedPosition) String() string {
+	return strconv.FormatUint(p.Seq, 10) + "." + strconv.Itoa(p.Index)
+}
+
+// ParseFeedPosition reads a FeedPosition's text form.
+func ParseFeedPosition(s string) (FeedPosition, error) {
+	seq, index, ok := strings.Cut(s, ".")
+	n, err1 := strconv.ParseUint(seq, 10, 64)
+	i, err2 := strconv.Atoi(index)
+	if !ok || err1 != nil || err2 != nil || n == 0 || i < 0 {
+		return FeedPosition{}, fmt.Errorf("%q is not a feed position: want the id of an event the feed sent, such as 1234.0", s)
+	}
+	return FeedPosition{n, i}, nil
+}
+
+// Watch streams live activity to fn, one event (as JSON) per call, with
+// its position, until ctx ends: the events after after, as far as the
+// activity queue still keeps them (nats.activity_max_age), or with a zero
+// after, those from now on.
+func (a *API) Watch(ctx context.Context, after FeedPosition, fn func(FeedPosition, []byte)) error {
+	return a.deps.Bus.Watch(ctx, bus.Activity, after.Seq, func(seq uint64, data []byte) {
 		_, raw, err := DecodeActivity(data)
 		if err != nil {
 			a.deps.Log.Debug("malformed activity message on the live feed", "err", err)
 			return
 		}
-		for _, r := range raw {
-			fn(r)
+		for i, r := range raw {
+			if seq == after.Seq && i <= after.Index {
+				continue // sent before the client lost the feed
+			}
+			fn(FeedPosition{seq, i}, r)
 		}
 	})
 }

@@ -6,12 +6,24 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/imgpipe/imgpipe/roles"
 )
 
 // events is GET /v1/events: live activity as Server-Sent Events. Each event
-// is one model.Event as JSON. A comment line every 15 s keeps proxies from
+// is one model.Event as JSON, with its feed position as the SSE id. A comment line every 15 s keeps proxies from
 // closing an idle stream.
 func (a *API) events(c echo.Context) error {
+	// A client that lost the stream (EventSource does this by itself)
+	// sends the id of the last event it got, and resumes after it.
+	var after roles.FeedPosition
+	if last := c.Request().Header.Get("Last-Event-ID"); last != "" {
+		p, err := roles.ParseFeedPosition(last)
+		if err != nil {
+			return newError(http.StatusBadRequest, "bad_last_event_id", "Last-Event-ID: "+err.Error())
+		}
+		after = p
+	}
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -25,9 +37,10 @@ func (a *API) events(c echo.Context) error {
 	// the response, so lines from the two never interleave.
 	lines := make(chan []byte, 256)
 	go func() {
-		err := a.pipe.Watch(ctx, func(data []byte) {
+		err := a.pipe.Watch(ctx, after, func(p roles.FeedPosition, data []byte) {
+			line := append(append([]byte("id: "+p.String()+"\ndata: "), data...), '\n', '\n')
 			select {
-			case lines <- data:
+			case lines <- line:
 			default: // a slow reader loses live lines rather than stalling the bus
 			}
 		})
@@ -44,8 +57,8 @@ func (a *API) events(c echo.Context) error {
 			return nil
 		case <-a.stopping:
 			return nil
-		case data := <-lines:
-			if _, err := w.Write(append(append([]byte("data: "), data...), '\n', '\n')); err != nil {
+		case line := <-lines:
+			if _, err := w.Write(line); err != nil {
 				return nil
 			}
 		case <-tick.C:

@@ -252,7 +252,16 @@ func testWatch(t *testing.T, b bus.Bus) {
 	defer cancel()
 	seen := make(chan string, 1000)
 	done := make(chan error, 1)
-	go func() { done <- b.Watch(ctx, bus.Activity, func(data []byte) { seen <- string(data) }) }()
+	seqs := map[string]uint64{}
+	var mu sync.Mutex
+	go func() {
+		done <- b.Watch(ctx, bus.Activity, 0, func(seq uint64, data []byte) {
+			mu.Lock()
+			seqs[string(data)] = seq
+			mu.Unlock()
+			seen <- string(data)
+		})
+	}()
 
 	// Until the watch's consumer exists, probes go unseen: on a loaded
 	// cluster that can take seconds, so the wait is patience, not a count.
@@ -290,6 +299,34 @@ func testWatch(t *testing.T, b bus.Bus) {
 	}
 	if order[0] != "e1" || order[1] != "e2" {
 		t.Errorf("order %v, want [e1 e2]", order)
+	}
+	cancel()
+	if err := recv(t, done, "watch to return"); err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("watch returned %v", err)
+	}
+
+	// A watch from a sequence replays from that message on, with the
+	// same sequences: how a client that lost the feed resumes it.
+	mu.Lock()
+	s1, s2 := seqs["e1"], seqs["e2"]
+	mu.Unlock()
+	if s1 == 0 || s2 <= s1 {
+		t.Fatalf("sequences e1 %d, e2 %d", s1, s2)
+	}
+	ctx, cancel = context.WithCancel(ctxFor(t))
+	defer cancel()
+	type delivery struct {
+		seq  uint64
+		data string
+	}
+	replay := make(chan delivery, 100)
+	go func() {
+		done <- b.Watch(ctx, bus.Activity, s1, func(seq uint64, data []byte) { replay <- delivery{seq, string(data)} })
+	}()
+	for _, want := range []delivery{{s1, "e1"}, {s2, "e2"}} {
+		if got := recv(t, replay, "a replayed event"); got != want {
+			t.Errorf("replayed %+v, want %+v", got, want)
+		}
 	}
 	cancel()
 	if err := recv(t, done, "watch to return"); err != nil && !errors.Is(err, context.Canceled) {

@@ -491,7 +491,7 @@ func deleteConsumer(t *testing.T, ns *server.Server, stream, name string) {
 
 func TestWatchWorkQueueRefused(t *testing.T) {
 	b := connect(t, testConfig("watchwq"), startServer(t, t.TempDir(), ""))
-	if err := b.Watch(ctxFor(t), bus.Transform, func([]byte) {}); err == nil {
+	if err := b.Watch(ctxFor(t), bus.Transform, 0, func(uint64, []byte) {}); err == nil {
 		t.Fatal("watch on a work queue succeeded")
 	}
 }

@@ -10,12 +10,13 @@ import (
 )
 
 // Watch feeds fn, one call at a time, with messages of q published after
-// the watch started, through an ordered ephemeral consumer (no acks, no
-// state on the server beyond the watch). It returns nil when ctx ends.
+// the watch started, or from stream sequence from on, through an ordered
+// ephemeral consumer (no acks, no state on the server beyond the watch).
+// It returns nil when ctx ends.
 //
 // Only fan-out queues can be watched: a work queue stream admits a single
 // consumer per subject, and it belongs to the role that does the work.
-func (b *Bus) Watch(ctx context.Context, q bus.Queue, fn func(data []byte)) error {
+func (b *Bus) Watch(ctx context.Context, q bus.Queue, from uint64, fn func(seq uint64, data []byte)) error {
 	if err := knownQueue(q); err != nil {
 		return err
 	}
@@ -26,12 +27,17 @@ func (b *Bus) Watch(ctx context.Context, q bus.Queue, fn func(data []byte)) erro
 		return err
 	}
 	stream := b.names.stream(q)
-	cons, err := b.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+	cfg := jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		// A watcher that vanishes (crash, lost connection) leaves a
 		// consumer behind; the server drops it after this idle time.
 		InactiveThreshold: 30 * time.Second,
-	})
+	}
+	if from > 0 {
+		// A sequence the stream no longer keeps starts at its first.
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	cons, err := b.js.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
 		return wrap("watch "+string(q), err)
 	}
@@ -59,6 +65,10 @@ func (b *Bus) Watch(ctx context.Context, q bus.Queue, fn func(data []byte)) erro
 			// say) it could not fix.
 			return wrap("watch "+string(q), err)
 		}
-		fn(msg.Data())
+		meta, err := msg.Metadata()
+		if err != nil {
+			return wrap("watch "+string(q), err)
+		}
+		fn(meta.Sequence.Stream, msg.Data())
 	}
 }
