@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -425,5 +426,57 @@ func TestBrowserRetryDefaultsAndLimits(t *testing.T) {
 	}
 	for _, m := range console.exceptions() {
 		t.Errorf("page exception: %s", m)
+	}
+}
+
+// TestBrowserRetriesAFailedImage: a card whose image failed for a reason
+// of the moment (here a timeout) offers "Try again", which uploads the
+// file again with the spec it was sent with, and the server queues it for
+// another run.
+func TestBrowserRetriesAFailedImage(t *testing.T) {
+	if _, err := os.Stat(uiChromium); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("no browser at %s (set CI to make this a failure): %v", uiChromium, err)
+		}
+		t.Fatalf("CI is set but there is no browser at %s: %v", uiChromium, err)
+	}
+	files := writeUIFixtures(t, t.TempDir())
+	cfg := apptest.Config(t)
+	cfg.Transform.Timeout = time.Millisecond // every render runs out of time
+	cfg.NATS.Retry.MaxDeliver = 2
+	cfg.NATS.Retry.Backoff = []time.Duration{50 * time.Millisecond}
+	base := apptest.Start(t, cfg).URL
+	ctx, console := newUIBrowser(t)
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v\nconsole:\n%s", what, err, console)
+		}
+	}
+	poll := func(what, js string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(60*time.Second))); err != nil {
+			t.Fatalf("waiting for %s: %v\nconsole:\n%s", what, err, console)
+		}
+	}
+	run("open the page", chromedp.Navigate(base+"/"))
+	poll("the page", `document.body.dataset.ready === "true"`)
+	run("upload", chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{files.jpeg}),
+		chromedp.WaitEnabled(chromedp.ID("upload-button")), chromedp.Click(chromedp.ID("upload-button")))
+	poll("the card to offer a retry of the failure",
+		`!!document.querySelector('#uploads [data-testid=image-card] [data-testid=retry-failed]')`)
+	run("try again", chromedp.Click(`#uploads [data-testid=retry-failed]`))
+	poll("the note that it is queued again", `Array.from(document.querySelectorAll('#uploads [data-testid=note]')).some(n => !n.hidden && n.textContent.includes('another try'))`)
+
+	var page struct{ Images []struct{ ID string } }
+	if err := json.Unmarshal(apptest.Get(t, base+"/v1/images?limit=5").Body, &page); err != nil || len(page.Images) != 1 {
+		t.Fatalf("listing: %v %+v", err, page)
+	}
+	apptest.Eventually(t, "the image's second run", func() bool {
+		rec := apptest.Get(t, base+"/v1/images/"+page.Images[0].ID).JSON(t)
+		return rec["retries"] == float64(1)
+	})
+	if ex := console.exceptions(); len(ex) > 0 {
+		t.Errorf("page exceptions: %v", ex)
 	}
 }

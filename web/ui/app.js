@@ -27,6 +27,9 @@
   // Rank of a status: a view never moves a card backwards (a late poll answer
   // must not undo what a newer event showed).
   const RANK = { uploading: 0, queued: 1, processing: 2, done: 3, failed: 3, refused: 3 };
+  // Failures the server tries again when the image is uploaded again: they
+  // come from the machine at the time, not the image (roles.RetryableFailure).
+  const RETRYABLE = new Set(['timeout', 'canceled', 'workers_stopped', 'internal', 'transform_failed']);
   // Events that say an image is being worked on, before a poll confirms it.
   const PROCESSING_EVENTS = new Set(['transform.started', 'transform.retry']);
 
@@ -305,6 +308,12 @@
       this.noteEl.hidden = false;
     }
 
+    // markRequeued notes that the upload queued a failed image again.
+    markRequeued() {
+      this.noteEl.textContent = 'This image failed before for a reason that may have passed: it is queued for another try.';
+      this.noteEl.hidden = false;
+    }
+
     setProgress(fraction) {
       if (this.status === 'uploading') this.setStatus('uploading', { progress: fraction });
     }
@@ -410,6 +419,12 @@
       }
       items.push(link(v.links.activity, 'Activity JSON', 'link-activity'));
       if (!this.compact) items.push(link(v.links.self, 'JSON', 'link-self'));
+      if (v.status === 'failed' && this.file && this.query != null && RETRYABLE.has(v.error_code)) {
+        items.push(h('button', {
+          type: 'button', class: 'secondary small', 'data-testid': 'retry-failed', text: 'Try again',
+          title: 'Upload this file again: the server queues it for a new try', onclick: () => retryUpload(this, this.query),
+        }));
+      }
       this.linksEl.replaceChildren();
       items.forEach((a, i) => {
         if (i) this.linksEl.append(' ');
@@ -797,7 +812,9 @@
     if (body && Array.isArray(body.images)) item = body.images.find((i) => i.filename === card.filename) || body.images[0];
     if (status >= 200 && status < 300 && item && item.id && !(item.error && typeof item.error === 'object')) {
       attach(card, item.id);
-      if (item.duplicate) card.markDuplicate();
+      card.query = query;
+      if (item.duplicate && item.retries && item.status === 'queued') card.markRequeued();
+      else if (item.duplicate) card.markDuplicate();
       applyView(item);
       if (!isFinal(item.status)) scheduleRefresh(item.id, 300);
       return;
@@ -821,13 +838,18 @@
     }
   }
 
-  // retryUpload sends a refused card's file again, with the form's
-  // transform as it is now (fixed, after a 400).
-  function retryUpload(card) {
-    const spec = buildSpec();
-    if (spec.error) {
-      showFormMessage(spec.error, spec.field);
-      return;
+  // retryUpload sends a card's file again: a refused one with the form's
+  // transform as it is now (fixed, after a 400), a failed one with the
+  // query it was sent with (the same image, queued for another try).
+  function retryUpload(card, sentWith) {
+    let query = sentWith;
+    if (query == null) {
+      const spec = buildSpec();
+      if (spec.error) {
+        showFormMessage(spec.error, spec.field);
+        return;
+      }
+      query = encodeQuery(spec.params);
     }
     card.showError('');
     card.linksEl.hidden = true; // it held the focused button: keep focus on the card
@@ -835,7 +857,7 @@
     card.renderMedia();
     card.titleEl.tabIndex = -1;
     card.titleEl.focus();
-    queue.push({ card, file: card.file, query: encodeQuery(spec.params) });
+    queue.push({ card, file: card.file, query });
     pump();
   }
 
