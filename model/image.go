@@ -34,12 +34,19 @@ func (s Status) Final() bool { return s == StatusDone || s == StatusFailed }
 // that timed out may fail an image another worker has finished).
 func Replaces(next, cur Status) bool { return !cur.Final() || next == StatusDone }
 
-// Supersedes is Replaces for whole records, with its one way back: an
-// image failed for a cause a new try may cure, and uploaded again, is
-// queued again with one more Retries, and each record of that run may
-// replace the failure.
+// Supersedes is Replaces for whole records, which come in runs: an image
+// failed for a cause a new try may cure, and uploaded again, is queued
+// for a new run with one more Retries. Within a run, Replaces decides; a
+// later run's records replace anything but a success (the failure, first
+// of all), and an earlier run's, only with a success of their own.
 func Supersedes(next, cur *Image) bool {
-	return Replaces(next.Status, cur.Status) || cur.Status == StatusFailed && next.Retries > cur.Retries
+	switch {
+	case next.Status == StatusDone:
+		return true
+	case next.Retries != cur.Retries:
+		return next.Retries > cur.Retries && cur.Status != StatusDone
+	}
+	return Replaces(next.Status, cur.Status)
 }
 
 // Image is the record of one upload: what came in, what was asked for, and

@@ -68,4 +68,13 @@ func TestSupersedes(t *testing.T) {
 	if Supersedes(&Image{Status: StatusQueued, Retries: 5}, &Image{Status: StatusDone}) {
 		t.Error("a retry replaced a success")
 	}
+	// A late record of an earlier run does not undo the new one, unless it
+	// is a success.
+	rerun := &Image{Status: StatusProcessing, Retries: 2}
+	if Supersedes(&Image{Status: StatusFailed, Retries: 1}, rerun) || Supersedes(&Image{Status: StatusQueued}, rerun) {
+		t.Error("an earlier run's record replaced the new run's")
+	}
+	if !Supersedes(&Image{Status: StatusDone, Retries: 1}, rerun) {
+		t.Error("an earlier run's success did not replace the new run's progress")
+	}
 }

@@ -36,20 +36,22 @@ func (s *Store) PutImage(ctx context.Context, img *model.Image) error {
 			keep = append(keep, st)
 		}
 	}
-	switch {
-	case keep != nil && img.Retries > 0 && slices.Contains(keep, any(model.StatusFailed)):
-		// Or a failure of an earlier run (model.Supersedes); a record
-		// without retries has none stored (omitempty).
-		earlier := bson.A{
-			bson.D{{Key: "retries", Value: bson.D{{Key: "$exists", Value: false}}}},
-			bson.D{{Key: "retries", Value: bson.D{{Key: "$lt", Value: img.Retries}}}},
+	if keep != nil {
+		// Mirrors model.Supersedes. A record without retries has none
+		// stored (omitempty).
+		noRetries := bson.D{{Key: "retries", Value: bson.D{{Key: "$exists", Value: false}}}}
+		sameRun := bson.D{{Key: "retries", Value: img.Retries}}
+		if img.Retries == 0 {
+			sameRun = noRetries
 		}
-		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: "status", Value: bson.D{{Key: "$nin", Value: keep}}}},
-			bson.D{{Key: "status", Value: model.StatusFailed}, {Key: "$or", Value: earlier}},
-		}})
-	case keep != nil:
-		filter = append(filter, bson.E{Key: "status", Value: bson.D{{Key: "$nin", Value: keep}}})
+		// Within the run, the statuses img may replace.
+		clauses := bson.A{append(bson.D{{Key: "status", Value: bson.D{{Key: "$nin", Value: keep}}}}, sameRun...)}
+		if img.Retries > 0 {
+			// A record of an earlier run: anything but a success.
+			earlier := bson.A{noRetries, bson.D{{Key: "retries", Value: bson.D{{Key: "$lt", Value: img.Retries}}}}}
+			clauses = append(clauses, bson.D{{Key: "status", Value: bson.D{{Key: "$ne", Value: model.StatusDone}}}, {Key: "$or", Value: earlier}})
+		}
+		filter = append(filter, bson.E{Key: "$or", Value: clauses})
 	}
 	opts := options.Replace().SetUpsert(true)
 	_, err := s.images.ReplaceOne(ctx, filter, img, opts)

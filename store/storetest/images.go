@@ -137,6 +137,19 @@ func testImageNeverBackwards(t *testing.T, o *opener) {
 	putImage(t, s, stale)
 	check(refailed)
 	checkList(t, s, store.ListQuery{Status: model.StatusFailed}, []string{"retried"})
+	third := newImage("retried", model.StatusQueued, at(6))
+	third.Retries = 2
+	putImage(t, s, third)
+	check(third)
+	late := newImage("retried", model.StatusFailed, at(6))
+	late.Retries = 1 // a late record of an earlier run does not undo a new one
+	putImage(t, s, late)
+	putImage(t, s, newImage("retried", model.StatusProcessing, at(6)))
+	check(third)
+	success := newImage("retried", model.StatusDone, at(6))
+	success.Retries = 1 // but its success does
+	putImage(t, s, success)
+	check(success)
 }
 
 func testImageOrder(t *testing.T, o *opener) {
