@@ -13,9 +13,9 @@ import (
 // image. A stale entry costs nothing but the read it tried to save: the
 // server refuses the write (wrong last sequence) and Put reads afresh.
 //
-// Only records that are not final are kept, and any record may replace
-// those (model.Replaces): a hit needs no judging, only the server's check
-// that nothing was written since.
+// Only records that are not final are kept, and any record of their run
+// may replace those (model.Supersedes): a hit of the same run needs no
+// judging, only the server's check that nothing was written since.
 type revisions struct {
 	mu  sync.Mutex
 	m   map[string]revision // by id

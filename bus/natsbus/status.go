@@ -119,10 +119,9 @@ func (s status) Put(ctx context.Context, img *model.Image) error {
 	// have two workers on one image, and the slower must not undo the
 	// faster's outcome (see bus.StatusTable.Put). The revision this
 	// process last saw is tried first, without reading the record.
-	if rev, ok := s.b.revs.get(img.ID); ok {
-		if rev.retries == img.Retries {
-			img.Attempts = max(img.Attempts, rev.attempts)
-		}
+	if rev, ok := s.b.revs.get(img.ID); ok && rev.retries == img.Retries {
+		// Another run's record is judged on a fresh read (model.Supersedes).
+		img.Attempts = max(img.Attempts, rev.attempts)
 		data, err := json.Marshal(img)
 		if err != nil {
 			return fmt.Errorf("natsbus: %s: %w", op, err)
