@@ -233,6 +233,24 @@ func testStatusNeverUndone(t *testing.T, b bus.Bus) {
 		t.Fatalf("done by attempt 1 after attempt 3 failed: %+v (%v), want done, 3 attempts", got, err)
 	}
 
+	// Runs: a failed image queued again (one more Retries) is replaced by
+	// the new run's records, and a late record of the old run changes
+	// nothing but with a success.
+	runs := image("undone5", "w=1")
+	put(runs, model.StatusFailed)
+	rerun := image("undone5", "w=1")
+	rerun.Retries = 1
+	put(rerun, model.StatusQueued)
+	put(runs, model.StatusFailed) // late, of the old run
+	put(runs, model.StatusProcessing)
+	if got, err := b.Status().Get(ctx, "undone5"); err != nil || got.Status != model.StatusQueued || got.Retries != 1 {
+		t.Fatalf("after the old run's late writes: %+v (%v), want the new run's queued", got, err)
+	}
+	put(runs, model.StatusDone)
+	if got := status("undone5"); got != model.StatusDone {
+		t.Fatalf("the old run's success: %s, want done", got)
+	}
+
 	var wg sync.WaitGroup
 	for i := range 10 {
 		wg.Go(func() {
