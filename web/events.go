@@ -39,9 +39,12 @@ func (a *API) events(c echo.Context) error {
 	go func() {
 		err := a.pipe.Watch(ctx, after, func(p roles.FeedPosition, data []byte) {
 			line := append(append([]byte("id: "+p.String()+"\ndata: "), data...), '\n', '\n')
+			// Each line has an id the client resumes after: one dropped
+			// would be lost for good. A slow reader holds up its own watch
+			// (a consumer of its own) and nothing else.
 			select {
 			case lines <- line:
-			default: // a slow reader loses live lines rather than stalling the bus
+			case <-ctx.Done():
 			}
 		})
 		if err != nil && ctx.Err() == nil {

@@ -34,8 +34,16 @@ func (b *Bus) Watch(ctx context.Context, q bus.Queue, from uint64, fn func(seq u
 		InactiveThreshold: 30 * time.Second,
 	}
 	if from > 0 {
-		// A sequence the stream no longer keeps starts at its first.
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+		// A sequence the stream no longer keeps starts at its first. One
+		// it never reached (a position from a stream since recreated: a
+		// data dir wiped, a new cluster) would wait for that sequence,
+		// skipping everything before: it starts at the next message.
+		info, err := b.js.Stream(ctx, stream)
+		if err != nil {
+			return wrap("watch "+string(q), err)
+		}
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = min(from, info.CachedInfo().State.LastSeq+1)
 	}
 	cons, err := b.js.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
