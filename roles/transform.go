@@ -64,10 +64,16 @@ func (t *transformer) handle(ctx context.Context, d bus.Delivery) error {
 	if err != nil && (ctx.Err() != nil || closedNow(t.handBack(d))) {
 		return err // a shutdown during an outage: unread, nothing to decide
 	}
+	if err == nil && cur.Retries > img.Retries {
+		// A message of an earlier run, redelivered: the image was queued
+		// again since, and the new run owns it.
+		t.deps.Metrics.Handled.WithLabelValues("transform", "superseded").Inc()
+		return nil
+	}
 	if err == nil && cur.Status.Final() && !model.Supersedes(&img, cur) {
 		return t.resave(ctx, d, cur)
 	}
-	if d.Exhausted() && (d.Final() || lastAttemptBegan(d, cur, err)) {
+	if d.Exhausted() && (d.Final() || lastAttemptBegan(d, &img, cur, err)) {
 		// The last attempt ended without a verdict: the worker holding it
 		// died or hung. Rendering again could kill this one too, so the
 		// image is recorded failed without touching the engine.
@@ -124,7 +130,7 @@ func (t *transformer) emitOutcome(img *model.Image) {
 }
 
 // lastAttemptBegan tells whether the last attempt of an exhausted delivery
-// d began, from the image's status record cur (or the error reading it):
+// d of img began, from the image's status record cur (or the error reading it):
 // every attempt writes "processing" with its number before it renders. One
 // that never did was lost before it began (a process that died right after
 // fetching it, one of an older version that fetched ahead, a delivery lost
@@ -132,12 +138,14 @@ func (t *transformer) emitOutcome(img *model.Image) {
 // otherwise be failed after crashes that a poison image beside it caused,
 // without a single real attempt of its own. When the record cannot be read, the
 // answer is yes: the cautious one.
-func lastAttemptBegan(d bus.Delivery, cur *model.Image, err error) bool {
+func lastAttemptBegan(d bus.Delivery, img, cur *model.Image, err error) bool {
 	switch {
 	case errors.Is(err, bus.ErrNotFound):
 		return false
 	case err != nil:
 		return true
+	case cur.Retries < img.Retries:
+		return false // the record is still the earlier run's: none of this one's began
 	}
 	return cur.Attempts >= d.MaxAttempts()
 }
