@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"path/filepath"
-	"strings"
+	"regexp"
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus/natsbus"
@@ -118,16 +117,13 @@ func (a *App) Run(ctx context.Context) (err error) {
 // waitQuiet is how long an attempt of waitFor runs before it is logged.
 var waitQuiet = 2 * time.Second
 
-// redactURLs hides the passwords in a comma-separated list of URLs.
-func redactURLs(list string) string {
-	parts := strings.Split(list, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(p); err == nil && u.User != nil {
-			parts[i] = u.Redacted()
-		}
-	}
-	return strings.Join(parts, ",")
-}
+// redactURLs hides the credentials in a list of URLs: whatever lies
+// between a scheme's "://" and the last "@" before the path. Parsing each
+// URL would miss a password holding a comma or a space, which a list
+// cannot be split on first.
+func redactURLs(list string) string { return userinfo.ReplaceAllString(list, "://xxxxx@") }
+
+var userinfo = regexp.MustCompile(`://[^/?#]*@`)
 
 // waitFor retries open with backoff until it succeeds or ctx ends, so that a
 // process started before its bus or store (as in a cluster coming up) waits

@@ -106,6 +106,10 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 || c.StartupTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown_timeout and startup_timeout must be positive"))
 	}
+	if c.HTTP.DrainDelay > 0 && c.HTTP.DrainDelay > c.ShutdownTimeout/2 {
+		// The delay comes out of the drain's time: the roles need the rest.
+		errs = append(errs, fmt.Errorf("http.drain_delay (%s) may be at most half of shutdown_timeout (%s), out of which it comes", c.HTTP.DrainDelay, c.ShutdownTimeout))
+	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:

@@ -91,12 +91,13 @@ func TestConfigValidation(t *testing.T) {
 	cfg.HTTP.CORSOrigins = []string{"ftp://x"}
 	cfg.NATS.Replicas = 7
 	cfg.Transform.Presets = map[string]string{"bad": "width=-5"}
+	cfg.HTTP.DrainDelay = 20 * time.Second // of a 30 s drain
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
 	for _, want := range []string{`unknown role "painter"`, "--nats is required, or IMGPIPE_NATS_URL, or nats.url", "--store is required, or IMGPIPE_STORE_URL, or store.url",
-		`log.format "xml"`, `http.listen "nowhere"`, `http.cors_origins: "ftp://x"`, "nats.replicas must be 1..5, got 7", "bad"} {
+		`log.format "xml"`, `http.listen "nowhere"`, `http.cors_origins: "ftp://x"`, "nats.replicas must be 1..5, got 7", "bad", "http.drain_delay (20s) may be at most half of shutdown_timeout"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

@@ -14,6 +14,16 @@ import (
 // times out, saying where without the password: a process started before
 // its NATS cluster used to be silent for the attempt's whole 10 s.
 func TestWaitForSaysWhatItWaitsFor(t *testing.T) {
+	for in, want := range map[string]string{
+		"mongodb://app:se,cret@m1,m2/db?replicaSet=rs0": "mongodb://xxxxx@m1,m2/db?replicaSet=rs0",
+		"nats://u:pa ss@n1:4222,nats://u:p@n2:4222":     "nats://xxxxx@n1:4222,nats://xxxxx@n2:4222",
+		"nats://n1:4222":   "nats://n1:4222",
+		"/var/lib/imgpipe": "/var/lib/imgpipe",
+	} {
+		if got := redactURLs(in); got != want {
+			t.Errorf("redactURLs(%q) = %q, want %q", in, got, want)
+		}
+	}
 	defer func(d time.Duration) { waitQuiet = d }(waitQuiet)
 	waitQuiet = 50 * time.Millisecond
 	var mu sync.Mutex
@@ -35,7 +45,7 @@ func TestWaitForSaysWhatItWaitsFor(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	out := buf.String()
-	if !strings.Contains(out, `msg="waiting for bus" at=nats://imgpipe:xxxxx@n1:4222,nats://n2:4222 attempt=1`) || strings.Contains(out, "s3cret") {
+	if !strings.Contains(out, `msg="waiting for bus" at=nats://xxxxx@n1:4222,nats://n2:4222 attempt=1`) || strings.Contains(out, "s3cret") {
 		t.Errorf("log:\n%s", out)
 	}
 }

@@ -1,6 +1,7 @@
 package roles
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -124,7 +125,9 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 // machine, workers stopped, a cancelled render, an unexpected error), not
 // from the image or its spec, which fail the same way every time.
 func RetryableFailure(code string) bool {
-	switch code {
+	// A record without a code (an older version's) is served as
+	// transform_failed, and is that.
+	switch cmp.Or(code, CodeTransformFailed) {
 	case transform.CodeTimeout, transform.CodeCanceled, transform.CodeInternal, codeWorkersStopped, CodeTransformFailed:
 		return true
 	}
@@ -160,7 +163,9 @@ func (a *API) requeue(ctx context.Context, data []byte, cur *model.Image) (*mode
 	if err := a.deps.Bus.Status().Put(ctx, img); err != nil {
 		return nil, false, err
 	}
-	a.act.emitAs(img.ID, model.EventRequeued, "r"+strconv.Itoa(img.Retries), fmt.Sprintf("after %s: %s", cur.ErrorCode, cur.Error))
+	// Dated before the work was queued, as "accepted" is: a worker's
+	// first event must not come before it in the timeline.
+	a.act.emitKeyed(now, img.ID, model.EventRequeued, "r"+strconv.Itoa(img.Retries), fmt.Sprintf("after %s: %s", cur.ErrorCode, cur.Error))
 	return img, false, nil
 }
 

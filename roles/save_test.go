@@ -62,7 +62,8 @@ func TestRetryableFailure(t *testing.T) {
 		transform.CodeTimeout: true, transform.CodeCanceled: true, transform.CodeInternal: true,
 		codeWorkersStopped: true, CodeTransformFailed: true,
 		transform.CodeUndecodable: false, transform.CodeTooLarge: false, transform.CodeWatermark: false,
-		transform.CodeUnencodable: false, transform.CodeCorrupt: false, "": false,
+		transform.CodeUnencodable: false, transform.CodeCorrupt: false,
+		"": true, // an older version's record, served as transform_failed
 	} {
 		if got := RetryableFailure(code); got != want {
 			t.Errorf("RetryableFailure(%q) = %v, want %v", code, got, want)

@@ -159,7 +159,11 @@ func (w *partWriter) WriteHeader(status int) {
 	default:
 		ae = newError(status, codeFor(status), http.StatusText(status))
 	}
-	body, _ := json.Marshal(errorBody(ae))
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // as every other answer (see jsonSerializer)
+	_ = enc.Encode(errorBody(ae))
+	body := buf.Bytes()
 	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	w.Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
 	w.Response.WriteHeader(status)
