@@ -147,6 +147,11 @@ type StatusTable interface {
 	Create(ctx context.Context, img *model.Image) (*model.Image, bool, error)
 	// Get returns ErrNotFound when the id is unknown (or expired).
 	Get(ctx context.Context, id string) (*model.Image, error)
+	// Reopen stores img, the first record of a new run of a failed image
+	// (more Retries), only in place of a failure of an earlier run, or of
+	// no record: of uploads racing to retry an image, one reopens it. It
+	// returns the record now in the table and whether this call wrote it.
+	Reopen(ctx context.Context, img *model.Image) (*model.Image, bool, error)
 	// Put replaces the record, except that a final record (done, failed)
 	// is only replaced by a done one: a slow worker on a redelivered
 	// message must not undo the outcome a faster one recorded. Such a Put

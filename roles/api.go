@@ -141,7 +141,7 @@ func RetryableFailure(code string) bool {
 // took them off the stage), and the work is queued before the record
 // changes: a transformer that finds the failure still recorded goes by the
 // message's run. Concurrent uploads of it queue one run: the message id
-// names the run.
+// names the run, and the record is reopened once (Reopen).
 func (a *API) requeue(ctx context.Context, data []byte, cur *model.Image) (*model.Image, bool, error) {
 	now := time.Now().UTC()
 	img := &model.Image{ID: cur.ID, Status: model.StatusQueued, Spec: cur.Spec, Original: cur.Original,
@@ -160,8 +160,14 @@ func (a *API) requeue(ctx context.Context, data []byte, cur *model.Image) (*mode
 	if err := PublishAccepted(ctx, a.deps.Bus, img); err != nil {
 		return nil, false, err
 	}
-	if err := a.deps.Bus.Status().Put(ctx, img); err != nil {
+	// Of uploads racing to retry the image, one reopens it; the others
+	// answer the record as it now is (their publishes were deduplicated).
+	cur, reopened, err := a.deps.Bus.Status().Reopen(ctx, img)
+	if err != nil {
 		return nil, false, err
+	}
+	if !reopened {
+		return cur, false, nil
 	}
 	// Dated before the work was queued, as "accepted" is: a worker's
 	// first event must not come before it in the timeline.

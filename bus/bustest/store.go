@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,6 +250,46 @@ func testStatusNeverUndone(t *testing.T, b bus.Bus) {
 	put(runs, model.StatusDone)
 	if got := status("undone5"); got != model.StatusDone {
 		t.Fatalf("the old run's success: %s, want done", got)
+	}
+
+	// Reopen: a new run replaces its image's failure once, whoever races
+	// for it, and nothing else.
+	reopen := func(img *model.Image) (*model.Image, bool) {
+		t.Helper()
+		cur, ok, err := b.Status().Reopen(ctx, img)
+		if err != nil {
+			t.Fatalf("reopen: %v", err)
+		}
+		return cur, ok
+	}
+	again := image("undone6", "w=1")
+	put(again, model.StatusFailed)
+	next := image("undone6", "w=1")
+	next.Retries = 1
+	var won atomic.Int32
+	var racers sync.WaitGroup
+	for range 5 {
+		racers.Go(func() {
+			if cur, ok := reopen(next); ok {
+				won.Add(1)
+			} else if cur.Retries != 1 || cur.Status != model.StatusQueued {
+				t.Errorf("a racer that lost read %+v, want the winner's record", cur)
+			}
+		})
+	}
+	racers.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("%d uploads reopened one failure, want 1", won.Load())
+	}
+	put(next, model.StatusProcessing)
+	if cur, ok := reopen(next); ok || cur.Status != model.StatusProcessing {
+		t.Fatalf("reopen over the new run's progress: wrote %v, record %+v", ok, cur)
+	}
+	if _, ok := reopen(image("undone1", "w=1")); ok {
+		t.Fatal("reopened a done image")
+	}
+	if cur, ok := reopen(image("undone7", "w=1")); !ok || cur.Status != model.StatusQueued {
+		t.Fatalf("reopen of an image without a record (expired): %v %+v", ok, cur)
 	}
 
 	var wg sync.WaitGroup

@@ -77,6 +77,53 @@ func (s status) Create(ctx context.Context, img *model.Image) (*model.Image, boo
 	return nil, false, fmt.Errorf("natsbus: %s: %w: the record keeps vanishing", op, bus.ErrUnavailable)
 }
 
+// Reopen is a compare-and-set against the record read from the leader:
+// a lagging replica could still show the failure another upload replaced.
+func (s status) Reopen(ctx context.Context, img *model.Image) (*model.Image, bool, error) {
+	if img == nil {
+		return nil, false, errors.New("natsbus: status reopen: nil image")
+	}
+	if err := checkID(img.ID); err != nil {
+		return nil, false, err
+	}
+	op := "status reopen " + img.ID
+	ctx, done, err := s.b.beginWrite(ctx, op)
+	if err != nil {
+		return nil, false, err
+	}
+	defer done()
+	data, err := json.Marshal(img)
+	if err != nil {
+		return nil, false, fmt.Errorf("natsbus: %s: %w", op, err)
+	}
+	for {
+		var seq uint64
+		value, rev, err := s.latest(ctx, img.ID)
+		switch {
+		case errors.Is(err, bus.ErrNotFound):
+			seq, err = s.b.kv.Create(ctx, img.ID, data)
+		case err != nil:
+			return nil, false, s.b.fail(ctx, op, err)
+		default:
+			cur, derr := decode(value)
+			if derr != nil {
+				return nil, false, fmt.Errorf("natsbus: %s: %w", op, derr)
+			}
+			if cur.Status != model.StatusFailed || cur.Retries >= img.Retries {
+				return cur, false, nil // reopened by another upload, or not to be
+			}
+			seq, err = s.b.kv.Update(ctx, img.ID, data, rev)
+		}
+		if err == nil {
+			s.b.revs.set(img.ID, seq, img)
+			return img, true, nil
+		}
+		if !isConflict(err) && !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, false, s.b.fail(ctx, op, err)
+		}
+	}
+}
+
 func (s status) Get(ctx context.Context, id string) (*model.Image, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
