@@ -162,17 +162,19 @@ func (a *API) requeue(ctx context.Context, data []byte, cur *model.Image) (*mode
 	}
 	// Of uploads racing to retry the image, one reopens it; the others
 	// answer the record as it now is (their publishes were deduplicated).
-	cur, reopened, err := a.deps.Bus.Status().Reopen(ctx, img)
+	// A worker may have taken the run up before any did.
+	rec, reopened, err := a.deps.Bus.Status().Reopen(ctx, img)
 	if err != nil {
 		return nil, false, err
 	}
-	if !reopened {
-		return cur, false, nil
+	if !reopened && rec.Retries != img.Retries {
+		return rec, false, nil // a later run still
 	}
 	// Dated before the work was queued, as "accepted" is: a worker's
 	// first event must not come before it in the timeline.
+	// Emitted by every upload of the run: one event id, kept once.
 	a.act.emitKeyed(now, img.ID, model.EventRequeued, "r"+strconv.Itoa(img.Retries), fmt.Sprintf("after %s: %s", cur.ErrorCode, cur.Error))
-	return img, false, nil
+	return rec, false, nil
 }
 
 // AwaitActivity returns once the activity emitted so far in this process

@@ -811,9 +811,10 @@
     let item = body;
     if (body && Array.isArray(body.images)) item = body.images.find((i) => i.filename === card.filename) || body.images[0];
     if (status >= 200 && status < 300 && item && item.id && !(item.error && typeof item.error === 'object')) {
+      const before = card.view; // the failure a Try again answers, if any
       attach(card, item.id);
       card.query = query;
-      if (item.duplicate && item.retries && item.status === 'queued') card.markRequeued();
+      if (item.duplicate && before && before.status === 'failed' && (item.retries || 0) > (before.retries || 0)) card.markRequeued();
       else if (item.duplicate) card.markDuplicate();
       applyView(item);
       if (!isFinal(item.status)) scheduleRefresh(item.id, 300);
