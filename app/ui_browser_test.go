@@ -32,22 +32,12 @@ const uiChromium = "/usr/bin/chromium"
 //
 // IMGPIPE_UI_SCREENSHOT=path.png keeps a copy of the final screenshot.
 func TestBrowserUploadFlow(t *testing.T) {
-	if _, err := os.Stat(uiChromium); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("no browser at %s (set CI to make this a failure): %v", uiChromium, err)
-		}
-		t.Fatalf("CI is set but there is no browser at %s: %v", uiChromium, err)
-	}
+	needBrowser(t)
 	base := apptest.Start(t, apptest.Config(t)).URL
 	files := writeUIFixtures(t, t.TempDir())
 	ctx, console := newUIBrowser(t)
 
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v\nconsole:\n%s", what, err, console)
-		}
-	}
+	run := uiSteps(t, ctx, console)
 	eval := func(what, js string) []byte {
 		t.Helper()
 		b, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](js))
@@ -235,6 +225,28 @@ func (c *uiConsole) exceptions() []string {
 
 // newUIBrowser starts a headless Chromium with a fresh profile; it is
 // closed (and waited for) when the test ends.
+// needBrowser skips the test without Chromium, unless CI is set: there a
+// missing browser is a failure.
+func needBrowser(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(uiChromium); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("no browser at %s (set CI to make this a failure): %v", uiChromium, err)
+		}
+		t.Fatalf("CI is set but there is no browser at %s: %v", uiChromium, err)
+	}
+}
+
+// uiSteps runs browser steps, failing the test with the page's console.
+func uiSteps(t *testing.T, ctx context.Context, console *uiConsole) func(what string, steps ...chromedp.Action[chromedp.Void]) {
+	return func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v\nconsole:\n%s", what, err, console)
+		}
+	}
+}
+
 func newUIBrowser(t *testing.T) (context.Context, *uiConsole) {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
@@ -321,12 +333,7 @@ func writeUIFixtures(t *testing.T, dir string) uiFixtures {
 // fixed, names downloads after the file, and keeps a long file name from
 // pushing the selection off a phone's screen.
 func TestBrowserRetryDefaultsAndLimits(t *testing.T) {
-	if _, err := os.Stat(uiChromium); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("no browser at %s (set CI to make this a failure): %v", uiChromium, err)
-		}
-		t.Fatalf("CI is set but there is no browser at %s: %v", uiChromium, err)
-	}
+	needBrowser(t)
 	dir := t.TempDir()
 	files := writeUIFixtures(t, dir)
 	var tiny bytes.Buffer
@@ -341,12 +348,7 @@ func TestBrowserRetryDefaultsAndLimits(t *testing.T) {
 	cfg.HTTP.MaxUploadBytes = 2000 // the tiny PNG fits, the fixtures do not
 	base := apptest.Start(t, cfg).URL
 	ctx, console := newUIBrowser(t)
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v\nconsole:\n%s", what, err, console)
-		}
-	}
+	run := uiSteps(t, ctx, console)
 	eval := func(what, js string) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
@@ -434,12 +436,7 @@ func TestBrowserRetryDefaultsAndLimits(t *testing.T) {
 // file again with the spec it was sent with, and the server queues it for
 // another run.
 func TestBrowserRetriesAFailedImage(t *testing.T) {
-	if _, err := os.Stat(uiChromium); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("no browser at %s (set CI to make this a failure): %v", uiChromium, err)
-		}
-		t.Fatalf("CI is set but there is no browser at %s: %v", uiChromium, err)
-	}
+	needBrowser(t)
 	files := writeUIFixtures(t, t.TempDir())
 	cfg := apptest.Config(t)
 	cfg.Transform.Timeout = time.Millisecond // every render runs out of time
@@ -447,12 +444,7 @@ func TestBrowserRetriesAFailedImage(t *testing.T) {
 	cfg.NATS.Retry.Backoff = []time.Duration{50 * time.Millisecond}
 	base := apptest.Start(t, cfg).URL
 	ctx, console := newUIBrowser(t)
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v\nconsole:\n%s", what, err, console)
-		}
-	}
+	run := uiSteps(t, ctx, console)
 	poll := func(what, js string) {
 		t.Helper()
 		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(60*time.Second))); err != nil {

@@ -31,26 +31,37 @@ func checkID(id string) error {
 	return nil
 }
 
+// beginRecordWrite checks img, begins the write op of it (see
+// Bus.beginWrite) and returns its JSON.
+func (s status) beginRecordWrite(ctx context.Context, op string, img *model.Image) (context.Context, func(), []byte, error) {
+	if img == nil {
+		return ctx, nil, nil, fmt.Errorf("natsbus: %s: nil image", op)
+	}
+	if err := checkID(img.ID); err != nil {
+		return ctx, nil, nil, err
+	}
+	ctx, done, err := s.b.beginWrite(ctx, op+" "+img.ID)
+	if err != nil {
+		return ctx, nil, nil, err
+	}
+	data, err := json.Marshal(img)
+	if err != nil {
+		done()
+		return ctx, nil, nil, fmt.Errorf("natsbus: %s %s: %w", op, img.ID, err)
+	}
+	return ctx, done, data, nil
+}
+
 // Create relies on the bucket's create-if-absent (a write expecting no
 // previous revision), so racing instances end with one record; the losers
 // read the winner's.
 func (s status) Create(ctx context.Context, img *model.Image) (*model.Image, bool, error) {
-	if img == nil {
-		return nil, false, errors.New("natsbus: status create: nil image")
-	}
-	if err := checkID(img.ID); err != nil {
-		return nil, false, err
-	}
-	op := "status create " + img.ID
-	ctx, done, err := s.b.beginWrite(ctx, op)
+	ctx, done, data, err := s.beginRecordWrite(ctx, "status create", img)
 	if err != nil {
 		return nil, false, err
 	}
 	defer done()
-	data, err := json.Marshal(img)
-	if err != nil {
-		return nil, false, fmt.Errorf("natsbus: %s: %w", op, err)
-	}
+	op := "status create " + img.ID
 	// Loop for the rare case where the record expires between our failed
 	// create and the read of the winner.
 	for range 3 {
@@ -80,22 +91,12 @@ func (s status) Create(ctx context.Context, img *model.Image) (*model.Image, boo
 // Reopen is a compare-and-set against the record read from the leader:
 // a lagging replica could still show the failure another upload replaced.
 func (s status) Reopen(ctx context.Context, img *model.Image) (*model.Image, bool, error) {
-	if img == nil {
-		return nil, false, errors.New("natsbus: status reopen: nil image")
-	}
-	if err := checkID(img.ID); err != nil {
-		return nil, false, err
-	}
-	op := "status reopen " + img.ID
-	ctx, done, err := s.b.beginWrite(ctx, op)
+	ctx, done, data, err := s.beginRecordWrite(ctx, "status reopen", img)
 	if err != nil {
 		return nil, false, err
 	}
 	defer done()
-	data, err := json.Marshal(img)
-	if err != nil {
-		return nil, false, fmt.Errorf("natsbus: %s: %w", op, err)
-	}
+	op := "status reopen " + img.ID
 	for {
 		var seq uint64
 		value, rev, err := s.latest(ctx, img.ID)
