@@ -11,8 +11,8 @@ import (
 )
 
 // events is GET /v1/events: live activity as Server-Sent Events. Each event
-// is one model.Event as JSON, with its feed position as the SSE id. A comment line every 15 s keeps proxies from
-// closing an idle stream.
+// is one model.Event as JSON, with its feed position as the SSE id. A
+// comment line every 15 s keeps proxies from closing an idle stream.
 func (a *API) events(c echo.Context) error {
 	// A client that lost the stream (EventSource does this by itself)
 	// sends the id of the last event it got, and resumes after it.
