@@ -89,20 +89,10 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 
 	now := time.Now().UTC()
 	img = &model.Image{ID: id, Status: model.StatusQueued, Spec: spec, Original: info, CreatedAt: now, UpdatedAt: now}
-	if err := a.deps.Bus.Stage().Put(ctx, model.OriginalKey(id), data); err != nil {
-		return nil, false, err
-	}
-	msg, err := json.Marshal(img)
-	if err != nil {
-		return nil, false, err
-	}
 	// Queue first, then create the record: if the create fails the work is
 	// still queued and the transformer writes the record itself, so a client
 	// that retries finds the image instead of a record with no work behind it.
-	if err := a.deps.Bus.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: id, ID: "transform." + id, Data: msg}); err != nil {
-		return nil, false, err
-	}
-	if err := PublishAccepted(ctx, a.deps.Bus, img); err != nil {
+	if err := a.enqueue(ctx, img, data); err != nil {
 		return nil, false, err
 	}
 	cur, created, err := a.deps.Bus.Status().Create(ctx, img)
@@ -118,6 +108,27 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 		duplicate(cur.CreatedAt)
 	}
 	return cur, created, nil
+}
+
+// enqueue stages the original of img, a run's first record, queues its
+// transform and hands the record to save2db. The transform message's id
+// names the run, so uploads racing to start one queue it once.
+func (a *API) enqueue(ctx context.Context, img *model.Image, original []byte) error {
+	if err := a.deps.Bus.Stage().Put(ctx, model.OriginalKey(img.ID), original); err != nil {
+		return err
+	}
+	msg, err := json.Marshal(img)
+	if err != nil {
+		return err
+	}
+	id := "transform." + img.ID
+	if img.Retries > 0 {
+		id += ".r" + strconv.Itoa(img.Retries)
+	}
+	if err := a.deps.Bus.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: img.ID, ID: id, Data: msg}); err != nil {
+		return err
+	}
+	return PublishAccepted(ctx, a.deps.Bus, img)
 }
 
 // RetryableFailure tells the failure codes a new run may cure: they come
@@ -146,18 +157,7 @@ func (a *API) requeue(ctx context.Context, data []byte, cur *model.Image) (*mode
 	now := time.Now().UTC()
 	img := &model.Image{ID: cur.ID, Status: model.StatusQueued, Spec: cur.Spec, Original: cur.Original,
 		Retries: cur.Retries + 1, CreatedAt: cur.CreatedAt, UpdatedAt: now}
-	if err := a.deps.Bus.Stage().Put(ctx, model.OriginalKey(img.ID), data); err != nil {
-		return nil, false, err
-	}
-	msg, err := json.Marshal(img)
-	if err != nil {
-		return nil, false, err
-	}
-	runID := fmt.Sprintf("transform.%s.r%d", img.ID, img.Retries)
-	if err := a.deps.Bus.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: img.ID, ID: runID, Data: msg}); err != nil {
-		return nil, false, err
-	}
-	if err := PublishAccepted(ctx, a.deps.Bus, img); err != nil {
+	if err := a.enqueue(ctx, img, data); err != nil {
 		return nil, false, err
 	}
 	// Of uploads racing to retry the image, one reopens it; the others

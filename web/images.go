@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -160,9 +159,7 @@ func (w *partWriter) WriteHeader(status int) {
 		ae = newError(status, codeFor(status), http.StatusText(status))
 	}
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // as every other answer (see jsonSerializer)
-	_ = enc.Encode(errorBody(ae))
+	_ = encodeJSON(&buf, errorBody(ae), "")
 	body := buf.Bytes()
 	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	w.Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))

@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"io"
 
 	"github.com/labstack/echo/v4"
 )
@@ -14,12 +15,17 @@ import (
 type jsonSerializer struct{ echo.DefaultJSONSerializer }
 
 func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {
-	enc := json.NewEncoder(c.Response())
+	return encodeJSON(c.Response(), i, indent)
+}
+
+// encodeJSON writes v to w as every answer is written: unescaped.
+func encodeJSON(w io.Writer, v any, indent string) error {
+	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	if indent != "" {
 		enc.SetIndent("", indent)
 	}
-	return enc.Encode(i)
+	return enc.Encode(v)
 }
 
 // noSniff tells browsers to take every answer for the type it says it is.
