@@ -812,8 +812,10 @@
     if (body && Array.isArray(body.images)) item = body.images.find((i) => i.filename === card.filename) || body.images[0];
     if (status >= 200 && status < 300 && item && item.id && !(item.error && typeof item.error === 'object')) {
       const before = card.view; // the failure a Try again answers, if any
-      attach(card, item.id);
+      // Before attach: the image may be known already (the recent list, a
+      // fast failure), and attach renders its view, Try again included.
       card.query = query;
+      attach(card, item.id);
       if (item.duplicate && before && before.status === 'failed' && (item.retries || 0) > (before.retries || 0)) card.markRequeued();
       else if (item.duplicate) card.markDuplicate();
       applyView(item);
