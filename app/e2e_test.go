@@ -526,6 +526,12 @@ func TestFailingImageEndsFailed(t *testing.T) {
 		t.Fatalf("record after the second run: %v", rec)
 	}
 	waitEvents(t, r.URL, id, model.EventRequeued)
+	metrics = apptest.Get(t, r.URL+"/metrics")
+	for _, series := range []string{`imgpipe_uploads_total{outcome="requeued"} 1`, `imgpipe_uploads_total{outcome="duplicate"}`} {
+		if want := strings.HasSuffix(series, " 1"); bytes.Contains(metrics.Body, []byte(series)) != want {
+			t.Errorf("/metrics: %s present %v, want %v (a retry is not a duplicate)", series, !want, want)
+		}
+	}
 	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -41,11 +41,20 @@ func ImageID(originalSHA256, canonicalSpec string) string {
 	return hex.EncodeToString(h[:16])
 }
 
+// Outcome is what Ingest did with an upload; metrics count uploads by it.
+type Outcome string
+
+const (
+	Accepted  Outcome = "accepted"  // a new image, queued
+	Duplicate Outcome = "duplicate" // a known image, answered as it stands
+	Requeued  Outcome = "requeued"  // a known image that failed for a reason of the moment, queued for a new run
+)
+
 // Ingest takes one upload whose header has already been probed. It returns
-// the record and whether it is new. The bytes are staged, the transform is
-// queued and the record is created before it returns: once it has returned
-// without error, the image cannot be lost.
-func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req transform.Request) (*model.Image, bool, error) {
+// the record and what became of the upload. The bytes are staged, the
+// transform is queued and the record is created before it returns: once it
+// has returned without error, the image cannot be lost.
+func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req transform.Request) (*model.Image, Outcome, error) {
 	spec := req.Canonical()
 	id := ImageID(info.SHA256, spec)
 	// The "accepted" event has one id per image, so emitting it again is
@@ -69,7 +78,7 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 		return a.requeue(ctx, data, img)
 	case err == nil:
 		duplicate(img.CreatedAt)
-		return img, false, nil
+		return img, Duplicate, nil
 	case errors.Is(err, store.ErrUnavailable):
 		// The status table does not know the id and the store cannot say:
 		// accept anyway. The id is derived from the content, so at worst a
@@ -77,13 +86,13 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 		// save2db waits for the store to come back.
 		a.deps.Log.Warn("store unreachable, accepting without the duplicate check", "image", id, "err", err)
 	case !errors.Is(err, store.ErrNotFound):
-		return nil, false, err
+		return nil, "", err
 	}
 	for _, wm := range req.WatermarkIDs() {
 		if _, err := a.Lookup(ctx, wm); errors.Is(err, store.ErrNotFound) {
-			return nil, false, fmt.Errorf("%w: %s", ErrWatermarkMissing, wm)
+			return nil, "", fmt.Errorf("%w: %s", ErrWatermarkMissing, wm)
 		} else if err != nil {
-			return nil, false, err
+			return nil, "", err
 		}
 	}
 
@@ -93,21 +102,20 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 	// still queued and the transformer writes the record itself, so a client
 	// that retries finds the image instead of a record with no work behind it.
 	if err := a.enqueue(ctx, img, data); err != nil {
-		return nil, false, err
+		return nil, "", err
 	}
 	cur, created, err := a.deps.Bus.Status().Create(ctx, img)
 	if err != nil {
-		return nil, false, err
+		return nil, "", err
 	}
 	// A fast transformer may have written the record from our message
 	// before Create ran: it is still this upload's record, not a duplicate.
-	created = created || cur.CreatedAt.Equal(img.CreatedAt)
-	if created {
+	if created || cur.CreatedAt.Equal(img.CreatedAt) {
 		accepted(img.CreatedAt)
-	} else {
-		duplicate(cur.CreatedAt)
+		return cur, Accepted, nil
 	}
-	return cur, created, nil
+	duplicate(cur.CreatedAt)
+	return cur, Duplicate, nil
 }
 
 // enqueue stages the original of img, a run's first record, queues its
@@ -153,28 +161,28 @@ func RetryableFailure(code string) bool {
 // changes: a transformer that finds the failure still recorded goes by the
 // message's run. Concurrent uploads of it queue one run: the message id
 // names the run, and the record is reopened once (Reopen).
-func (a *API) requeue(ctx context.Context, data []byte, cur *model.Image) (*model.Image, bool, error) {
+func (a *API) requeue(ctx context.Context, data []byte, cur *model.Image) (*model.Image, Outcome, error) {
 	now := time.Now().UTC()
 	img := &model.Image{ID: cur.ID, Status: model.StatusQueued, Spec: cur.Spec, Original: cur.Original,
 		Retries: cur.Retries + 1, CreatedAt: cur.CreatedAt, UpdatedAt: now}
 	if err := a.enqueue(ctx, img, data); err != nil {
-		return nil, false, err
+		return nil, "", err
 	}
 	// Of uploads racing to retry the image, one reopens it; the others
 	// answer the record as it now is (their publishes were deduplicated).
 	// A worker may have taken the run up before any did.
 	rec, reopened, err := a.deps.Bus.Status().Reopen(ctx, img)
 	if err != nil {
-		return nil, false, err
+		return nil, "", err
 	}
 	if !reopened && rec.Retries != img.Retries {
-		return rec, false, nil // a later run still
+		return rec, Duplicate, nil // a later run still
 	}
 	// Dated before the work was queued, as "accepted" is: a worker's
 	// first event must not come before it in the timeline.
 	// Emitted by every upload of the run: one event id, kept once.
 	a.act.emitKeyed(now, img.ID, model.EventRequeued, "r"+strconv.Itoa(img.Retries), fmt.Sprintf("after %s: %s", cur.ErrorCode, cur.Error))
-	return rec, false, nil
+	return rec, Requeued, nil
 }
 
 // AwaitActivity returns once the activity emitted so far in this process

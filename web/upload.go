@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/imgpipe/imgpipe/model"
+	"github.com/imgpipe/imgpipe/roles"
 	"github.com/imgpipe/imgpipe/transform"
 )
 
@@ -153,7 +154,7 @@ type refused struct {
 }
 
 // ingest probes and queues one upload.
-func (a *API) ingest(c echo.Context, u upload, req transform.Request) (*model.Image, bool, error) {
+func (a *API) ingest(c echo.Context, u upload, req transform.Request) (*model.Image, roles.Outcome, error) {
 	info, err := a.pipe.Engine().Probe(u.data)
 	if err == nil {
 		err = req.CheckRequest(info) // e.g. an extract outside this image
@@ -163,19 +164,16 @@ func (a *API) ingest(c echo.Context, u upload, req transform.Request) (*model.Im
 	}
 	if err != nil {
 		a.metrics.Uploads.WithLabelValues(classify(err).Code).Inc()
-		return nil, false, err
+		return nil, "", err
 	}
 	info.Filename = sanitizeName(u.name)
-	img, created, err := a.pipe.Ingest(c.Request().Context(), u.data, info, req)
-	outcome := "accepted"
-	switch {
-	case err != nil:
-		outcome = classify(err).Code
-	case !created:
-		outcome = "duplicate"
+	img, outcome, err := a.pipe.Ingest(c.Request().Context(), u.data, info, req)
+	label := string(outcome)
+	if err != nil {
+		label = classify(err).Code
 	}
-	a.metrics.Uploads.WithLabelValues(outcome).Inc()
-	return img, created, err
+	a.metrics.Uploads.WithLabelValues(label).Inc()
+	return img, outcome, err
 }
 
 // parseSpec reads the transform spec from the raw query: net/url drops
@@ -195,20 +193,20 @@ func (a *API) postImages(c echo.Context) error {
 		return err
 	}
 	if len(ups) == 1 && !isMultipart(c) {
-		img, created, err := a.ingest(c, ups[0], req)
+		img, outcome, err := a.ingest(c, ups[0], req)
 		if err != nil {
 			return err
 		}
 		a.pipe.AwaitActivity(c.Request().Context())
 		c.Response().Header().Set(echo.HeaderLocation, "/v1/images/"+img.ID)
-		return c.JSON(http.StatusAccepted, accepted{imageView: viewOf(img), Duplicate: !created})
+		return c.JSON(http.StatusAccepted, accepted{imageView: viewOf(img), Duplicate: outcome != roles.Accepted})
 	}
 	// Several files: each gets its own answer; the request is accepted if
 	// any image was, else it carries the first refusal's status.
 	out := make([]any, 0, len(ups)) // accepted or refused
 	status := 0
 	for _, u := range ups {
-		img, created, err := a.ingest(c, u, req)
+		img, outcome, err := a.ingest(c, u, req)
 		if err != nil {
 			ae := classify(err)
 			if status == 0 {
@@ -218,7 +216,7 @@ func (a *API) postImages(c echo.Context) error {
 			continue
 		}
 		status = http.StatusAccepted
-		out = append(out, accepted{imageView: viewOf(img), Duplicate: !created, Filename: u.name})
+		out = append(out, accepted{imageView: viewOf(img), Duplicate: outcome != roles.Accepted, Filename: u.name})
 	}
 	switch status {
 	case http.StatusAccepted:
