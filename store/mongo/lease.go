@@ -97,7 +97,10 @@ func (l *lease) take(ctx context.Context, size int) (bool, error) {
 	if err != nil || res.MatchedCount == 0 {
 		return false, err
 	}
-	l.s.log.Warn("took over an expired blob lease: a writer died mid-upload", "key", l.key)
+	// Its holder died, or is still writing on a store slow enough to
+	// outlast the lease (save2db's message is then handed to another
+	// worker meanwhile): the fence above keeps either harmless.
+	l.s.log.Warn("took over an expired blob lease: its writer died or outlasted the lease", "key", l.key)
 	return true, nil
 }
 
