@@ -127,7 +127,8 @@ var userinfo = regexp.MustCompile(`://[^/?#]*@`)
 
 // waitFor retries open with backoff until it succeeds or ctx ends, so that a
 // process started before its bus or store (as in a cluster coming up) waits
-// for them instead of failing. The first failure is logged at once.
+// for them instead of failing. The first failure is logged at once. A
+// configuration the servers cannot hold fails at once: no wait mends it.
 func waitFor[T any](ctx context.Context, log *slog.Logger, what, at string, open func(context.Context) (T, error)) (T, error) {
 	delay := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -141,7 +142,7 @@ func waitFor[T any](ctx context.Context, log *slog.Logger, what, at string, open
 		if err == nil {
 			return v, nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, natsbus.ErrMisconfigured) {
 			return v, fmt.Errorf("%s: %w", what, err)
 		}
 		log.Warn("waiting for "+what, "attempt", attempt, "retry_in", delay, "err", err)

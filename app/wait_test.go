@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/imgpipe/imgpipe/bus/natsbus"
 )
 
 // An attempt to reach servers that do not answer is logged well before it
@@ -53,3 +56,26 @@ func TestWaitForSaysWhatItWaitsFor(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestStartRefusesWhatTheServersCannotHold: three replicas on a NATS
+// server that is not clustered were waited on for the whole startup
+// timeout (two minutes by default), then reported as unreachable.
+func TestStartRefusesWhatTheServersCannotHold(t *testing.T) {
+	ns, err := natsbus.StartEmbeddedWith(natsbus.EmbeddedOptions{Dir: filepath.Join(t.TempDir(), "nats"), Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.HTTP.Listen, cfg.Roles = t.TempDir(), "127.0.0.1:0", []string{RoleAPI}
+	cfg.NATS.URL, cfg.NATS.Replicas = ns.ClientURL(), 3
+	cfg.Store.URL = "local://" + filepath.Join(cfg.DataDir, "store")
+	start := time.Now()
+	err = New(cfg, slog.New(slog.DiscardHandler)).Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "replicas > 1 not supported") {
+		t.Fatalf("run: %v, want the server's refusal of 3 replicas", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("refused after %s, want at once", took)
+	}
+}

@@ -38,6 +38,9 @@ type Bus struct {
 	guard    *storeGuard   // of an embedded server's JetStream, see storeguard.go
 	closedCh chan struct{} // closed by the connection's ClosedHandler
 	conn     connState
+	// dialErr is why the last attempt to reach a server failed, while no
+	// connection is up: what a setup that timed out reports as its cause.
+	dialErr atomic.Pointer[error]
 
 	asyncErrs atomic.Uint64
 	asyncLog  loglimit.Limiter
@@ -174,11 +177,18 @@ func (b *Bus) connOptions(instance string) []nats.Option {
 				b.log.Warn("disconnected", "err", err)
 			}
 		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				b.dialErr.Store(&err)
+			}
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.dialErr.Store(nil)
 			b.conn.up()
 			b.log.Info("reconnected", "server", b.serverName(nc))
 		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
+			b.dialErr.Store(nil)
 			b.conn.up()
 			b.log.Info("connected", "server", b.serverName(nc))
 		}),

@@ -44,6 +44,20 @@ func isUnavailable(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.Code == 503
 }
 
+// ErrMisconfigured marks a setup the servers refuse for what they are, not
+// for how they are doing: waiting for them would not help.
+var ErrMisconfigured = errors.New("natsbus: the servers cannot hold this configuration")
+
+// misconfigured recognises JetStream's refusals of the configuration
+// itself: replicas on a server that is not clustered (nats-server's
+// JSStreamReplicasNotSupportedErr). "JetStream not enabled" is not one: a
+// server whose store failed turns JetStream off until it is restarted.
+func misconfigured(err error) bool {
+	const replicasNotSupported jetstream.ErrorCode = 10074
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == replicasNotSupported
+}
+
 // wrap names the operation and adds bus.ErrUnavailable where it applies.
 func wrap(op string, err error) error {
 	if err == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -573,5 +574,37 @@ func TestConfigValidate(t *testing.T) {
 		if c.Validate() == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestConnectSaysWhy: a setup that times out without ever reaching a
+// server names the dial error (it said only "context deadline exceeded"),
+// and replicas a single server cannot hold are refused at once, marked
+// as a misconfiguration, instead of being waited on.
+func TestConnectSaysWhy(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := "nats://" + l.Addr().String()
+	l.Close() // nothing listens there now: connections are refused
+	cfg := testConfig("why")
+	cfg.URL = nobody
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	_, err = natsbus.Connect(ctx, cfg, nil, "test", testLog())
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || !errors.Is(err, bus.ErrUnavailable) {
+		t.Fatalf("connect to a closed port: %v, want unavailable, saying the connection was refused", err)
+	}
+
+	ns := startServer(t, t.TempDir(), "127.0.0.1:0")
+	cfg.URL, cfg.Replicas = ns.ClientURL(), 3
+	start := time.Now()
+	_, err = natsbus.Connect(ctxFor(t), cfg, nil, "test", testLog())
+	if !errors.Is(err, natsbus.ErrMisconfigured) || !strings.Contains(err.Error(), "replicas") {
+		t.Fatalf("3 replicas on a single server: %v, want ErrMisconfigured", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("refused after %s, want at once", took)
 	}
 }

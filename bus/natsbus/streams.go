@@ -23,11 +23,19 @@ func (b *Bus) setup(ctx context.Context) error {
 			return nil
 		}
 		if !isUnavailable(err) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			if misconfigured(err) {
+				return fmt.Errorf("%w: %w", ErrMisconfigured, err)
+			}
 			return err
 		}
 		b.log.Debug("setup: retrying", "err", err, "in", delay)
 		select {
 		case <-ctx.Done():
+			// Never connected, the requests only timed out: the reason
+			// is in the last attempt to dial (refused, unknown host, TLS).
+			if d := b.dialErr.Load(); d != nil && !b.nc.IsConnected() {
+				err = fmt.Errorf("no server reached, the last attempt failed with: %w", *d)
+			}
 			return wrap("setup", errors.Join(ctx.Err(), err))
 		case <-time.After(delay):
 		}
