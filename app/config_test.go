@@ -186,6 +186,31 @@ func TestConfigMapFromEnvironment(t *testing.T) {
 	if p["card"] != "width=600&height=315&fit=cover" || p["avatar"] != "width=64" || p["thumb"] != "width=99" || p["web"] == "" {
 		t.Fatalf("presets %q: want the environment's card and thumb, the file's avatar, the built-in web", p)
 	}
+	// An empty spec removes a preset, a built-in one included: a lowered
+	// output limit refused to start because of the built-in web preset.
+	t.Setenv("IMGPIPE_TRANSFORM_MAX_OUTPUT_DIMENSION", "1000")
+	t.Setenv("IMGPIPE_TRANSFORM_PRESETS", `{}`)
+	cfg, err = Load(pflag.NewFlagSet("x", pflag.ContinueOnError), "", DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Transform.Validate(); err == nil || !strings.Contains(err.Error(), "presets.web") || !strings.Contains(err.Error(), "remove it with an empty one") {
+		t.Fatalf("a built-in preset over the lowered limit: %v, want it named, with how to remove it", err)
+	}
+	t.Setenv("IMGPIPE_TRANSFORM_PRESETS", `{"web":""}`)
+	t.Setenv("IMGPIPE_TRANSFORM_DEFAULT_SPEC", "width=1000&height=1000&fit=inside")
+	cfg, err = Load(pflag.NewFlagSet("x", pflag.ContinueOnError), "", DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cfg.Transform.Presets["web"]; ok || cfg.Transform.Presets["thumb"] == "" {
+		t.Fatalf("presets %q: want web removed, thumb kept", cfg.Transform.Presets)
+	}
+	if err := cfg.Transform.Validate(); err != nil {
+		t.Fatalf("with web removed: %v", err)
+	}
+	t.Setenv("IMGPIPE_TRANSFORM_MAX_OUTPUT_DIMENSION", "")
+	t.Setenv("IMGPIPE_TRANSFORM_DEFAULT_SPEC", "")
 	t.Setenv("IMGPIPE_TRANSFORM_PRESETS", "card=width=600")
 	if _, err := Load(pflag.NewFlagSet("x", pflag.ContinueOnError), "", DefaultConfig()); err == nil || !strings.Contains(err.Error(), "JSON object") {
 		t.Fatalf("a preset map that is not JSON: %v", err)

@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"strings"
 	"time"
@@ -62,6 +63,9 @@ func Load(flags *pflag.FlagSet, file string, def Config) (Config, error) {
 	// named things each layer adds to: the environment's join the file's,
 	// which join the built-in ones; a name given again is replaced.
 	cfg.Transform.Presets = addMissing(addMissing(cfg.Transform.Presets, filePresets), def.Transform.Presets)
+	// An empty spec removes the preset of that name, built-in ones
+	// included (one that exceeds a lowered limit, say).
+	maps.DeleteFunc(cfg.Transform.Presets, func(_, spec string) bool { return spec == "" })
 	return cfg, nil
 }
 

@@ -101,7 +101,11 @@ func (c Config) Validate() error {
 		bad("vips_cache_max_ops", "must not be negative, got %d", c.VipsCacheMaxOps)
 	}
 	if _, err := parseSpecQuery(c.DefaultSpec, c.limits()); err != nil {
-		bad("default_spec", "%s", publicMessage(err))
+		hint := ""
+		if c.DefaultSpec == DefaultSpecQuery {
+			hint = " (the built-in default: give another within the limits)"
+		}
+		bad("default_spec", "%s%s", publicMessage(err), hint)
 	}
 	names := make([]string, 0, len(c.Presets))
 	for name := range c.Presets {
@@ -120,7 +124,11 @@ func (c Config) Validate() error {
 			continue
 		}
 		if _, err := parseSpecQuery(c.Presets[name], c.limits()); err != nil {
-			bad("presets."+name, "%s", publicMessage(err))
+			hint := ""
+			if builtin, ok := DefaultConfig().Presets[name]; ok && builtin == c.Presets[name] {
+				hint = " (a built-in preset: give it another spec, or remove it with an empty one)"
+			}
+			bad("presets."+name, "%s%s", publicMessage(err), hint)
 		}
 	}
 	return errors.Join(errs...)
