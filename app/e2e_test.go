@@ -189,6 +189,9 @@ func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 		// Certain to fail once queued: refused at upload.
 		{"output-over-webp-limit", "width=16384&height=16&fit=fill&format=webp", jpeg, 422},
 		{"output-over-limit-one-variant", "variant=a:width=100&variant=b:width=16384%3Bheight=16%3Bfit=fill%3Bformat=webp", jpeg, 422},
+		// A few hundred bytes asking for minutes of an encoder nothing stops.
+		{"costly-output", "width=16384&height=16384&fit=fill&format=heif", fixtures.JPEG(16, 16, 1), 422},
+		{"costly-encoder", "width=5000&height=5000&fit=fill&format=heif", fixtures.JPEG(16, 16, 1), 422},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -203,6 +206,9 @@ func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 			}
 			if msg, _ := e["message"].(string); strings.HasPrefix(tc.name, "output-over") && !strings.Contains(msg, "limit for webp is 16383") {
 				t.Errorf("message %q does not name the output limit", msg)
+			}
+			if msg, _ := e["message"].(string); strings.HasPrefix(tc.name, "costly") && !strings.Contains(msg, "pixels") {
+				t.Errorf("message %q does not name the pixel limit", msg)
 			}
 			if tc.name == "pixel-bomb" && time.Since(start) > 5*time.Second {
 				t.Errorf("bomb took %v: it was decoded, not refused from the header", time.Since(start))

@@ -17,6 +17,10 @@ type Config struct {
 	MaxFrames int `mapstructure:"max_frames"`
 	// MaxOutputDim caps the width and height asked for and produced.
 	MaxOutputDim int `mapstructure:"max_output_dimension"`
+	// MaxOutputPixels caps width*height*frames of a result: an upload of
+	// a few hundred bytes may otherwise ask for 268 million pixels.
+	// Encoders that cannot be interrupted get less (see encodeCap).
+	MaxOutputPixels int64 `mapstructure:"max_output_pixels"`
 	// MaxDecodedBytes caps width*height*bands*bytes-per-sample*frames, the
 	// memory a full decode would take, estimated from the header (and the
 	// same estimate for the output before it is rendered).
@@ -47,6 +51,7 @@ const (
 	DefaultMaxInputPixels  = 100_000_000
 	DefaultMaxFrames       = 200
 	DefaultMaxOutputDim    = 16384
+	DefaultMaxOutputPixels = 100_000_000
 	DefaultMaxDecodedBytes = 1 << 30
 	DefaultTimeout         = 60 * time.Second
 	DefaultSpecQuery       = "width=1600&height=1600&fit=inside&format=webp&quality=80"
@@ -60,6 +65,7 @@ func DefaultConfig() Config {
 		MaxInputPixels:  DefaultMaxInputPixels,
 		MaxFrames:       DefaultMaxFrames,
 		MaxOutputDim:    DefaultMaxOutputDim,
+		MaxOutputPixels: DefaultMaxOutputPixels,
 		MaxDecodedBytes: DefaultMaxDecodedBytes,
 		Timeout:         DefaultTimeout,
 		VipsConcurrency: 1,
@@ -87,6 +93,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxOutputDim < 16 || c.MaxOutputDim > maxCoord {
 		bad("max_output_dimension", "must be from 16 to %d, got %d", maxCoord, c.MaxOutputDim)
+	}
+	if c.MaxOutputPixels < 1 {
+		bad("max_output_pixels", "must be at least 1, got %d", c.MaxOutputPixels)
 	}
 	if c.MaxDecodedBytes < 1<<20 {
 		bad("max_decoded_bytes", "must be at least 1 MiB, got %d", c.MaxDecodedBytes)

@@ -66,6 +66,9 @@ func (e *Engine) plan(s Spec, src inspection) (job, error) {
 	if j.animate {
 		frames = int64(src.pages)
 	}
+	if err := e.checkOutputPixels(w, h, frames, j.out); err != nil {
+		return j, err
+	}
 	if err := e.checkDecoded(int64(w)*int64(h)*4*frames, "output"); err != nil {
 		return j, err
 	}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imgpipe/imgpipe/model"
 )
@@ -340,6 +341,65 @@ func TestCheckOutput(t *testing.T) {
 				t.Errorf("%s: %q, want %q…", c.q, got.Message, c.want)
 			}
 		}
+	}
+}
+
+// TestOutputCost: a result is bounded in pixels (frames included), and
+// more tightly for the encoders nothing can interrupt, so that an upload of
+// a few bytes cannot hold a worker for minutes. Refused from the probe, at
+// upload, as Process would refuse it.
+func TestOutputCost(t *testing.T) {
+	tiny := model.Info{Format: "jpeg", Width: 16, Height: 16, Orientation: 1}
+	anim := model.Info{Format: "gif", Width: 100, Height: 100, Orientation: 1, Pages: 50, Animated: true}
+	check := func(e *Engine, info model.Info, q, want string) {
+		t.Helper()
+		req, err := parse(t, e, q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		err = e.CheckOutput(req, info)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s refused: %v", q, err)
+		case want != "" && err == nil:
+			t.Errorf("%s accepted, want %q", q, want)
+		case want != "":
+			if got := wantError(t, err, http.StatusUnprocessableEntity, CodeTooLarge); !strings.Contains(got.Message, want) {
+				t.Errorf("%s: %q, want %q", q, got.Message, want)
+			}
+		}
+	}
+	e := testEngine(t)
+	for _, c := range []struct {
+		info    model.Info
+		q, want string
+	}{
+		{tiny, "width=16384&height=16384&fit=fill&format=png", "output would be 16384x16384 (268.4M pixels), the limit is 100.0M pixels"},
+		{tiny, "width=10000&height=10000&fit=fill&format=png", ""},
+		{tiny, "width=10001&height=10000&fit=fill&format=jpeg", "the limit is 100.0M pixels"},
+		{tiny, "width=16384&height=16384&fit=fill&format=heif", "the limit is 100.0M pixels"},
+		{tiny, "width=4000&height=4000&fit=fill&format=heif", "the heif encoder cannot be interrupted, so it is given at most 15.0M pixels"},
+		{tiny, "width=3800&height=3800&fit=fill&format=heif", ""},
+		{tiny, "width=7000&height=7000&fit=fill&format=avif", "the avif encoder cannot be interrupted"},
+		{tiny, "width=6000&height=6000&fit=fill&format=avif", ""},
+		{tiny, "width=5000&height=5000&fit=fill&format=gif", "the gif encoder cannot be interrupted"},
+		{tiny, "width=4000&height=4000&fit=fill&format=gif", ""},
+		{tiny, "width=12000&height=8000&fit=fill&format=webp", ""}, // WebP's cap is over the general limit
+		{anim, "width=1000&height=1000&fit=fill", "output would be 1000x1000 in 50 frames (50.0M pixels): the gif encoder"},
+		{anim, "width=500&height=500&fit=fill", ""},
+	} {
+		check(e, c.info, c.q, c.want)
+	}
+	// Whoever raises the timeout wants larger images: the caps follow.
+	slow := testEngine(t, func(c *Config) { c.Timeout = 5 * time.Minute })
+	check(slow, tiny, "width=4000&height=4000&fit=fill&format=heif", "")
+	check(slow, tiny, "width=9000&height=9000&fit=fill&format=heif", "given at most 75.0M pixels")
+	// A short timeout does not lower them: a render that overruns it a
+	// little is no harm, and tests provoke timeouts with tiny ones.
+	quick := testEngine(t, func(c *Config) { c.Timeout = time.Second })
+	check(quick, tiny, "width=3800&height=3800&fit=fill&format=heif", "")
+	if err := (Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "max_output_pixels") {
+		t.Errorf("a zero max_output_pixels: %v", err)
 	}
 }
 

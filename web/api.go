@@ -100,5 +100,6 @@ func (a *API) limits(c echo.Context) error {
 		"max_files":            a.cfg.MaxFiles,
 		"max_input_pixels":     t.MaxInputPixels,
 		"max_output_dimension": t.MaxOutputDim,
+		"max_output_pixels":    t.MaxOutputPixels,
 	})
 }
