@@ -137,6 +137,22 @@ type Stage interface {
 	// that would otherwise be taken for good.
 	GetLatest(ctx context.Context, key string) ([]byte, error)
 	Delete(ctx context.Context, key string) error
+	// Staged calls fn, oldest first, with each blob last written before
+	// before, reading none of their bytes: what a sweep of blobs nobody
+	// will clear goes through.
+	Staged(ctx context.Context, before time.Time, fn func(StagedBlob) error) error
+	// DeleteVersion deletes key only while its last write is version (as
+	// Staged gave it) and reports whether it did: a blob written again
+	// since is kept.
+	DeleteVersion(ctx context.Context, key, version string) (bool, error)
+}
+
+// StagedBlob is one blob of the stage, as Staged lists it.
+type StagedBlob struct {
+	Key     string
+	Written time.Time
+	// Version names this write of Key, for DeleteVersion.
+	Version string
 }
 
 // StatusTable is the live state of images, shared by every instance. It is
@@ -187,6 +203,10 @@ type Bus interface {
 	// keeps them. fn gets each message's sequence, which a client that
 	// lost the feed resumes from. It returns when ctx ends.
 	Watch(ctx context.Context, q Queue, from uint64, fn func(seq uint64, data []byte)) error
+
+	// Queued reports whether work queue q holds a message on subject that
+	// no consumer has settled yet.
+	Queued(ctx context.Context, q Queue, subject string) (bool, error)
 
 	Stage() Stage
 	Status() StatusTable

@@ -76,6 +76,8 @@ func Run(t *testing.T, newBus func(t *testing.T) bus.Bus) {
 		{"SettleAfterBounded", testSettleAfterBounded},
 		{"DrainWaitsForHeld", testDrainWaitsForHeld},
 		{"Stage", testStage},
+		{"StageSweep", testStageSweep},
+		{"Queued", testQueued},
 		{"StatusCreateRace", testStatusCreateRace},
 		{"StatusGetPut", testStatusGetPut},
 		{"StatusNeverUndone", testStatusNeverUndone},

@@ -608,3 +608,37 @@ func TestConnectSaysWhy(t *testing.T) {
 		t.Errorf("refused after %s, want at once", took)
 	}
 }
+
+// TestDeleteVersionLeavesNoChunk: deleting a listed blob removes its
+// further chunks too, not only the head that names them.
+func TestDeleteVersionLeavesNoChunk(t *testing.T) {
+	ns := startServer(t, t.TempDir(), "")
+	b := connect(t, testConfig("sweepchunks"), ns)
+	key := model.OriginalKey("chunky")
+	if err := b.Stage().Put(ctxFor(t), key, make([]byte, 3<<20)); err != nil {
+		t.Fatal(err)
+	}
+	var version string
+	if err := b.Stage().Staged(ctxFor(t), time.Now().Add(time.Minute), func(blob bus.StagedBlob) error {
+		version = blob.Version
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	messages := func() uint64 {
+		s, err := rawJS(t, ns).Stream(ctxFor(t), "SWEEPCHUNKS_STAGE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().State.Msgs
+	}
+	if n := messages(); n < 6 {
+		t.Fatalf("a 3 MiB blob staged in %d messages, want a head and its chunks", n)
+	}
+	if deleted, err := b.Stage().DeleteVersion(ctxFor(t), key, version); !deleted || err != nil {
+		t.Fatalf("delete version %s: %v, %v", version, deleted, err)
+	}
+	if n := messages(); n != 0 {
+		t.Errorf("%d messages left in the stage", n)
+	}
+}

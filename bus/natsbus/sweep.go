@@ -1,0 +1,146 @@
+package natsbus
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/imgpipe/imgpipe/bus"
+)
+
+// What a sweep of the stage needs: the heads of blobs written before a
+// time, without their bytes, and a delete that spares a blob written again
+// meanwhile. Both are rare (save2db sweeps once an hour), so they may cost
+// an ordered consumer and API requests.
+
+// Staged reads the heads' headers only, with an ordered consumer: a head
+// carries up to chunkSize bytes, and a backlog of staged originals may be
+// large. Stream order is write order, so it stops at the first head
+// written at or after before.
+func (s stage) Staged(ctx context.Context, before time.Time, fn func(bus.StagedBlob) error) error {
+	op := "stage list"
+	ctx, done, err := s.b.begin(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer done()
+	prefix := s.b.names.queueSubject(stageQueue) + "."
+	cons, err := s.b.stage.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{prefix + "*.h"},
+		HeadersOnly:    true,
+	})
+	if err != nil {
+		return s.b.fail(ctx, op, err)
+	}
+	for {
+		batch, err := cons.FetchNoWait(256)
+		if err != nil {
+			return s.b.fail(ctx, op, err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			md, err := msg.Metadata()
+			if err != nil {
+				return s.b.fail(ctx, op, err)
+			}
+			if !md.Timestamp.Before(before) {
+				return nil
+			}
+			token := strings.TrimSuffix(strings.TrimPrefix(msg.Subject(), prefix), ".h")
+			key, err := base64.RawURLEncoding.DecodeString(token)
+			if err != nil {
+				continue // not a head this package wrote
+			}
+			blob := bus.StagedBlob{Key: string(key), Written: md.Timestamp, Version: strconv.FormatUint(md.Sequence.Stream, 10)}
+			if err := fn(blob); err != nil {
+				return err
+			}
+			if md.NumPending == 0 {
+				return nil
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return s.b.fail(ctx, op, err)
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
+// DeleteVersion deletes the head by its sequence, which fails once a
+// newer write has replaced it (the stream keeps one message per subject),
+// then that write's further chunks, named by its put id. A newer write's
+// chunks carry another put id and stay.
+func (s stage) DeleteVersion(ctx context.Context, key, version string) (bool, error) {
+	if err := checkKey(key); err != nil {
+		return false, err
+	}
+	seq, err := strconv.ParseUint(version, 10, 64)
+	if err != nil {
+		return false, fmt.Errorf("natsbus: stage version %q of %s: %w", version, key, err)
+	}
+	op := "stage delete version " + key
+	ctx, done, err := s.b.beginWrite(ctx, op)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	base := s.keySubject(key)
+	head, err := s.leaderGet(ctx, base+".h")
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, nil
+	case err != nil:
+		return false, s.b.fail(ctx, op, err)
+	case head.Sequence != seq:
+		return false, nil
+	}
+	if err := s.b.stage.DeleteMsg(ctx, seq); err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+			return false, nil
+		}
+		return false, s.b.fail(ctx, op, err)
+	}
+	if put := head.Header.Get(hdrPut); put != "" {
+		if err := s.b.stage.Purge(ctx, jetstream.WithPurgeSubject(base+"."+put+".>")); err != nil {
+			return true, s.b.fail(ctx, op, err)
+		}
+	}
+	return true, nil
+}
+
+// Queued asks the queue's leader for the last message on subject: in a
+// work queue, a message stays until a consumer settles it.
+func (b *Bus) Queued(ctx context.Context, q bus.Queue, subject string) (bool, error) {
+	if err := knownQueue(q); err != nil {
+		return false, err
+	}
+	if fanOut(q) {
+		return false, fmt.Errorf("natsbus: %s is not a work queue", q)
+	}
+	if err := checkSubject(subject, false); err != nil {
+		return false, err
+	}
+	op := "queued " + string(q) + " " + subject
+	ctx, done, err := b.begin(ctx, op)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	_, err = b.leaderGet(ctx, b.names.stream(q), b.names.subject(q, subject))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, nil
+	case err != nil:
+		return false, b.fail(ctx, op, err)
+	}
+	return true, nil
+}
