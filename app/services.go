@@ -29,6 +29,7 @@ func (a *App) manager(deps roles.Deps) *roles.Manager {
 			mgr.Add(roles.NewLogger(tagged(r), a.cfg.Workers.LoggerWorkers))
 		case RoleSave2DB:
 			mgr.Add(roles.NewSaver(tagged(r), a.cfg.Workers.SaveWorkers))
+			mgr.Add(roles.NewStageSweeper(tagged(r)))
 		case RoleTransform:
 			mgr.Add(roles.NewTransformer(tagged(r), a.cfg.Workers.TransformWorkers))
 		}

@@ -3,7 +3,10 @@
 // store, transform, web) can share one vocabulary without importing each other.
 package model
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Status is where an image is in the pipeline.
 type Status string
@@ -124,3 +127,17 @@ const DefaultVariant = "default"
 // Keys under which blobs are kept, in staging and in the store alike.
 func OriginalKey(id string) string        { return "originals/" + id }
 func ResultKey(id, variant string) string { return "results/" + id + "/" + variant }
+
+// KeyImage is the id of the image a blob key belongs to, as OriginalKey or
+// ResultKey made it.
+func KeyImage(key string) (string, bool) {
+	if id, ok := strings.CutPrefix(key, "originals/"); ok && id != "" && !strings.Contains(id, "/") {
+		return id, true
+	}
+	if rest, ok := strings.CutPrefix(key, "results/"); ok {
+		if id, variant, ok := strings.Cut(rest, "/"); ok && id != "" && variant != "" {
+			return id, true
+		}
+	}
+	return "", false
+}

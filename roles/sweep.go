@@ -1,0 +1,147 @@
+package roles
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/model"
+	"github.com/imgpipe/imgpipe/store"
+)
+
+// stageSweeper runs beside save2db and clears staged blobs that nothing in
+// the pipeline will clear. save2db deletes an image's blobs once it has
+// stored them, but some are staged for images the pipeline never took: an
+// upload refused with a 503 after its original was staged (its transform
+// could not be queued), which a client that retries stages again under the
+// same key, and one that gives up leaves for good, since staged blobs have
+// no expiry (a TTL could lose an image held up by a long outage).
+//
+// A blob older than after is an orphan when nothing still needs it: the
+// status table has no record of its image, no transform or save message
+// for it is queued, and the store holds the image either not at all or as
+// final (everything it names stored). It is deleted only if it was not
+// staged again since it was listed (DeleteVersion), so an upload that
+// stages the same key meanwhile keeps its bytes. Several save2db processes
+// may sweep at once: each check and delete is safe to repeat.
+type stageSweeper struct {
+	deps  Deps
+	every time.Duration
+	after time.Duration
+
+	stop chan struct{}
+	done sync.WaitGroup
+}
+
+// Sweep timing: hourly, for blobs staged over an hour ago. An upload's
+// transform is queued milliseconds after its bytes are staged; an hour
+// leaves room for any retry of a refused upload.
+const (
+	sweepEvery = time.Hour
+	sweepAfter = time.Hour
+	// sweepFirst lets a process that just started settle (its consumers
+	// catch up) before the first sweep.
+	sweepFirst = time.Minute
+)
+
+// NewStageSweeper sweeps the stage every hour; it runs with save2db.
+func NewStageSweeper(d Deps) Service {
+	return &stageSweeper{deps: d, every: sweepEvery, after: sweepAfter}
+}
+
+func (s *stageSweeper) Name() string { return "stage sweeper" }
+
+func (s *stageSweeper) Start(context.Context) error {
+	s.stop = make(chan struct{})
+	s.done.Go(func() { s.loop(sweepFirst) })
+	return nil
+}
+
+func (s *stageSweeper) Stop(context.Context) error {
+	close(s.stop)
+	s.done.Wait()
+	return nil
+}
+
+func (s *stageSweeper) loop(first time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-s.stop
+		cancel()
+	}()
+	next := time.NewTimer(first)
+	defer next.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-next.C:
+		}
+		n, err := s.sweep(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.deps.Log.Warn("stage sweep stopped; next one in an hour", "cleared", n, "err", err)
+		case n > 0:
+			s.deps.Log.Info("stage sweep cleared blobs no role would", "cleared", n)
+		}
+		next.Reset(s.every)
+	}
+}
+
+// sweep clears the orphans staged before now-after and returns how many.
+func (s *stageSweeper) sweep(ctx context.Context) (int, error) {
+	cleared := 0
+	err := s.deps.Bus.Stage().Staged(ctx, time.Now().Add(-s.after), func(blob bus.StagedBlob) error {
+		id, ok := model.KeyImage(blob.Key)
+		if !ok {
+			return nil // not an image's blob: not ours to judge
+		}
+		orphan, err := s.orphaned(ctx, id)
+		if err != nil || !orphan {
+			return err
+		}
+		deleted, err := s.deps.Bus.Stage().DeleteVersion(ctx, blob.Key, blob.Version)
+		if err != nil {
+			return err
+		}
+		if deleted {
+			cleared++
+			s.deps.Metrics.Handled.WithLabelValues("save2db", "stage_swept").Inc()
+			s.deps.Log.Info("cleared an orphaned staged blob", "key", blob.Key, "staged", blob.Written)
+		}
+		return nil
+	})
+	return cleared, err
+}
+
+// orphaned tells whether nothing in the pipeline needs image id's staged
+// blobs any more.
+func (s *stageSweeper) orphaned(ctx context.Context, id string) (bool, error) {
+	// Known to the status table: the image's own path clears its blobs.
+	if _, err := s.deps.Bus.Status().Get(ctx, id); !errors.Is(err, bus.ErrNotFound) {
+		return false, err
+	}
+	// Work still queued will read them.
+	for _, w := range []struct {
+		q       bus.Queue
+		subject string
+	}{{bus.Transform, id}, {bus.Save, saveAccepted + "." + id}, {bus.Save, saveFinal + "." + id}} {
+		if queued, err := s.deps.Bus.Queued(ctx, w.q, w.subject); err != nil || queued {
+			return false, err
+		}
+	}
+	img, err := s.deps.Store.GetImage(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return true, nil // never accepted
+	case err != nil:
+		return false, err
+	}
+	// Stored as final, every blob it names is stored. Stored as queued
+	// with no work behind it is a record this sweep cannot explain: keep
+	// the bytes.
+	return img.Status.Final(), nil
+}
