@@ -68,4 +68,39 @@ func TestListShowsLiveStatus(t *testing.T) {
 			t.Errorf("GET /v1/images%s: %v, want %v", query, got, want)
 		}
 	}
+
+	// Ended while save2db lags (here it has no save message at all): shown
+	// as it ended, with its result, not as queued.
+	img, err = b.Status().Get(t.Context(), waiting)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img.Status, img.Attempts = model.StatusDone, 1
+	img.Results = []model.Result{{Variant: model.DefaultVariant, Info: model.Info{Format: "jpeg", Width: 50, Height: 38, Size: 900}}}
+	if err := b.Status().Put(t.Context(), img); err != nil {
+		t.Fatal(err)
+	}
+	for query, want := range map[string]map[string]string{
+		"":               {busy: "processing", waiting: "done"},
+		"?status=queued": {},
+		"?status=done":   {}, // the store's pages: once save2db has stored it
+	} {
+		if got := list(query); !maps.Equal(got, want) {
+			t.Errorf("after the end: GET /v1/images%s: %v, want %v", query, got, want)
+		}
+	}
+	var page struct {
+		Images []struct {
+			ID      string
+			Results []struct{ Width int }
+		}
+	}
+	if err := json.Unmarshal(apptest.Get(t, front.URL+"/v1/images").Body, &page); err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range page.Images {
+		if im.ID == waiting && (len(im.Results) != 1 || im.Results[0].Width != 50) {
+			t.Errorf("the ended image lists results %v, want its one result", im.Results)
+		}
+	}
 }

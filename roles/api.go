@@ -301,10 +301,14 @@ func (a *API) List(ctx context.Context, q store.ListQuery) (store.Page, error) {
 		if live && !img.Status.Final() {
 			cur, err := a.deps.Bus.Status().Get(ctx, img.ID)
 			switch {
+			case err == nil && cur.Status.Final() && cur.Retries >= img.Retries:
+				// Ended, but not yet stored by save2db: shown as it
+				// ended (it read as stuck in the queue while save2db
+				// lagged), so a queued filter leaves it out; a done or
+				// failed filter, which asks the store, finds it once
+				// stored.
+				img = *cur
 			case err == nil && !cur.Status.Final():
-				// Only the state between: an outcome save2db has not
-				// stored yet stays queued here, so that the filtered
-				// lists agree with the store's pages.
 				img.Status = cur.Status
 			case err != nil && !errors.Is(err, bus.ErrNotFound):
 				live = false
