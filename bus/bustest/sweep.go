@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ func testStageSweep(t *testing.T, b bus.Bus) {
 			t.Errorf("%s: written %s (cut %s), version %q", blob.Key, blob.Written, cut, blob.Version)
 		}
 	}
-	if !equal(keys, order) {
+	if !slices.Equal(keys, order) {
 		t.Fatalf("staged before the cut: %q, want %q, oldest first", keys, order)
 	}
 	if all := staged(t, st, time.Now().Add(time.Hour)); len(all) != 4 {
@@ -100,18 +101,6 @@ func staged(t *testing.T, st bus.Stage, before time.Time) []bus.StagedBlob {
 		t.Fatalf("staged: %v", err)
 	}
 	return out
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // testQueued: a work queue's message is queued until a consumer settles
