@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imgpipe/imgpipe/internal/fixtures"
 )
 
 func maxRSS(t testing.TB) int64 {
@@ -258,4 +260,41 @@ func TestJPEGJunkBetweenSegments(t *testing.T) {
 	}
 	_, img := process(t, e, junk, "format=png")
 	wantPixel(t, img, 5, 5, red, 30, "junk jpeg")
+}
+
+// A progressive JPEG is read scan by scan, each a pass over the whole
+// image inside one libjpeg call: 12,000 scans of empty refinements in
+// 1.9 MB kept a core busy for minutes past the timeout. Scans are counted
+// from the markers and too many refused at the probe; an encoder's own
+// progressive JPEG passes.
+func TestJPEGWithTooManyScansRefused(t *testing.T) {
+	e := testEngine(t)
+	req, err := e.ParseRequestString("format=jpeg&progressive=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, _, err := e.Process(context.Background(), Input{Data: fixtures.JPEG(64, 48, 5), Spec: req.Variants[0].Spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(prog, []byte{0xFF, 0xDA}); n < 2 {
+		t.Fatalf("libvips' progressive JPEG has %d scans", n)
+	}
+	if _, err := e.Probe(prog); err != nil {
+		t.Fatalf("a progressive JPEG: %v", err)
+	}
+	// Its last scan, again and again before the end.
+	eoi := len(prog) - 2
+	last := prog[bytes.LastIndex(prog, []byte{0xFF, 0xDA}):eoi]
+	hostile := append(append(bytes.Clone(prog[:eoi]), bytes.Repeat(last, maxScans)...), 0xFF, 0xD9)
+	start := time.Now()
+	_, err = e.Probe(hostile)
+	if pe := wantError(t, err, http.StatusUnprocessableEntity, CodeTooLarge); !strings.Contains(pe.Message, "scans, the limit is 200") {
+		t.Errorf("message %q", pe.Message)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("refusal took %v", took)
+	}
+	_, _, err = e.Process(context.Background(), Input{Data: hostile})
+	wantError(t, err, http.StatusUnprocessableEntity, CodeTooLarge)
 }

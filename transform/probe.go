@@ -86,6 +86,9 @@ func (e *Engine) inspect(data []byte, describe bool) (inspection, error) {
 			return in, err
 		}
 	}
+	if l.scans > maxScans {
+		return in, unprocessable(CodeTooLarge, "the jpeg has %d scans, the limit is %d", l.scans, maxScans)
+	}
 	if err := e.readHeader(data, &in, describe); err != nil {
 		return in, err
 	}

@@ -10,6 +10,7 @@ import (
 type layout struct {
 	width, height int
 	frames        int
+	scans         int // of a JPEG: more than one when progressive
 }
 
 // Structural problems; Probe turns them into 422s.

@@ -7,7 +7,9 @@ import (
 
 // walkJPEG follows the marker segments up to the first scan, reading the
 // frame size from SOFn, then wants an EOI after the scan data: entropy-coded
-// data cannot contain FF D9, so a missing EOI means the file was cut.
+// data cannot contain FF D9, so a missing EOI means the file was cut. It
+// counts the scans, whose markers (FF DA) entropy-coded data cannot hold
+// either: each scan of a progressive JPEG is a pass over the whole image.
 func walkJPEG(b []byte) (layout, error) {
 	var l layout
 	pos := 2
@@ -61,6 +63,7 @@ func walkJPEG(b []byte) (layout, error) {
 			if !bytes.Contains(b[end:], []byte{0xFF, 0xD9}) {
 				return l, truncatedf("jpeg has no end-of-image marker")
 			}
+			l.scans = 1 + bytes.Count(b[end:], []byte{0xFF, 0xDA})
 			return l, nil
 		}
 		pos = end
