@@ -26,9 +26,10 @@ func (e *Engine) checkFrames(n int) error {
 	return nil
 }
 
+// checkDecoded bounds the pixels held in memory at once; what names them.
 func (e *Engine) checkDecoded(bytes int64, what string) error {
 	if bytes > e.cfg.MaxDecodedBytes {
-		return unprocessable(CodeTooLarge, "decoded %s would take %d MiB, the limit is %d MiB",
+		return unprocessable(CodeTooLarge, "%s would take %d MiB of memory, the limit is %d MiB",
 			what, bytes>>20, e.cfg.MaxDecodedBytes>>20)
 	}
 	return nil
@@ -51,7 +52,7 @@ const maxScans = 200
 
 // checkOutputPixels bounds what a result may cost: width*height*frames
 // against max_output_pixels, and for the encoders that cannot be
-// interrupted, against what they finish within the processing timeout.
+// interrupted, against what they do in about a minute.
 func (e *Engine) checkOutputPixels(w, h int, frames int64, f format) error {
 	px := int64(w) * int64(h) * frames
 	size := fmt.Sprintf("%dx%d", w, h)
@@ -62,10 +63,33 @@ func (e *Engine) checkOutputPixels(w, h int, frames int64, f format) error {
 		return unprocessable(CodeTooLarge, "output would be %s (%s pixels), the limit is %s pixels",
 			size, humanCount(px), humanCount(e.cfg.MaxOutputPixels))
 	}
-	if limit := encodeCap(f, e.cfg.Timeout); limit > 0 && px > limit {
+	if limit := e.encodeCap(f); limit > 0 && px > limit {
 		return unprocessable(CodeTooLarge, "output would be %s (%s pixels): the %s encoder cannot be interrupted, "+
 			"so it is given at most %s pixels, about %s of its work; ask for a smaller size or another format",
-			size, humanCount(px), f, humanCount(limit), max(e.cfg.Timeout, encodeBudget))
+			size, humanCount(px), f, humanCount(limit), e.encodeBudget())
+	}
+	return nil
+}
+
+// checkRequestCost bounds one image's variants together, as they are one
+// message's work: their pixels, and the time of the encoders nothing can
+// interrupt. Each variant alone passed checkOutputPixels.
+func (e *Engine) checkRequestCost(jobs []job) error {
+	var px int64
+	var seconds float64
+	for _, j := range jobs {
+		px += j.pixels
+		if rate := j.out.encodeRate(); rate > 0 {
+			seconds += float64(j.pixels) / rate
+		}
+	}
+	if px > e.cfg.MaxOutputPixels {
+		return unprocessable(CodeTooLarge, "the variants' outputs add up to %s pixels, the limit is %s pixels",
+			humanCount(px), humanCount(e.cfg.MaxOutputPixels))
+	}
+	if budget := e.encodeBudget(); seconds > budget.Seconds() {
+		return unprocessable(CodeTooLarge, "the variants' encoders that cannot be interrupted would take about %s together, more than %s; ask for fewer or smaller variants",
+			time.Duration(seconds*float64(time.Second)).Round(time.Second), budget)
 	}
 	return nil
 }
@@ -75,32 +99,48 @@ func (e *Engine) checkOutputPixels(w, h int, frames int64, f format) error {
 // then take the whole image in one call that nothing stops (libwebp, cgif
 // with libimagequant, libheif with aom or x265): a timed-out render runs to
 // its end, holding its worker, and a 500-byte upload asking for 16384x16384
-// HEIF kept a core busy for minutes, twice. The cap is what the encoder does
-// in encodeBudget, or in the timeout if that is longer (whoever raises it
-// wants larger images). The rates are what one loaded core of a small VM
-// managed on a photograph, the slowest of several runs, so that a cap errs
-// towards letting through: HEIF (x265) 4 s per megapixel, AVIF (aom,
-// effort 2) 1.5 s, GIF 3.3 s, WebP 0.35 s.
-func encodeCap(f format, timeout time.Duration) int64 {
-	var perSecond float64
-	switch f {
-	case fmtHEIF:
-		perSecond = 250_000
-	case fmtAVIF:
-		perSecond = 700_000
-	case fmtGIF:
-		perSecond = 300_000
-	case fmtWebP:
-		perSecond = 3_000_000
-	default:
-		return 0
-	}
-	return int64(max(timeout, encodeBudget).Seconds() * perSecond)
+// HEIF kept a core busy for minutes, twice (and, past the ack wait, on
+// several workers at once).
+func (e *Engine) encodeCap(f format) int64 {
+	return int64(e.encodeBudget().Seconds() * f.encodeRate())
 }
 
-// encodeBudget is how long an encoder that cannot be interrupted may be
-// asked to run, at least: the default transform.timeout.
-const encodeBudget = DefaultTimeout
+// encodeBudget is how long the encoders that cannot be interrupted may be
+// asked to run for one image: the default timeout, or the configured one if
+// longer (whoever raises it wants larger images).
+func (e *Engine) encodeBudget() time.Duration { return max(e.cfg.Timeout, DefaultTimeout) }
+
+// encodeRate is the pixels a second of an encoder that cannot be
+// interrupted, or 0 for one that can (JPEG, PNG and TIFF compress strip by
+// strip under the kill guard). The rates are what one loaded core of a
+// small VM managed on a photograph, the slowest of several runs, so that a
+// cap errs towards letting through: HEIF (x265) 4 s per megapixel, AVIF
+// (aom, effort 2) 1.5 s, GIF 3.3 s, WebP 0.35 s.
+func (f format) encodeRate() float64 {
+	switch f {
+	case fmtHEIF:
+		return 250_000
+	case fmtAVIF:
+		return 700_000
+	case fmtGIF:
+		return 300_000
+	case fmtWebP:
+		return 3_000_000
+	}
+	return 0
+}
+
+// encodeBytesPerPixel is the memory an encoder holds per output pixel at
+// its peak. The encoders above take the whole image, and their working
+// copies besides: a 16384x16384 lossless WebP took 5.5 GB more, AVIF about
+// as much, HEIF 4.2 GB (about 20 and 16 bytes a pixel). The others take it
+// strip by strip: the decoded size, 4 bytes, bounds them.
+func (f format) encodeBytesPerPixel() int64 {
+	if f.encodeRate() > 0 {
+		return 20
+	}
+	return 4
+}
 
 func humanCount(n int64) string {
 	switch {

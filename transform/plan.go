@@ -16,6 +16,7 @@ type job struct {
 	extract *Rect // in stored orientation
 	shrink  int   // JPEG shrink-on-load: 1, 2, 4 or 8
 	resize  resizePlan
+	pixels  int64 // of the output, every frame
 }
 
 // plan checks the spec against the input and the limits.
@@ -48,6 +49,15 @@ func (e *Engine) plan(s Spec, src inspection) (job, error) {
 			return j, unprocessable(CodeTooLarge, "fit=cover would scale this %dx%d image to %.0f pixels on a side before cropping, more than the %d libvips can address: ask for a box closer to its shape, or use fit=fill",
 				sw, sh, side, unbounded)
 		}
+		// Unless the job streams, the scaled image is held whole before
+		// the crop (a smart crop reads all of it): 1x100 pixels covering
+		// 4000x4000 held 4000x400000.
+		if !j.streams() {
+			scaled := int64(math.Ceil(float64(sw)*f)) * int64(math.Ceil(float64(sh)*f)) * 4 * j.frames()
+			if err := e.checkDecoded(scaled, "the image scaled by fit=cover before its crop"); err != nil {
+				return j, err
+			}
+		}
 	}
 	j.resize = planResize(s, sw, sh).stored(src.orientation)
 
@@ -62,17 +72,23 @@ func (e *Engine) plan(s Spec, src inspection) (job, error) {
 	if err := e.checkOutputDims(w, h, j.out); err != nil {
 		return j, err
 	}
-	frames := int64(1)
-	if j.animate {
-		frames = int64(src.pages)
-	}
+	frames := j.frames()
 	if err := e.checkOutputPixels(w, h, frames, j.out); err != nil {
 		return j, err
 	}
-	if err := e.checkDecoded(int64(w)*int64(h)*4*frames, "output"); err != nil {
+	j.pixels = int64(w) * int64(h) * frames
+	if err := e.checkDecoded(j.pixels*j.out.encodeBytesPerPixel(), "the output, as the "+j.out.String()+" encoder holds it,"); err != nil {
 		return j, err
 	}
 	return j, nil
+}
+
+// frames is how many frames the job renders.
+func (j job) frames() int64 {
+	if j.animate {
+		return int64(j.src.pages)
+	}
+	return 1
 }
 
 // streams reports whether every step after the resize reads its input
@@ -114,15 +130,18 @@ func (r Request) CheckRequest(info model.Info) error {
 func (e *Engine) CheckOutput(r Request, info model.Info) error {
 	src := inspection{info: info, format: formatByName(info.Format), orientation: max(1, info.Orientation),
 		pages: max(1, info.Pages), animated: info.Animated}
+	jobs := make([]job, 0, len(r.Variants))
 	for _, v := range r.Variants {
-		if _, err := e.plan(v.Spec, src); err != nil {
+		j, err := e.plan(v.Spec, src)
+		if err != nil {
 			if te, ok := AsError(err); ok && len(r.Variants) > 1 {
 				te.Message = "variant " + v.Name + ": " + te.Message
 			}
 			return err
 		}
+		jobs = append(jobs, j)
 	}
-	return nil
+	return e.checkRequestCost(jobs)
 }
 
 // outputFormat resolves format=auto: the input's own, PNG for the formats

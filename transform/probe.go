@@ -139,7 +139,7 @@ func (e *Engine) readHeader(data []byte, in *inspection, describe bool) error {
 	if in.format == fmtGIF {
 		bands = 4 // libnsgif always decodes to RGBA
 	}
-	if err := e.checkDecoded(int64(g.width)*int64(g.pageHeight)*bands*int64(frames), "input"); err != nil {
+	if err := e.checkDecoded(int64(g.width)*int64(g.pageHeight)*bands*int64(frames), "the decoded input"); err != nil {
 		return err
 	}
 

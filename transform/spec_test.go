@@ -384,7 +384,18 @@ func TestOutputCost(t *testing.T) {
 		{tiny, "width=6000&height=6000&fit=fill&format=avif", ""},
 		{tiny, "width=5000&height=5000&fit=fill&format=gif", "the gif encoder cannot be interrupted"},
 		{tiny, "width=4000&height=4000&fit=fill&format=gif", ""},
-		{tiny, "width=12000&height=8000&fit=fill&format=webp", ""}, // WebP's cap is over the general limit
+		// WebP's time cap is over the general limit; its memory is not.
+		{tiny, "width=12000&height=8000&fit=fill&format=webp", "the output, as the webp encoder holds it, would take 1831 MiB of memory, the limit is 1024 MiB"},
+		{tiny, "width=7000&height=7000&fit=fill&format=webp", ""},
+		{tiny, "width=12000&height=8000&fit=fill&format=jpeg", ""}, // JPEG encodes strip by strip
+		// Variants add up: each passes, together they do not.
+		{tiny, "variant=a:width=8000%3Bheight=8000%3Bfit=fill%3Bformat=png&variant=b:width=7000%3Bheight=7000%3Bfit=fill%3Bformat=png", "the variants' outputs add up to 113.0M pixels"},
+		{tiny, "variant=a:width=3000%3Bheight=3000%3Bfit=fill%3Bformat=heif&variant=b:width=3000%3Bheight=3000%3Bfit=fill%3Bformat=avif&variant=c:width=3000%3Bheight=3000%3Bfit=fill%3Bformat=heif", "would take about 1m25s together, more than 1m0s"},
+		{tiny, "variant=a:width=3000%3Bheight=3000%3Bfit=fill%3Bformat=heif&variant=b:width=3000%3Bheight=3000%3Bfit=fill%3Bformat=avif", ""},
+		// A cover crop that holds its scaled image whole before cropping
+		// (a smart crop): 1x100 covering 4000x4000 is 4000x400000.
+		{model.Info{Format: "png", Width: 1, Height: 100, Orientation: 1}, "width=4000&height=4000&fit=cover&gravity=smart", "the image scaled by fit=cover before its crop would take"},
+		{model.Info{Format: "png", Width: 1, Height: 100, Orientation: 1}, "width=4000&height=4000&fit=cover", ""}, // streamed: only the crop is computed
 		{anim, "width=1000&height=1000&fit=fill", "output would be 1000x1000 in 50 frames (50.0M pixels): the gif encoder"},
 		{anim, "width=500&height=500&fit=fill", ""},
 	} {
