@@ -3,6 +3,8 @@ package transform
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"hash/crc32"
 	"image/png"
 	"net/http"
 	"os"
@@ -297,4 +299,80 @@ func TestJPEGWithTooManyScansRefused(t *testing.T) {
 	}
 	_, _, err = e.Process(context.Background(), Input{Data: hostile})
 	wantError(t, err, http.StatusUnprocessableEntity, CodeTooLarge)
+}
+
+// exifIFD0 is an EXIF block (TIFF, little-endian) whose IFD0 holds the
+// orientation and then each of pointers (tag, offset) in turn.
+func exifIFD0(pointers ...[2]uint32) []byte {
+	var b bytes.Buffer
+	le := binary.LittleEndian
+	b.WriteString("II")
+	_ = binary.Write(&b, le, uint16(42))
+	_ = binary.Write(&b, le, uint32(8))
+	_ = binary.Write(&b, le, uint16(1+len(pointers)))
+	_ = binary.Write(&b, le, [6]uint16{0x0112, 3, 1, 0, 1, 0}) // orientation 1
+	for _, p := range pointers {
+		_ = binary.Write(&b, le, uint16(p[0]))
+		_ = binary.Write(&b, le, uint16(4)) // LONG
+		_ = binary.Write(&b, le, uint32(1))
+		_ = binary.Write(&b, le, p[1])
+	}
+	_ = binary.Write(&b, le, uint32(0))
+	return b.Bytes()
+}
+
+// withAPP1 puts an EXIF block right after a JPEG's SOI.
+func withAPP1(jpg, tiff []byte) []byte {
+	payload := append([]byte("Exif\x00\x00"), tiff...)
+	out := append([]byte{0xFF, 0xD8, 0xFF, 0xE1}, byte((len(payload)+2)>>8), byte(len(payload)+2))
+	return append(append(out, payload...), jpg[2:]...)
+}
+
+// An EXIF block whose pointers lead back into itself made libexif parse
+// IFD0 once per pointer: 8,000 of them cost 3.4 s a parse, on the upload's
+// request. Refused from the structure, before libvips reads the header; a
+// block that points at a real sub-directory once passes.
+func TestEXIFPointerLoopsRefused(t *testing.T) {
+	e := testEngine(t)
+	jpg := fixtures.JPEG(40, 30, 9)
+	const exifIFD, gpsIFD = 0x8769, 0x8825
+	// IFD0 is at 8; with two entries it ends at 8+2+24+4 = 38.
+	ok := exifIFD0([2]uint32{exifIFD, 38})
+	ok = append(ok, 0, 0, 0, 0, 0, 0) // an empty sub-directory at 38
+	if _, err := e.Probe(withAPP1(jpg, ok)); err != nil {
+		t.Fatalf("a block with one sub-directory: %v", err)
+	}
+	loop := make([][2]uint32, 8000)
+	for i := range loop {
+		loop[i] = [2]uint32{exifIFD, 8}
+	}
+	for name, data := range map[string][]byte{
+		"jpeg, 8000 pointers back to IFD0": withAPP1(jpg, exifIFD0(loop...)),
+		"jpeg, one pointer back to IFD0":   withAPP1(jpg, exifIFD0([2]uint32{gpsIFD, 8})),
+		"png eXIf":                         pngWithEXIF(t, exifIFD0(loop...)),
+	} {
+		start := time.Now()
+		_, err := e.Probe(data)
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		wantError(t, err, http.StatusUnprocessableEntity, CodeCorrupt)
+		if took := time.Since(start); took > 500*time.Millisecond {
+			t.Errorf("%s: refused after %v", name, took)
+		}
+	}
+}
+
+// pngWithEXIF is a small PNG with an eXIf chunk holding tiff.
+func pngWithEXIF(t *testing.T, tiff []byte) []byte {
+	t.Helper()
+	p := fixtures.PNG(20, 10, 3, false)
+	var chunk bytes.Buffer
+	_ = binary.Write(&chunk, binary.BigEndian, uint32(len(tiff)))
+	chunk.WriteString("eXIf")
+	chunk.Write(tiff)
+	_ = binary.Write(&chunk, binary.BigEndian, crc32.ChecksumIEEE(append([]byte("eXIf"), tiff...)))
+	at := 8 + 25 // after the signature and IHDR
+	return append(append(bytes.Clone(p[:at]), chunk.Bytes()...), p[at:]...)
 }

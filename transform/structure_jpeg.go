@@ -56,6 +56,10 @@ func walkJPEG(b []byte) (layout, error) {
 			if l.width == 0 || l.height == 0 {
 				return l, corruptf("jpeg frame is %dx%d", l.width, l.height)
 			}
+		case m == 0xE1 && bytes.HasPrefix(seg, []byte("Exif\x00\x00")):
+			if err := checkEXIF(seg); err != nil {
+				return l, err
+			}
 		case m == 0xDA: // start of scan
 			if l.width == 0 {
 				return l, corruptf("jpeg scan before frame header")

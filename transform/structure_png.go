@@ -35,6 +35,11 @@ func walkPNG(b []byte) (layout, error) {
 			}
 			l.width, l.height = int(w), int(h)
 		}
+		if typ == "eXIf" {
+			if err := checkEXIF(b[pos+8 : end-4]); err != nil {
+				return l, err
+			}
+		}
 		if typ == "IEND" {
 			return l, nil
 		}

@@ -47,6 +47,10 @@ func walkWebP(b []byte) (layout, error) {
 			}
 		case "ANMF":
 			l.frames++
+		case "EXIF":
+			if err := checkEXIF(c); err != nil {
+				return l, err
+			}
 		}
 		pos = int(data + n + n&1) // chunks are padded to even sizes
 	}
