@@ -27,8 +27,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends libvips42 libje
     && ln -s "$(dpkg -L libjemalloc2 | grep '/libjemalloc\.so\.2$')" /usr/local/lib/libjemalloc.so.2 \
     && test -e /usr/local/lib/libjemalloc.so.2 \
     && useradd --system --home /data --create-home imgpipe
-# (MALLOC_ARENA_MAX, which the Makefile sets for glibc's malloc, means
-# nothing to jemalloc.)
+# (The limit of two arenas imgpipe sets for glibc's malloc means nothing
+# to jemalloc.)
 ENV LD_PRELOAD=/usr/local/lib/libjemalloc.so.2 \
     IMGPIPE_DATA_DIR=/data \
     IMGPIPE_HTTP_LISTEN=0.0.0.0:8080

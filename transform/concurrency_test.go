@@ -3,6 +3,7 @@ package transform
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -99,5 +100,35 @@ func TestWatermarkEdgeCases(t *testing.T) {
 	}
 	if pi, err := e.Probe(out); err != nil || pi.Pages != 3 || pi.Height != 80 {
 		t.Errorf("reprobe %+v %v", pi, err)
+	}
+}
+
+// Renders on many threads at once share glibc's two arenas (startVips
+// limits them, as MALLOC_ARENA_MAX=2 would): with the default, up to
+// eight per core, an idle process kept the peak of its busiest moment.
+func TestRendersShareTwoMallocArenas(t *testing.T) {
+	if os.Getenv("MALLOC_ARENA_MAX") != "" {
+		t.Skip("MALLOC_ARENA_MAX is set: the environment decides")
+	}
+	if mallocArenas() < 0 {
+		t.Skip("not glibc's malloc")
+	}
+	e := testEngine(t)
+	req, err := e.ParseRequestString("width=300&format=webp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := fixtures.JPEG(1200, 900, 4)
+	var wg sync.WaitGroup
+	for range 12 {
+		wg.Go(func() {
+			if _, _, err := e.Process(context.Background(), Input{Data: img, Spec: req.Variants[0].Spec}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := mallocArenas(); n > 2 {
+		t.Errorf("%d malloc arenas after 12 renders at once, want at most 2", n)
 	}
 }

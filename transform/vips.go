@@ -38,6 +38,11 @@ func startVips() error {
 	return startErr
 }
 
+// mallocArenas is how many arenas glibc's malloc has made in this process,
+// or -1 where that cannot be read. Tests check the limit startVips sets;
+// cgo is not allowed in test files.
+func mallocArenas() int { return int(C.ip_malloc_arenas()) }
+
 // configureVips sets process-wide libvips knobs: the last Engine wins, and
 // vector loaders once allowed stay allowed (the Engine still refuses them
 // by its own config before libvips sees the bytes).

@@ -1,7 +1,12 @@
 /* libvips start-up, settings, errors and GLib log routing (see
  * vips_bridge.h). */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "vips_bridge.h"
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include "_cgo_export.h"
 
 /* ---- logging ------------------------------------------------------------ */
@@ -55,6 +60,54 @@ static const char *ip_loaders[] = {
 	"VipsForeignLoadNsgif", "VipsForeignLoadTiff", "VipsForeignLoadHeif",
 	NULL
 };
+
+/* glibc gives threads that allocate at once arenas of their own, up to
+ * eight per core, and an arena keeps what was freed in it: after a few
+ * large renders on libvips' worker threads, an idle process stayed at
+ * 3 GB. Two arenas, as MALLOC_ARENA_MAX=2 asks, keep RSS near what is in
+ * use for the same speed (docs/transform.md, Memory). Set here so that a
+ * plain `imgpipe` has it; the variable, when set, is left to decide, and
+ * another allocator (jemalloc, preloaded) has no use for it. glibc fixes
+ * its arena limit when a second thread first allocates, which Go's threads
+ * do before any Go code runs: hence a constructor, run as the program
+ * loads. */
+__attribute__((constructor)) static void
+ip_limit_arenas(void)
+{
+#ifdef M_ARENA_MAX
+	if (!getenv("MALLOC_ARENA_MAX"))
+		mallopt(M_ARENA_MAX, 2);
+#endif
+}
+
+/* ip_malloc_arenas counts glibc's arenas (malloc_info's heaps); -1 where
+ * that cannot be read. */
+int
+ip_malloc_arenas(void)
+{
+#ifdef __GLIBC__
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int n = 0;
+	const char *p;
+
+	if (!f)
+		return -1;
+	if (malloc_info(0, f)) {
+		fclose(f);
+		free(buf);
+		return -1;
+	}
+	fclose(f);
+	for (p = buf; (p = strstr(p, "<heap nr=")); p++)
+		n++;
+	free(buf);
+	return n;
+#else
+	return -1;
+#endif
+}
 
 int
 ip_startup(void)
