@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"hash/crc32"
+	"image"
+	"image/jpeg"
 	"image/png"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"runtime"
@@ -375,4 +378,63 @@ func pngWithEXIF(t *testing.T, tiff []byte) []byte {
 	_ = binary.Write(&chunk, binary.BigEndian, crc32.ChecksumIEEE(append([]byte("eXIf"), tiff...)))
 	at := 8 + 25 // after the signature and IHDR
 	return append(append(bytes.Clone(p[:at]), chunk.Bytes()...), p[at:]...)
+}
+
+// withGarbageICC puts an APP2 ICC segment of random bytes (no 'acsp'
+// signature) right after a JPEG's SOI.
+func withGarbageICC(jpg []byte) []byte {
+	noise := make([]byte, 500)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
+	payload := append([]byte("ICC_PROFILE\x00\x01\x01"), noise...)
+	out := append([]byte{0xFF, 0xD8, 0xFF, 0xE2}, byte((len(payload)+2)>>8), byte(len(payload)+2))
+	return append(append(out, payload...), jpg[2:]...)
+}
+
+// A profile lcms cannot read failed the whole image ("could not be
+// decoded") when its pixels were fine: it is now ignored, as browsers do,
+// for an image and for a watermark image alike. A watermark that cannot be
+// rendered says so (watermark_unusable), not that the image is undecodable.
+func TestUnusableICCAndWatermarkFailures(t *testing.T) {
+	e := testEngine(t)
+	// Grayscale, as lcms is asked to import the profile for those.
+	gray := image.NewGray(image.Rect(0, 0, 120, 80))
+	for i := range gray.Pix {
+		gray.Pix[i] = byte(i * 7)
+	}
+	var jpg bytes.Buffer
+	if err := jpeg.Encode(&jpg, gray, nil); err != nil {
+		t.Fatal(err)
+	}
+	bad := withGarbageICC(jpg.Bytes())
+	req, err := e.ParseRequestString("width=60&format=png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := e.Process(context.Background(), Input{Data: bad, Spec: req.Variants[0].Spec})
+	if err != nil {
+		t.Fatalf("a JPEG with a garbage profile: %v", err)
+	}
+	if img, err := png.Decode(bytes.NewReader(out)); err != nil || img.Bounds().Dx() != 60 || img.Bounds().Dy() != 40 {
+		t.Fatalf("result: %v, %v", err, img)
+	}
+	const id = "0123456789abcdef0123456789abcdef"
+	req, err = e.ParseRequestString("format=png&watermark_image=" + id + "&watermark_size=0.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Process(context.Background(), Input{Data: fixtures.JPEG(200, 150, 1), Spec: req.Variants[0].Spec,
+		Watermarks: map[string][]byte{id: bad}}); err != nil {
+		t.Fatalf("a watermark image with a garbage profile: %v", err)
+	}
+	req, err = e.ParseRequestString("width=4000&height=4000&fit=fill&format=jpeg&watermark_text=" + strings.Repeat("W", 130))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = e.Process(context.Background(), Input{Data: fixtures.JPEG(200, 150, 1), Spec: req.Variants[0].Spec})
+	if pe := wantError(t, err, http.StatusUnprocessableEntity, CodeWatermark); !strings.Contains(pe.Message, "watermark text") {
+		t.Errorf("message %q", pe.Message)
+	}
 }

@@ -6,6 +6,11 @@ import (
 	"unicode/utf16"
 )
 
+// iccUsable reports a profile lcms can read: at least a header and tag
+// count, with the 'acsp' signature. An image with any other is rendered as
+// if it had none (see ip_has_icc).
+func iccUsable(p []byte) bool { return len(p) >= 132 && string(p[36:40]) == "acsp" }
+
 // iccDescription returns the profile's description ('desc' tag): text in a
 // v2 profile, the first (preferably English) record of a v4 'mluc'.
 func iccDescription(p []byte) string {

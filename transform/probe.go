@@ -157,7 +157,7 @@ func (e *Engine) readHeader(data []byte, in *inspection, describe bool) error {
 		return nil
 	}
 	icc := blob(im, "icc-profile-data")
-	in.icc = len(icc) > 0
+	in.icc = iccUsable(icc)
 	info.ColorSpace = interpretation(im)
 	info.Alpha = hasAlpha(im)
 	info.ICCProfile = iccDescription(icc)

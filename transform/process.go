@@ -227,14 +227,19 @@ func (e *Engine) pipelineError(ctx context.Context, stage string, err error, j j
 	}
 	e.log.Warn("image processing failed", "stage", stage, "in_format", j.src.format.String(),
 		"out_format", j.out.String(), "err", err)
-	msg := "the image could not be processed"
-	switch stage {
-	case "decode":
+	code, msg := CodeUndecodable, "the image could not be processed"
+	switch {
+	case stage == "decode":
 		msg = "the " + j.src.format.String() + " image could not be decoded"
-	case "encode":
+	case stage == "encode":
 		msg = "the image could not be encoded as " + j.out.String()
+	case stage == "watermark" && j.spec.WatermarkImage != "":
+		code, msg = CodeWatermark, "watermark image "+j.spec.WatermarkImage+" could not be decoded"
+	case stage == "watermark":
+		// Cairo's surfaces stop at 32767 pixels a side.
+		code, msg = CodeWatermark, "the watermark text could not be rendered at this output size: make it shorter or the output smaller"
 	}
-	return &Error{Status: http.StatusUnprocessableEntity, Code: CodeUndecodable, Message: msg, Err: err}
+	return &Error{Status: http.StatusUnprocessableEntity, Code: code, Message: msg, Err: err}
 }
 
 func contextError(err error) *Error {

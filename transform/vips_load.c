@@ -170,6 +170,10 @@ ip_interpretation(VipsImage *im)
 		vips_image_get_interpretation(im));
 }
 
+/* A profile without the 'acsp' signature of its header (iccUsable's
+ * rule) is taken as none: lcms refuses it, and the image failed whole
+ * ("VipsIcc: not an ICC profile") when its pixels were fine, as browsers
+ * show them, ignoring the profile. */
 int
 ip_has_icc(VipsImage *im)
 {
@@ -178,7 +182,7 @@ ip_has_icc(VipsImage *im)
 
 	return vips_image_get_typeof(im, VIPS_META_ICC_NAME) &&
 		!vips_image_get_blob(im, VIPS_META_ICC_NAME, &data, &len) &&
-		len > 0;
+		len >= 132 && memcmp((const char *) data + 36, "acsp", 4) == 0;
 }
 
 const void *
