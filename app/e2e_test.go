@@ -657,6 +657,8 @@ func TestRangeRequests(t *testing.T) {
 		{"bytes=0-99", 0, 100, fmt.Sprintf("bytes 0-99/%d", n)},
 		{"bytes=-10", n - 10, n, fmt.Sprintf("bytes %d-%d/%d", n-10, n-1, n)},
 		{fmt.Sprintf("bytes=%d-", n-1), n - 1, n, fmt.Sprintf("bytes %d-%d/%d", n-1, n-1, n)},
+		// A suffix longer than the bytes, even than an int64, is all of them.
+		{"bytes=-99999999999999999999", 0, n, fmt.Sprintf("bytes 0-%d/%d", n-1, n)},
 	} {
 		part := get("/result", "Range", c.rng)
 		if part.Status != http.StatusPartialContent || part.Header.Get("Content-Range") != c.contentRng ||
@@ -674,7 +676,7 @@ func TestRangeRequests(t *testing.T) {
 	if full := get("/result", "Range", "bytes=0-9", "If-Range", `"other"`); full.Status != http.StatusOK || !bytes.Equal(full.Body, whole.Body) {
 		t.Errorf("If-Range with another ETag: %d, %d bytes", full.Status, len(full.Body))
 	}
-	for _, bad := range []string{fmt.Sprintf("bytes=%d-", n), "bytes=9-2", "bytes=x"} {
+	for _, bad := range []string{fmt.Sprintf("bytes=%d-", n), "bytes=9-2", "bytes=x", "bytes=-0"} {
 		refused := get("/result", "Range", bad)
 		e, _ := refused.JSON(t)["error"].(map[string]any)
 		if refused.Status != http.StatusRequestedRangeNotSatisfiable || e == nil || e["code"] != "bad_range" ||

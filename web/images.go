@@ -107,9 +107,29 @@ func (a *API) sendBlob(c echo.Context, key string, info model.Info) error {
 	// net/http answers Range (one part: 206; several: multipart/byteranges)
 	// and its conditions (If-Range against the ETag set above); its
 	// refusals are plain text, made JSON by partWriter.
-	w := &partWriter{Response: c.Response(), asked: c.Request().Header.Get("Range"), size: len(data)}
+	asked := c.Request().Header.Get("Range")
+	c.Request().Header.Set("Range", mendSuffix(asked, len(data)))
+	w := &partWriter{Response: c.Response(), asked: asked, size: len(data)}
 	http.ServeContent(w, c.Request(), "", time.Time{}, bytes.NewReader(data))
 	return nil
+}
+
+// mendSuffix rewrites the two suffix ranges net/http answers otherwise than
+// RFC 9110 into ranges it answers right: "bytes=-0" asks for no byte, which
+// is unsatisfiable (net/http sent an empty 206 "bytes 91-90/91"), and a
+// suffix too long for an int64 asks for every byte (net/http refused it).
+func mendSuffix(r string, size int) string {
+	suffix, ok := strings.CutPrefix(strings.TrimSpace(r), "bytes=-")
+	if !ok || suffix == "" || strings.Trim(suffix, "0123456789") != "" {
+		return r
+	}
+	if strings.Trim(suffix, "0") == "" {
+		return "bytes=" + strconv.Itoa(size) + "-" // past the end: 416
+	}
+	if _, err := strconv.ParseInt(suffix, 10, 64); err != nil {
+		return "bytes=0-"
+	}
+	return r
 }
 
 // uncacheable takes back what sendBlob set for the bytes from an answer
