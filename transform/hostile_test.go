@@ -302,6 +302,12 @@ func TestJPEGWithTooManyScansRefused(t *testing.T) {
 	}
 	_, _, err = e.Process(context.Background(), Input{Data: hostile})
 	wantError(t, err, http.StatusUnprocessableEntity, CodeTooLarge)
+	// What follows the end of the image is not its scans: a phone's motion
+	// video or a gain map after a JPEG (here, scan markers) is not read.
+	after := append(bytes.Clone(prog), bytes.Repeat([]byte{0xFF, 0xDA, 0x00, 0x01}, 2*maxScans)...)
+	if _, err := e.Probe(after); err != nil {
+		t.Errorf("a JPEG with data after its end: %v", err)
+	}
 }
 
 // exifIFD0 is an EXIF block (TIFF, little-endian) whose IFD0 holds the
@@ -344,6 +350,13 @@ func TestEXIFPointerLoopsRefused(t *testing.T) {
 	ok = append(ok, 0, 0, 0, 0, 0, 0) // an empty sub-directory at 38
 	if _, err := e.Probe(withAPP1(jpg, ok)); err != nil {
 		t.Fatalf("a block with one sub-directory: %v", err)
+	}
+	// Pointers that lead nowhere are libexif's to ignore, not a refusal.
+	if _, err := e.Probe(withAPP1(jpg, exifIFD0([2]uint32{gpsIFD, 0}, [2]uint32{exifIFD, 0}))); err != nil {
+		t.Errorf("pointers of 0: %v", err)
+	}
+	if _, err := e.Probe(withAPP1(jpg, exifIFD0([2]uint32{gpsIFD, 1 << 30}))); err != nil {
+		t.Errorf("a pointer past the end: %v", err)
 	}
 	loop := make([][2]uint32, 8000)
 	for i := range loop {

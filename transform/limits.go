@@ -112,34 +112,39 @@ func (e *Engine) encodeBudget() time.Duration { return max(e.cfg.Timeout, Defaul
 
 // encodeRate is the pixels a second of an encoder that cannot be
 // interrupted, or 0 for one that can (JPEG, PNG and TIFF compress strip by
-// strip under the kill guard). The rates are what one loaded core of a
-// small VM managed on a photograph, the slowest of several runs, so that a
-// cap errs towards letting through: HEIF (x265) 4 s per megapixel, AVIF
-// (aom, effort 2) 1.5 s, GIF 3.3 s, WebP 0.35 s.
+// strip under the kill guard). One core of a small VM, unloaded, took per
+// megapixel: HEIF (x265) 1 to 1.1 s, AVIF (aom, effort 2) 0.25 to 0.5 s,
+// GIF 0.15 s a frame of an animation to 0.5 s for a photograph, WebP 0.16
+// to 0.35 s. The rates below leave half as much again for a busier core,
+// no more: taken from the slowest runs under load, the caps refused a
+// phone's 24 MP HEIC rotated, and the built-in web preset on a 150-frame
+// GIF. So a cap is about a minute of an idle core, a few on a loaded one.
 func (f format) encodeRate() float64 {
 	switch f {
 	case fmtHEIF:
-		return 250_000
+		return 1e6 / 1.5
 	case fmtAVIF:
-		return 700_000
+		return 1e6 / 0.5
 	case fmtGIF:
-		return 300_000
+		return 1e6 / 0.7
 	case fmtWebP:
-		return 3_000_000
+		return 1e6 / 0.35
 	}
 	return 0
 }
 
-// encodeBytesPerPixel is the memory an encoder holds per output pixel at
-// its peak. The encoders above take the whole image, and their working
-// copies besides: a 16384x16384 lossless WebP took 5.5 GB more, AVIF about
-// as much, HEIF 4.2 GB (about 20 and 16 bytes a pixel). The others take it
-// strip by strip: the decoded size, 4 bytes, bounds them.
-func (f format) encodeBytesPerPixel() int64 {
-	if f.encodeRate() > 0 {
-		return 20
+// encodeBytes is the memory j's encoder holds at its peak. The encoders
+// above take a whole frame with their working copies (a 16384x16384
+// lossless WebP took 5.5 GB more, AVIF about as much, HEIF 4.2 GB: about 20
+// bytes a pixel), and an animation's other frames wait decoded beside it,
+// 4 bytes a pixel (640x480 in 200 frames to WebP took 215 MB). The others
+// take the image strip by strip: its decoded size bounds them.
+func (j job) encodeBytes() int64 {
+	if j.out.encodeRate() == 0 {
+		return 4 * j.pixels
 	}
-	return 4
+	frame := j.pixels / j.frames()
+	return 20*frame + 4*(j.pixels-frame)
 }
 
 func humanCount(n int64) string {

@@ -77,7 +77,7 @@ func (e *Engine) plan(s Spec, src inspection) (job, error) {
 		return j, err
 	}
 	j.pixels = int64(w) * int64(h) * frames
-	if err := e.checkDecoded(j.pixels*j.out.encodeBytesPerPixel(), "the output, as the "+j.out.String()+" encoder holds it,"); err != nil {
+	if err := e.checkDecoded(j.encodeBytes(), "the output, as the "+j.out.String()+" encoder holds it,"); err != nil {
 		return j, err
 	}
 	return j, nil

@@ -64,10 +64,14 @@ func walkJPEG(b []byte) (layout, error) {
 			if l.width == 0 {
 				return l, corruptf("jpeg scan before frame header")
 			}
-			if !bytes.Contains(b[end:], []byte{0xFF, 0xD9}) {
+			eoi := bytes.Index(b[end:], []byte{0xFF, 0xD9})
+			if eoi < 0 {
 				return l, truncatedf("jpeg has no end-of-image marker")
 			}
-			l.scans = 1 + bytes.Count(b[end:], []byte{0xFF, 0xDA})
+			// Up to the end of the image only: what follows (a phone's
+			// motion video, a gain map) is not read, and random bytes
+			// hold FF DA once in 64 KiB.
+			l.scans = 1 + bytes.Count(b[end:end+eoi], []byte{0xFF, 0xDA})
 			return l, nil
 		}
 		pos = end
