@@ -137,10 +137,11 @@ type Stage interface {
 	// that would otherwise be taken for good.
 	GetLatest(ctx context.Context, key string) ([]byte, error)
 	Delete(ctx context.Context, key string) error
-	// Staged calls fn, oldest first, with each blob last written before
-	// before, reading none of their bytes: what a sweep of blobs nobody
-	// will clear goes through.
-	Staged(ctx context.Context, before time.Time, fn func(StagedBlob) error) error
+	// Staged calls fn, oldest first, with each blob last written at least
+	// age before the stage's latest write, reading none of their bytes:
+	// what a sweep of blobs nobody will clear goes through. Ages are told
+	// by the bus's clock, not the caller's, which may be off.
+	Staged(ctx context.Context, age time.Duration, fn func(StagedBlob) error) error
 	// DeleteVersion deletes key only while its last write is version (as
 	// Staged gave it) and reports whether it did: a blob written again
 	// since is kept.

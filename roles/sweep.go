@@ -19,7 +19,8 @@ import (
 // same key, and one that gives up leaves for good, since staged blobs have
 // no expiry (a TTL could lose an image held up by a long outage).
 //
-// A blob older than after is an orphan when nothing still needs it: the
+// A blob staged after or more before the stage's latest write (the bus's
+// clock: this host's may be off) is an orphan when nothing still needs it: the
 // status table has no record of its image, no transform or save message
 // for it is queued, and the store holds the image either not at all or as
 // final (everything it names stored). It is deleted only if it was not
@@ -91,26 +92,33 @@ func (s *stageSweeper) loop(first time.Duration) {
 	}
 }
 
-// sweep clears the orphans staged before now-after and returns how many.
+// sweep clears the orphans staged at least after before the stage's
+// latest write and returns how many. A blob it cannot judge (a record it
+// cannot read, a store error about that one image) is skipped, not the
+// rest of the sweep with it: listed oldest first, it would stop every
+// sweep at the same place. An outage stops the sweep.
 func (s *stageSweeper) sweep(ctx context.Context) (int, error) {
 	cleared := 0
-	err := s.deps.Bus.Stage().Staged(ctx, time.Now().Add(-s.after), func(blob bus.StagedBlob) error {
+	err := s.deps.Bus.Stage().Staged(ctx, s.after, func(blob bus.StagedBlob) error {
 		id, ok := model.KeyImage(blob.Key)
 		if !ok {
 			return nil // not an image's blob: not ours to judge
 		}
 		orphan, err := s.orphaned(ctx, id)
-		if err != nil || !orphan {
-			return err
+		if err == nil && orphan {
+			var deleted bool
+			if deleted, err = s.deps.Bus.Stage().DeleteVersion(ctx, blob.Key, blob.Version); deleted {
+				cleared++
+				s.deps.Metrics.Handled.WithLabelValues("save2db", "stage_swept").Inc()
+				s.deps.Log.Info("cleared an orphaned staged blob", "key", blob.Key, "staged", blob.Written)
+			}
 		}
-		deleted, err := s.deps.Bus.Stage().DeleteVersion(ctx, blob.Key, blob.Version)
-		if err != nil {
+		switch {
+		case err == nil:
+		case errors.Is(err, bus.ErrUnavailable), errors.Is(err, store.ErrUnavailable), ctx.Err() != nil:
 			return err
-		}
-		if deleted {
-			cleared++
-			s.deps.Metrics.Handled.WithLabelValues("save2db", "stage_swept").Inc()
-			s.deps.Log.Info("cleared an orphaned staged blob", "key", blob.Key, "staged", blob.Written)
+		default:
+			s.deps.Log.Warn("stage sweep skipped a blob", "key", blob.Key, "err", err)
 		}
 		return nil
 	})

@@ -618,9 +618,15 @@ func TestDeleteVersionLeavesNoChunk(t *testing.T) {
 	if err := b.Stage().Put(ctxFor(t), key, make([]byte, 3<<20)); err != nil {
 		t.Fatal(err)
 	}
+	// A later write, so that the big one is older than the stage's latest.
+	if err := b.Stage().Put(ctxFor(t), model.OriginalKey("later"), []byte("later")); err != nil {
+		t.Fatal(err)
+	}
 	var version string
-	if err := b.Stage().Staged(ctxFor(t), time.Now().Add(time.Minute), func(blob bus.StagedBlob) error {
-		version = blob.Version
+	if err := b.Stage().Staged(ctxFor(t), 0, func(blob bus.StagedBlob) error {
+		if blob.Key == key {
+			version = blob.Version
+		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -632,13 +638,13 @@ func TestDeleteVersionLeavesNoChunk(t *testing.T) {
 		}
 		return s.CachedInfo().State.Msgs
 	}
-	if n := messages(); n < 6 {
-		t.Fatalf("a 3 MiB blob staged in %d messages, want a head and its chunks", n)
+	if n := messages(); n < 7 {
+		t.Fatalf("a 3 MiB blob and a small one staged in %d messages, want a head and chunks, and a head", n)
 	}
 	if deleted, err := b.Stage().DeleteVersion(ctxFor(t), key, version); !deleted || err != nil {
-		t.Fatalf("delete version %s: %v, %v", version, deleted, err)
+		t.Fatalf("delete version %q: %v, %v", version, deleted, err)
 	}
-	if n := messages(); n != 0 {
-		t.Errorf("%d messages left in the stage", n)
+	if n := messages(); n != 1 {
+		t.Errorf("%d messages left in the stage, want the later blob's head alone", n)
 	}
 }

@@ -22,14 +22,24 @@ import (
 // Staged reads the heads' headers only, with an ordered consumer: a head
 // carries up to chunkSize bytes, and a backlog of staged originals may be
 // large. Stream order is write order, so it stops at the first head
-// written at or after before.
-func (s stage) Staged(ctx context.Context, before time.Time, fn func(bus.StagedBlob) error) error {
+// written after the cut. The cut is age before the stream's last message,
+// both stamped by the server: a sweeper whose clock ran an hour ahead
+// would otherwise take a blob staged a moment ago for an old one.
+func (s stage) Staged(ctx context.Context, age time.Duration, fn func(bus.StagedBlob) error) error {
 	op := "stage list"
 	ctx, done, err := s.b.begin(ctx, op)
 	if err != nil {
 		return err
 	}
 	defer done()
+	info, err := s.b.stage.Info(ctx)
+	if err != nil {
+		return s.b.fail(ctx, op, err)
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	before := info.State.LastTime.Add(-age)
 	prefix := s.b.names.queueSubject(stageQueue) + "."
 	cons, err := s.b.stage.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{prefix + "*.h"},
@@ -75,9 +85,9 @@ func (s stage) Staged(ctx context.Context, before time.Time, fn func(bus.StagedB
 	}
 }
 
-// DeleteVersion deletes the head by its sequence, which fails once a
-// newer write has replaced it (the stream keeps one message per subject),
-// then that write's further chunks, named by its put id. A newer write's
+// DeleteVersion deletes the listed write's further chunks, named by its
+// put id, then its head by sequence, which fails once a newer write has
+// replaced it (the stream keeps one message per subject). A newer write's
 // chunks carry another put id and stay.
 func (s stage) DeleteVersion(ctx context.Context, key, version string) (bool, error) {
 	if err := checkKey(key); err != nil {
@@ -103,16 +113,19 @@ func (s stage) DeleteVersion(ctx context.Context, key, version string) (bool, er
 	case head.Sequence != seq:
 		return false, nil
 	}
+	// Chunks first: their put id is this write's alone, and a head left
+	// behind by a failure here is listed and deleted again next time,
+	// where chunks without their head would be found by nothing.
+	if put := head.Header.Get(hdrPut); put != "" {
+		if err := s.b.stage.Purge(ctx, jetstream.WithPurgeSubject(base+"."+put+".>")); err != nil {
+			return false, s.b.fail(ctx, op, err)
+		}
+	}
 	if err := s.b.stage.DeleteMsg(ctx, seq); err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
 			return false, nil
 		}
 		return false, s.b.fail(ctx, op, err)
-	}
-	if put := head.Header.Get(hdrPut); put != "" {
-		if err := s.b.stage.Purge(ctx, jetstream.WithPurgeSubject(base+"."+put+".>")); err != nil {
-			return true, s.b.fail(ctx, op, err)
-		}
 	}
 	return true, nil
 }
