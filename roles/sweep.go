@@ -84,7 +84,7 @@ func (s *stageSweeper) loop(first time.Duration) {
 		n, err := s.sweep(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			s.deps.Log.Warn("stage sweep stopped; next one in an hour", "cleared", n, "err", err)
+			s.deps.Log.Warn("stage sweep stopped until the next", "cleared", n, "next_in", s.every, "err", err)
 		case n > 0:
 			s.deps.Log.Info("stage sweep cleared blobs no role would", "cleared", n)
 		}
@@ -92,7 +92,7 @@ func (s *stageSweeper) loop(first time.Duration) {
 	}
 }
 
-// sweep clears the orphans staged at least after before the stage's
+// sweep clears the orphans staged s.after or more before the stage's
 // latest write and returns how many. A blob it cannot judge (a record it
 // cannot read, a store error about that one image) is skipped, not the
 // rest of the sweep with it: listed oldest first, it would stop every
