@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/bus/natsbus"
+	"github.com/imgpipe/imgpipe/internal/natstest"
 	"github.com/imgpipe/imgpipe/model"
 	"github.com/imgpipe/imgpipe/store/local"
 )
@@ -91,5 +95,51 @@ func TestStageSweeperClearsOnlyOrphans(t *testing.T) {
 	// A second sweep finds nothing more.
 	if n, err := s.sweep(ctx); n != 0 || err != nil {
 		t.Errorf("second sweep: %d, %v", n, err)
+	}
+}
+
+// TestStageSweepSkipsWhatItCannotJudge: a blob whose image's record cannot
+// be read (written by a newer version, say) is left alone, and the sweep
+// goes on to the blobs after it, instead of stopping at it every hour.
+func TestStageSweepSkipsWhatItCannotJudge(t *testing.T) {
+	ns, err := natsbus.StartEmbedded(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	b := connectTo(t, ns)
+	st, err := local.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := t.Context()
+	unreadable, orphan, young := strings.Repeat("a", 32), strings.Repeat("b", 32), strings.Repeat("c", 32)
+	for _, id := range []string{unreadable, orphan} {
+		if err := b.Stage().Put(ctx, model.OriginalKey(id), []byte(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kv, err := natstest.JetStream(t, "", nats.InProcessServer(ns)).KeyValue(ctx, "imgpipe_status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, unreadable, []byte("not a record")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := b.Stage().Put(ctx, model.OriginalKey(young), []byte(young)); err != nil {
+		t.Fatal(err)
+	}
+
+	s := &stageSweeper{deps: Deps{Bus: b, Store: st, Log: slog.New(slog.DiscardHandler), Metrics: NewMetrics()}, after: 200 * time.Millisecond}
+	if n, err := s.sweep(ctx); n != 1 || err != nil {
+		t.Fatalf("sweep: cleared %d, %v; want the orphan cleared past the unreadable record", n, err)
+	}
+	if _, err := b.Stage().GetLatest(ctx, model.OriginalKey(unreadable)); err != nil {
+		t.Errorf("the blob of the unreadable record: %v, want it kept", err)
+	}
+	if _, err := b.Stage().GetLatest(ctx, model.OriginalKey(orphan)); !errors.Is(err, bus.ErrNotFound) {
+		t.Errorf("the orphan after it: %v, want it cleared", err)
 	}
 }
