@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/imgpipe/imgpipe/bus"
@@ -48,38 +49,49 @@ func (s stage) Staged(ctx context.Context, age time.Duration, fn func(bus.Staged
 	if err != nil {
 		return s.b.fail(ctx, op, err)
 	}
-	for {
-		batch, err := cons.FetchNoWait(256)
-		if err != nil {
-			return s.b.fail(ctx, op, err)
-		}
+	// On a cluster, the new consumer's interest reaches the other servers
+	// a moment after it is made: a fetch before then finds no responders,
+	// which is waited out, briefly.
+	for waits := 0; ; {
 		n := 0
-		for msg := range batch.Messages() {
-			n++
-			md, err := msg.Metadata()
-			if err != nil {
-				return s.b.fail(ctx, op, err)
+		batch, err := cons.FetchNoWait(256)
+		if err == nil {
+			for msg := range batch.Messages() {
+				n++
+				md, err := msg.Metadata()
+				if err != nil {
+					return s.b.fail(ctx, op, err)
+				}
+				if !md.Timestamp.Before(before) {
+					return nil
+				}
+				token := strings.TrimSuffix(strings.TrimPrefix(msg.Subject(), prefix), ".h")
+				key, err := base64.RawURLEncoding.DecodeString(token)
+				if err != nil {
+					continue // not a head this package wrote
+				}
+				blob := bus.StagedBlob{Key: string(key), Written: md.Timestamp, Version: strconv.FormatUint(md.Sequence.Stream, 10)}
+				if err := fn(blob); err != nil {
+					return err
+				}
+				if md.NumPending == 0 {
+					return nil
+				}
 			}
-			if !md.Timestamp.Before(before) {
-				return nil
-			}
-			token := strings.TrimSuffix(strings.TrimPrefix(msg.Subject(), prefix), ".h")
-			key, err := base64.RawURLEncoding.DecodeString(token)
-			if err != nil {
-				continue // not a head this package wrote
-			}
-			blob := bus.StagedBlob{Key: string(key), Written: md.Timestamp, Version: strconv.FormatUint(md.Sequence.Stream, 10)}
-			if err := fn(blob); err != nil {
-				return err
-			}
-			if md.NumPending == 0 {
-				return nil
-			}
+			err = batch.Error()
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		switch {
+		case errors.Is(err, nats.ErrNoResponders) && n == 0 && waits < 40:
+			waits++
+			select {
+			case <-ctx.Done():
+				return s.b.fail(ctx, op, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		case err != nil && !errors.Is(err, jetstream.ErrNoMessages):
 			return s.b.fail(ctx, op, err)
-		}
-		if n == 0 {
+		case n == 0:
 			return nil
 		}
 	}
