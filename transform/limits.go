@@ -115,10 +115,11 @@ func (e *Engine) encodeBudget() time.Duration { return max(e.cfg.Timeout, Defaul
 // strip under the kill guard). One core of a small VM, unloaded, took per
 // megapixel: HEIF (x265) 1 to 1.1 s, AVIF (aom, effort 2) 0.25 to 0.5 s,
 // GIF 0.15 s a frame of an animation to 0.5 s for a photograph, WebP 0.16
-// to 0.35 s. The rates below leave half as much again for a busier core,
-// no more: taken from the slowest runs under load, the caps refused a
-// phone's 24 MP HEIC rotated, and the built-in web preset on a 150-frame
-// GIF. So a cap is about a minute of an idle core, a few on a loaded one.
+// to 0.35 s. The rates below are the slow end of those, with some room:
+// HEIF 1.5 s, AVIF 0.5 s, GIF 0.7 s, WebP 0.35 s. No slower: taken from the
+// slowest runs under load, the caps refused a phone's 24 MP HEIC rotated,
+// and the built-in web preset on a 150-frame GIF. So a cap is about a
+// minute of an idle core, a few on a loaded one.
 func (f format) encodeRate() float64 {
 	switch f {
 	case fmtHEIF:
