@@ -55,18 +55,21 @@ const maxScans = 200
 // interrupted, against what they do in about a minute.
 func (e *Engine) checkOutputPixels(w, h int, frames int64, f format) error {
 	px := int64(w) * int64(h) * frames
-	size := fmt.Sprintf("%dx%d", w, h)
-	if frames > 1 {
-		size += fmt.Sprintf(" in %d frames", frames)
+	// Named only in a refusal: every variant of every upload passes here.
+	size := func() string {
+		if frames > 1 {
+			return fmt.Sprintf("%dx%d in %d frames", w, h, frames)
+		}
+		return fmt.Sprintf("%dx%d", w, h)
 	}
 	if px > e.cfg.MaxOutputPixels {
 		return unprocessable(CodeTooLarge, "output would be %s (%s pixels), the limit is %s pixels",
-			size, humanCount(px), humanCount(e.cfg.MaxOutputPixels))
+			size(), humanCount(px), humanCount(e.cfg.MaxOutputPixels))
 	}
 	if limit := e.encodeCap(f); limit > 0 && px > limit {
 		return unprocessable(CodeTooLarge, "output would be %s (%s pixels): the %s encoder cannot be interrupted, "+
 			"so it is given at most %s pixels, about %s of its work; ask for a smaller size or another format",
-			size, humanCount(px), f, humanCount(limit), e.encodeBudget())
+			size(), humanCount(px), f, humanCount(limit), e.encodeBudget())
 	}
 	return nil
 }
