@@ -138,3 +138,17 @@ func (c *Config) Validate() error {
 
 // has reports whether the process runs role r.
 func (c *Config) has(r string) bool { return slices.Contains(c.Roles, r) }
+
+// sharesBlobs tells whether one role of this process reads blobs another
+// stages (the api's originals, the transformer's results): what the bus's
+// cache of staged blobs is for (nats.stage_cache_bytes). A process with
+// one of those roles would only fill it.
+func (c *Config) sharesBlobs() bool {
+	n := 0
+	for _, r := range []string{RoleAPI, RoleTransform, RoleSave2DB} {
+		if c.has(r) {
+			n++
+		}
+	}
+	return n > 1
+}

@@ -261,3 +261,22 @@ func TestDevRunsEveryRole(t *testing.T) {
 		t.Errorf("worker --roles over the file: roles %v", cfg.Roles)
 	}
 }
+
+// TestStageCacheOnlyWhereBlobsAreShared: the bus's cache of staged blobs
+// is for a process where one role reads what another staged.
+func TestStageCacheOnlyWhereBlobsAreShared(t *testing.T) {
+	for roles, want := range map[string]bool{
+		"api,ui,transform,save2db,logger": true,
+		"api,transform":                   true,
+		"transform,save2db":               true,
+		"api,save2db":                     true,
+		"api,ui":                          false,
+		"transform":                       false,
+		"save2db,logger":                  false,
+	} {
+		c := Config{Roles: strings.Split(roles, ",")}
+		if got := c.sharesBlobs(); got != want {
+			t.Errorf("%s: %v, want %v", roles, got, want)
+		}
+	}
+}

@@ -51,6 +51,10 @@ type Config struct {
 	// every two minutes, as NATS does by default. A cluster's servers
 	// have their own setting (sync_interval: always).
 	SyncAlways bool `mapstructure:"sync_always"`
+	// StageCacheBytes bounds the process's memory of the blobs it staged
+	// or read lately, which its roles then read without a round trip to
+	// the server (see blobCache); 0 turns it off.
+	StageCacheBytes int64 `mapstructure:"stage_cache_bytes"`
 }
 
 // DefaultConfig returns the settings for a single local server.
@@ -64,6 +68,7 @@ func DefaultConfig() Config {
 		AckWait:         2 * time.Minute, // beyond the transform timeout (60 s) and the staging around it
 		AsyncMaxPending: 4096,
 		Prefix:          "imgpipe",
+		StageCacheBytes: 32 << 20,
 	}
 }
 
@@ -100,6 +105,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAckPending < 0 {
 		errs = append(errs, errors.New("nats.max_ack_pending must not be negative"))
+	}
+	if c.StageCacheBytes < 0 {
+		errs = append(errs, errors.New("nats.stage_cache_bytes must not be negative"))
 	}
 	if c.AsyncMaxPending < 1 {
 		errs = append(errs, errors.New("nats.async_max_pending must be at least 1"))

@@ -31,6 +31,7 @@ type Bus struct {
 	// reads by subject use direct gets.
 	stage jetstream.Stream
 	revs  *revisions // of status records, see revisions.go
+	blobs *blobCache // of staged blobs, see stagecache.go
 
 	inProcess bool // connected to an embedded server without TCP
 
@@ -103,6 +104,7 @@ func connect(ctx context.Context, cfg Config, embedded localServer, instance str
 		log:       log,
 		closedCh:  make(chan struct{}),
 		revs:      newRevisions(4096),
+		blobs:     newBlobCache(cfg.StageCacheBytes),
 		consumers: make(map[*consumer]struct{}),
 	}
 	b.conn.up()

@@ -66,6 +66,17 @@ func (s stage) Put(ctx context.Context, key string, data []byte) error {
 		return err
 	}
 	defer done()
+	// Cached first, dropped if the publish fails: see blobCache.
+	s.b.blobs.put(key, data)
+	if err := s.publish(ctx, op, key, data); err != nil {
+		s.b.blobs.deleted(key)
+		return err
+	}
+	return nil
+}
+
+// publish writes data's chunks, then its head.
+func (s stage) publish(ctx context.Context, op, key string, data []byte) error {
 	base := s.keySubject(key)
 	put := nuid.Next()
 	chunks := max(1, (len(data)+chunkSize-1)/chunkSize)
@@ -92,18 +103,34 @@ func (s stage) Put(ctx context.Context, key string, data []byte) error {
 	head.Header.Set(hdrChunks, strconv.Itoa(chunks))
 	head.Header.Set(hdrSize, strconv.Itoa(len(data)))
 	head.Header.Set(hdrPut, put)
-	_, err = s.b.js.PublishMsg(ctx, head)
+	_, err := s.b.js.PublishMsg(ctx, head)
 	return s.b.fail(ctx, op, err)
 }
 
-// Get reads with direct gets, which any replica may answer.
+// Get answers from the process's cache of blobs, or reads with direct
+// gets, which any replica may answer.
 func (s stage) Get(ctx context.Context, key string) ([]byte, error) {
-	return s.get(ctx, key, "stage get ", s.b.stage.GetLastMsgForSubject)
+	if data, ok := s.b.blobs.get(key); ok {
+		return data, nil
+	}
+	return s.readThrough(ctx, key, "stage get ", s.b.stage.GetLastMsgForSubject)
 }
 
-// GetLatest reads through the stream's leader (see leaderGet).
+// GetLatest reads through the stream's leader (see leaderGet), never from
+// the cache: it is the last look before a blob is taken for lost.
 func (s stage) GetLatest(ctx context.Context, key string) ([]byte, error) {
-	return s.get(ctx, key, "stage get latest ", s.leaderGet)
+	return s.readThrough(ctx, key, "stage get latest ", s.leaderGet)
+}
+
+// readThrough is get, keeping what it read in the cache for the next
+// reader, unless a delete came meanwhile.
+func (s stage) readThrough(ctx context.Context, key, what string, read func(context.Context, string) (*jetstream.RawStreamMsg, error)) ([]byte, error) {
+	deletes := s.b.blobs.deletes()
+	data, err := s.get(ctx, key, what, read)
+	if err == nil {
+		s.b.blobs.putUnlessDeleted(key, data, deletes)
+	}
+	return data, err
 }
 
 // get reads key's head, then its further chunks, each with read.
@@ -162,6 +189,7 @@ func (s stage) Delete(ctx context.Context, key string) error {
 	}
 	defer done()
 	err = s.b.stage.Purge(ctx, jetstream.WithPurgeSubject(s.keySubject(key)+".>"))
+	s.b.blobs.deleted(key) // after the purge: see blobCache
 	return s.b.fail(ctx, op, err)
 }
 

@@ -1,0 +1,140 @@
+package natsbus
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/imgpipe/imgpipe/bus"
+)
+
+func blob(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
+
+func TestBlobCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	c := newBlobCache(10_000) // room for eight 1,000-byte blobs, not nine
+	keys := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	for _, k := range keys {
+		c.put(k, blob(1000, k[0]))
+	}
+	if _, ok := c.get("a"); !ok { // a is now the most recent
+		t.Fatal("a: missing")
+	}
+	c.put("i", blob(1000, 'i'))
+	for _, k := range append(keys, "i") {
+		got, ok := c.get(k)
+		if want := k != "b"; ok != want || ok && !bytes.Equal(got, blob(1000, k[0])) {
+			t.Errorf("%s: cached %v (%d bytes), want %v", k, ok, len(got), want)
+		}
+	}
+	if c.bytes() > c.max {
+		t.Errorf("holds %d bytes, more than its %d", c.bytes(), c.max)
+	}
+}
+
+func TestBlobCacheKeepsNoLargeBlob(t *testing.T) {
+	c := newBlobCache(80_000)
+	c.put("k", blob(100, 1))
+	c.put("k", blob(10_000, 2)) // over an eighth: not kept, and the older copy goes
+	if got, ok := c.get("k"); ok {
+		t.Fatalf("cached %d bytes, want nothing", len(got))
+	}
+	if c.bytes() != 0 {
+		t.Errorf("holds %d bytes, want 0", c.bytes())
+	}
+	off := newBlobCache(0)
+	off.put("k", blob(1, 1))
+	if _, ok := off.get("k"); ok {
+		t.Error("a cache of 0 bytes kept a blob")
+	}
+}
+
+// TestBlobCacheReadRacingDelete: a read that began before a delete may
+// hold what the stage no longer has; it must not be cached.
+func TestBlobCacheReadRacingDelete(t *testing.T) {
+	c := newBlobCache(1 << 20)
+	since := c.deletes()
+	c.deleted("k") // while the read was on its way
+	c.putUnlessDeleted("k", blob(10, 1), since)
+	if _, ok := c.get("k"); ok {
+		t.Fatal("a read that raced a delete was cached")
+	}
+	c.putUnlessDeleted("k", blob(10, 1), c.deletes())
+	if _, ok := c.get("k"); !ok {
+		t.Fatal("a read with no delete meanwhile was not cached")
+	}
+}
+
+// TestStageReadsFromMemory: a blob this process staged or read is read
+// again without a message to the server, one it deleted is not answered
+// from memory, and a cache of 0 bytes sends every read to the server.
+func TestStageReadsFromMemory(t *testing.T) {
+	ns, err := StartEmbeddedWith(EmbeddedOptions{Dir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	open := func(name string, cacheBytes int64) *Bus {
+		cfg := DefaultConfig()
+		cfg.Prefix, cfg.StageCacheBytes = "cache", cacheBytes
+		b, err := Connect(t.Context(), cfg, ns, name, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return b
+	}
+	ctx := t.Context()
+	// reads returns what a Get of key answered and how many messages it
+	// sent the server.
+	reads := func(b *Bus, key string) ([]byte, uint64) {
+		t.Helper()
+		before := inMsgs(t, ns)
+		data, err := b.Stage().Get(ctx, key)
+		if err != nil {
+			t.Fatalf("get %s: %v", key, err)
+		}
+		return data, inMsgs(t, ns) - before
+	}
+	data := blob(600<<10, 7) // two chunks
+	api, other, uncached := open("api", 64<<20), open("other", 64<<20), open("uncached", 0)
+	if err := api.Stage().Put(ctx, "originals/x", data); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		b    *Bus
+		sent func(uint64) bool
+	}{
+		{"the process that staged it", api, func(n uint64) bool { return n == 0 }},
+		{"another process, first read", other, func(n uint64) bool { return n > 0 }},
+		{"another process, second read", other, func(n uint64) bool { return n == 0 }},
+		{"a process with no cache", uncached, func(n uint64) bool { return n > 0 }},
+		{"a process with no cache, again", uncached, func(n uint64) bool { return n > 0 }},
+	} {
+		got, sent := reads(c.b, "originals/x")
+		if !bytes.Equal(got, data) {
+			t.Errorf("%s: read %d bytes, not what was staged", c.name, len(got))
+		}
+		if !c.sent(sent) {
+			t.Errorf("%s: %d messages to the server", c.name, sent)
+		}
+	}
+	if err := api.Stage().Delete(ctx, "originals/x"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := api.Stage().Get(ctx, "originals/x"); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("after its delete: %d bytes, %v; want not found", len(got), err)
+	}
+}
+
+func inMsgs(t *testing.T, ns *server.Server) uint64 {
+	t.Helper()
+	v, err := ns.Varz(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint64(v.InMsgs)
+}
