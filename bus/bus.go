@@ -127,7 +127,12 @@ type Consumer interface {
 	Drain(ctx context.Context) error
 }
 
-// Stage holds blobs between roles until save2db has persisted them.
+// Stage holds blobs between roles until save2db has persisted them. A key
+// names its content (model.OriginalKey, model.ResultKey): it is only
+// staged again with the same bytes. An implementation may rely on that to
+// keep blobs in memory, and answer a reader for a while after another
+// process deleted the blob it holds (its bytes are in the store by then).
+// Readers share the bytes they get and must not write to them.
 type Stage interface {
 	Put(ctx context.Context, key string, data []byte) error
 	// Get returns ErrNotFound when the key is absent. It may read a
