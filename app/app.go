@@ -47,7 +47,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	var ns *natsbus.Embedded
 	natsCfg := a.cfg.NATS
+	var room func() error // uploads' room on the data dir's disk, when it holds them
 	if a.cfg.Embedded && (natsCfg.URL == "" || a.cfg.Store.URL == "") {
+		if a.cfg.DataDirMinFree > 0 {
+			room = (&diskRoom{dir: a.cfg.DataDir, min: a.cfg.DataDirMinFree}).check
+		}
 		release, err := lockDataDir(a.cfg.DataDir)
 		if err != nil {
 			return err
@@ -105,7 +109,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 
 	metrics := roles.NewMetrics()
 	deps := roles.Deps{Bus: b, Store: st, Engine: eng, Instance: a.cfg.Instance, Log: a.log, Metrics: metrics,
-		Activity: roles.NewActivity(b, a.log.With("component", "activity"))}
+		Activity: roles.NewActivity(b, a.log.With("component", "activity")), Room: room}
 	mgr := a.manager(deps)
 	go func() {
 		select {

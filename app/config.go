@@ -33,7 +33,12 @@ var AllRoles = []string{RoleLogger, RoleSave2DB, RoleTransform, RoleAPI, RoleUI}
 // Config is the whole process's configuration. Each part belongs to its
 // package, which owns its defaults and validation; this only composes.
 type Config struct {
-	DataDir         string           `mapstructure:"data_dir"`
+	DataDir string `mapstructure:"data_dir"`
+	// DataDirMinFree is the room `imgpipe dev` keeps free on the data
+	// dir's disk: uploads are refused (503) below it, so that save2db can
+	// still move what was accepted into the store (roles.RoomError). 0
+	// takes uploads to the last byte.
+	DataDirMinFree  int64            `mapstructure:"data_dir_min_free_bytes"`
 	Roles           []string         `mapstructure:"roles"`
 	Instance        string           `mapstructure:"instance"`
 	ShutdownTimeout time.Duration    `mapstructure:"shutdown_timeout"`
@@ -61,6 +66,7 @@ func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
 		DataDir:         "./data",
+		DataDirMinFree:  256 << 20,
 		Roles:           slices.Clone(AllRoles),
 		Instance:        fmt.Sprintf("%s-%d", host, os.Getpid()),
 		ShutdownTimeout: 30 * time.Second,
@@ -99,6 +105,9 @@ func (c *Config) Validate() error {
 		if c.Store.URL == "" {
 			errs = append(errs, errors.New("--store is required, or IMGPIPE_STORE_URL, or store.url in --config (for example mongodb://db1,db2/imgpipe); only `imgpipe dev` uses the embedded local store"))
 		}
+	}
+	if c.DataDirMinFree < 0 {
+		errs = append(errs, errors.New("data_dir_min_free_bytes must not be negative"))
 	}
 	if c.Embedded && c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir must not be empty"))

@@ -54,6 +54,7 @@ func classify(err error) *apiError {
 	var ae *apiError
 	var te *transform.Error
 	var he *echo.HTTPError
+	var room *roles.RoomError
 	switch {
 	case errors.As(err, &ae):
 		return ae
@@ -63,6 +64,8 @@ func classify(err error) *apiError {
 		return newError(http.StatusNotFound, "not_found", "no such image")
 	case errors.Is(err, store.ErrBadCursor):
 		return newError(http.StatusBadRequest, "bad_cursor", "cursor is not one this server made")
+	case errors.As(err, &room):
+		return newError(http.StatusServiceUnavailable, codeDiskLow, room.Error())
 	case errors.Is(err, roles.ErrWatermarkMissing):
 		return newError(http.StatusBadRequest, "bad_spec", err.Error())
 	case errors.Is(err, bus.ErrUnavailable), errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
@@ -107,6 +110,9 @@ const (
 	codeUnavailable = "unavailable"
 	codeNotReady    = "not_ready"
 	codeStopping    = "stopping"
+	// codeDiskLow refuses uploads while the disk keeps its room for the
+	// store (roles.RoomError).
+	codeDiskLow = "disk_low"
 )
 
 // errorHandler is echo's last stop for every error a handler returns.
@@ -129,6 +135,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		case ae.Code == codeUnavailable:
 			if ok, n := outage.Allow(); ok {
 				log.Error("request failed", append(attrs, "like_it_since_last_line", n)...)
+			}
+		case ae.Code == codeDiskLow:
+			if ok, n := outage.Allow(); ok {
+				log.Warn("upload refused", append(attrs, "like_it_since_last_line", n)...)
 			}
 		default:
 			log.Error("request failed", attrs...)
