@@ -69,7 +69,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		defer ns.Shutdown()
 	}
 	if !a.cfg.sharesBlobs() {
-		natsCfg.StageCacheBytes = 0 // nothing staged here is read here
+		natsCfg.StageCacheBytes = 0 // see sharesBlobs
 	}
 	if natsCfg.SyncAlways && ns == nil {
 		a.log.Warn("nats.sync_always is for the embedded server; set sync_interval: always on the NATS servers instead")

@@ -151,7 +151,8 @@ func (c *Config) has(r string) bool { return slices.Contains(c.Roles, r) }
 // sharesBlobs tells whether one role of this process reads blobs another
 // stages (the api's originals, the transformer's results): what the bus's
 // cache of staged blobs is for (nats.stage_cache_bytes). A process with
-// one of those roles would only fill it.
+// one of those roles would gain little from it (a watermark read again, a
+// result served again) for the memory it holds.
 func (c *Config) sharesBlobs() bool {
 	n := 0
 	for _, r := range []string{RoleAPI, RoleTransform, RoleSave2DB} {

@@ -127,12 +127,18 @@ type Consumer interface {
 	Drain(ctx context.Context) error
 }
 
-// Stage holds blobs between roles until save2db has persisted them. A key
-// names its content (model.OriginalKey, model.ResultKey): it is only
-// staged again with the same bytes. An implementation may rely on that to
-// keep blobs in memory, and answer a reader for a while after another
-// process deleted the blob it holds (its bytes are in the store by then).
-// Readers share the bytes they get and must not write to them.
+// Stage holds blobs between roles until save2db has persisted them.
+//
+// Putting a key again replaces its bytes, but an implementation may keep
+// blobs in memory, and a process may go on reading what it staged or read
+// before: after another process staged the key again, or deleted it,
+// until it lets its copy go. The roles live with it because a key names
+// its content: an original's key comes from its digest (model.OriginalKey),
+// so only a result can be staged again with other bytes (another build's
+// render), and a result is read checked against the digest its record
+// names, and read again with GetLatest when it differs. A deleted blob is
+// either stored (save2db deletes it then) or read by nobody (the sweeper's
+// orphans). Readers share the bytes they get and must not write to them.
 type Stage interface {
 	Put(ctx context.Context, key string, data []byte) error
 	// Get returns ErrNotFound when the key is absent. It may read a

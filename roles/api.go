@@ -255,9 +255,11 @@ func storeErr(err error) error {
 	return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
 }
 
-// Blob returns the bytes under key from the stage or the store.
-func (a *API) Blob(ctx context.Context, key string) ([]byte, error) {
-	b, err := a.deps.Bus.Stage().Get(ctx, key)
+// Blob returns the bytes under key from the stage or the store. digest,
+// when given, is the SHA-256 in hex the record names: a result's staged
+// bytes are checked against it (see stagedAs).
+func (a *API) Blob(ctx context.Context, key, digest string) ([]byte, error) {
+	b, err := stagedAs(ctx, a.deps.Bus, key, digest)
 	if err == nil {
 		return b, nil
 	}

@@ -59,14 +59,14 @@ func TestAPIReadsTheBusCannotAnswerAreUnavailable(t *testing.T) {
 	if _, err := api.Lookup(t.Context(), id); !errors.Is(err, bus.ErrUnavailable) || !errors.Is(err, errDirectGet) {
 		t.Errorf("Lookup: %v, want bus.ErrUnavailable with its cause", err)
 	}
-	if _, err := api.Blob(t.Context(), key); !errors.Is(err, bus.ErrUnavailable) || !errors.Is(err, errDirectGet) {
+	if _, err := api.Blob(t.Context(), key, ""); !errors.Is(err, bus.ErrUnavailable) || !errors.Is(err, errDirectGet) {
 		t.Errorf("Blob: %v, want bus.ErrUnavailable with its cause", err)
 	}
 
 	// A client that hung up mid-read is not an outage (the web layer
 	// answers it 499).
 	api = NewAPI(Deps{Bus: refusingReads{real, context.Canceled}, Store: st})
-	if _, err := api.Blob(t.Context(), key); !errors.Is(err, context.Canceled) || errors.Is(err, bus.ErrUnavailable) {
+	if _, err := api.Blob(t.Context(), key, ""); !errors.Is(err, context.Canceled) || errors.Is(err, bus.ErrUnavailable) {
 		t.Errorf("Blob, cancelled: %v, want context.Canceled alone", err)
 	}
 
@@ -74,7 +74,7 @@ func TestAPIReadsTheBusCannotAnswerAreUnavailable(t *testing.T) {
 	if _, err := api.Lookup(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Lookup of an unknown id: %v, want store.ErrNotFound", err)
 	}
-	if _, err := api.Blob(t.Context(), key); !errors.Is(err, store.ErrNotFound) {
+	if _, err := api.Blob(t.Context(), key, ""); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Blob of an unknown key: %v, want store.ErrNotFound", err)
 	}
 }

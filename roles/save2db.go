@@ -46,12 +46,14 @@ func (s *saver) handle(ctx context.Context, d bus.Delivery) error {
 		return nil
 	}
 	keys := []string{model.OriginalKey(img.ID)}
+	digests := []string{""} // an original's key names its digest
 	for _, r := range img.Results {
 		keys = append(keys, model.ResultKey(img.ID, r.Variant))
+		digests = append(digests, r.Info.SHA256)
 	}
 	blobs := make(map[string][]byte, len(keys))
-	for _, k := range keys {
-		data, err := s.staged(ctx, k)
+	for i, k := range keys {
+		data, err := s.staged(ctx, k, digests[i])
 		if err != nil {
 			return err
 		}
@@ -86,10 +88,11 @@ func (s *saver) handle(ctx context.Context, d bus.Delivery) error {
 	return nil
 }
 
-// staged returns the staged blob under key, or nil if the store already
-// has it (a redelivery after the stage was cleared).
-func (s *saver) staged(ctx context.Context, key string) ([]byte, error) {
-	data, err := s.deps.Bus.Stage().Get(ctx, key)
+// staged returns the staged blob under key, checked against digest (see
+// stagedAs), or nil if the store already has it (a redelivery after the
+// stage was cleared).
+func (s *saver) staged(ctx context.Context, key, digest string) ([]byte, error) {
+	data, err := stagedAs(ctx, s.deps.Bus, key, digest)
 	if errors.Is(err, bus.ErrNotFound) {
 		if ok, herr := s.deps.Store.HasBlob(ctx, key); herr != nil || ok {
 			return nil, herr

@@ -66,10 +66,13 @@ func (a *API) sendResult(c echo.Context, img *model.Image, variant string) error
 	default:
 		return newError(http.StatusInternalServerError, "internal", "done image without results")
 	}
-	return a.sendBlob(c, model.ResultKey(img.ID, res.Variant), res.Info)
+	return a.sendBlob(c, model.ResultKey(img.ID, res.Variant), res.Info, res.Info.SHA256)
 }
 
-func (a *API) sendBlob(c echo.Context, key string, info model.Info) error {
+// sendBlob answers with the bytes under key, described by info. check is
+// the digest to check staged bytes against (roles.API.Blob): a result's;
+// an original's key names its digest already.
+func (a *API) sendBlob(c echo.Context, key string, info model.Info, check string) error {
 	etag := `"` + info.SHA256 + `"`
 	if im := c.Request().Header.Get("If-Match"); im != "" && !strongMatch(im, etag) {
 		// Checked before If-None-Match, as RFC 9110 orders them.
@@ -91,7 +94,7 @@ func (a *API) sendBlob(c echo.Context, key string, info model.Info) error {
 		h.Set("Accept-Ranges", "bytes")
 		return c.NoContent(http.StatusOK)
 	}
-	data, err := a.pipe.Blob(c.Request().Context(), key)
+	data, err := a.pipe.Blob(c.Request().Context(), key, check)
 	if err != nil {
 		uncacheable(h) // a 503 kept for a year would outlast the outage
 		return err
@@ -200,7 +203,7 @@ func (a *API) getOriginal(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return a.sendBlob(c, model.OriginalKey(img.ID), img.Original)
+	return a.sendBlob(c, model.OriginalKey(img.ID), img.Original, "")
 }
 
 // getActivity is GET /v1/images/{id}/activity.

@@ -34,10 +34,14 @@ func testLog() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// testConfig keeps no staged blobs in memory: the suite's reads reach the
+// server, after restarts and failovers too, which is what they are about.
+// TestConformanceWithBlobCache runs the suite with the cache.
 func testConfig(prefix string) natsbus.Config {
 	cfg := natsbus.DefaultConfig()
 	cfg.Prefix = prefix
 	cfg.Retry = bustest.Retry
+	cfg.StageCacheBytes = 0
 	return cfg
 }
 
@@ -77,6 +81,20 @@ func TestConformance(t *testing.T) {
 	bustest.Run(t, func(t *testing.T) bus.Bus {
 		cfg := testConfig(fmt.Sprintf("c%d", n.Add(1)))
 		cfg.AckWait = bustest.HungAfter
+		return connect(t, cfg, ns)
+	})
+}
+
+// TestConformanceWithBlobCache runs the suite with staged blobs kept in
+// memory, as imgpipe dev does, in a cache small enough for the suite's
+// blobs to be evicted too.
+func TestConformanceWithBlobCache(t *testing.T) {
+	ns := startServer(t, t.TempDir(), "")
+	var n atomic.Int32
+	bustest.Run(t, func(t *testing.T) bus.Bus {
+		cfg := testConfig(fmt.Sprintf("m%d", n.Add(1)))
+		cfg.AckWait = bustest.HungAfter
+		cfg.StageCacheBytes = 4 << 20
 		return connect(t, cfg, ns)
 	})
 }

@@ -117,20 +117,16 @@ func (s stage) Get(ctx context.Context, key string) ([]byte, error) {
 }
 
 // GetLatest reads through the stream's leader (see leaderGet), never from
-// the cache: it is the last look before a blob is taken for lost.
+// the cache: it is the last look before a blob is taken for lost, and the
+// read that replaces a cached blob found stale (see bus.Stage).
 func (s stage) GetLatest(ctx context.Context, key string) ([]byte, error) {
 	return s.readThrough(ctx, key, "stage get latest ", s.leaderGet)
 }
 
 // readThrough is get, keeping what it read in the cache for the next
-// reader, unless a delete came meanwhile.
+// reader, unless a delete of key came meanwhile.
 func (s stage) readThrough(ctx context.Context, key, what string, read func(context.Context, string) (*jetstream.RawStreamMsg, error)) ([]byte, error) {
-	deletes := s.b.blobs.deletes()
-	data, err := s.get(ctx, key, what, read)
-	if err == nil {
-		s.b.blobs.putUnlessDeleted(key, data, deletes)
-	}
-	return data, err
+	return s.b.blobs.read(key, func() ([]byte, error) { return s.get(ctx, key, what, read) })
 }
 
 // get reads key's head, then its further chunks, each with read.

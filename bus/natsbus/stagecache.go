@@ -16,20 +16,27 @@ import (
 // slower: the machine is noisy); in the small set, about 2%, within the
 // noise.
 //
-// A cached blob cannot hold other bytes than the stage: a key names its
-// content (an original's key comes from its digest and its spec, a
-// result's from its image and variant), so a key is only ever staged
-// again with the same bytes. What the cache can miss is a delete made by
-// another process: it may then still answer for a blob that save2db has
-// already moved to the store, which holds the same bytes. Within the
-// process, a put caches its blob before publishing it, a delete drops it
-// after the stage has, and a read keeps what it read only if no delete
-// came meanwhile: the cache holds no blob the stage let go of, nor one
-// whose publish failed.
+// What the cache answers may differ from the stage in two ways, both
+// within bus.Stage's contract:
+//   - Another process staged the key again. Keys name their content, so
+//     only a render of the same result by another build can differ; the
+//     roles check results against the digest their record names (see
+//     bus.Stage).
+//   - The blob was deleted by another process, or by this one while a
+//     replica that has not seen the delete yet answered a read: the cache
+//     answers for it until it is evicted. save2db deletes a blob once the
+//     store holds it, and the sweeper deletes blobs nobody reads.
 //
-// Entries are kept most recently used first, within max bytes; a blob
-// larger than an eighth of that is not kept, lest one upload evict all
-// the others. Callers share the cached slices, and none writes to them.
+// Within the process, a put caches its blob before publishing it and
+// drops it if the publish fails; a delete drops it after the stage has;
+// and a read keeps what it read only if no delete of its key came
+// meanwhile.
+//
+// Entries are kept most recently used first, within max bytes, each
+// counted by its slice's capacity: an upload read into a growing buffer
+// has up to twice its length, and the cache keeps all of it alive. A blob
+// longer than an eighth of max is not kept, lest one upload evict all the
+// others. Callers share the cached slices, and none writes to them.
 type blobCache struct {
 	max int64 // bytes; 0 keeps nothing
 
@@ -37,7 +44,7 @@ type blobCache struct {
 	size    int64
 	order   list.List // of *cachedBlob, most recently used first
 	byKey   map[string]*list.Element
-	removed uint64 // deletes so far, of any key
+	reading map[string]*pendingRead // reads of the stream in flight, by key
 }
 
 type cachedBlob struct {
@@ -45,16 +52,21 @@ type cachedBlob struct {
 	data []byte
 }
 
+// pendingRead is the reads of one key in flight, and whether a delete of
+// the key came while they were.
+type pendingRead struct {
+	n       int
+	deleted bool
+}
+
 // cachedBlobOverhead is what an entry costs besides its bytes and key: the
 // list element, the map entry and the struct, roughly.
 const cachedBlobOverhead = 128
 
 func newBlobCache(max int64) *blobCache {
-	return &blobCache{max: max, byKey: make(map[string]*list.Element)}
+	return &blobCache{max: max, byKey: make(map[string]*list.Element), reading: make(map[string]*pendingRead)}
 }
 
-// cost counts the slice's capacity: an upload read into a growing buffer
-// keeps up to twice its length, and the cache keeps all of it alive.
 func (e *cachedBlob) cost() int64 {
 	return int64(cap(e.data)+len(e.key)) + cachedBlobOverhead
 }
@@ -78,29 +90,38 @@ func (c *blobCache) put(key string, data []byte) {
 	c.putLocked(key, data)
 }
 
-// deletes counts the deletes so far, for putUnlessDeleted.
-func (c *blobCache) deletes() uint64 {
+// read runs fetch, a read of key from the stream, and keeps what it
+// returns unless a delete of key came meanwhile: the read may have been
+// answered before the delete, and the blob would outlive it here.
+func (c *blobCache) read(key string, fetch func() ([]byte, error)) ([]byte, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.removed
-}
+	p := c.reading[key]
+	if p == nil {
+		p = &pendingRead{}
+		c.reading[key] = p
+	}
+	p.n++
+	c.mu.Unlock()
 
-// putUnlessDeleted is put, unless a delete came since deletes returned
-// since: a read that raced it may hold a blob the stage no longer has.
-func (c *blobCache) putUnlessDeleted(key string, data []byte, since uint64) {
+	data, err := fetch()
+
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.removed == since {
+	if p.n--; p.n == 0 {
+		delete(c.reading, key)
+	}
+	if err == nil && !p.deleted {
 		c.putLocked(key, data)
 	}
+	return data, err
 }
 
 func (c *blobCache) putLocked(key string, data []byte) {
 	c.removeLocked(key) // an older copy must not outlive this write
-	e := &cachedBlob{key: key, data: data}
-	if e.cost() > c.max/8 {
+	if int64(len(data)) > c.max/8 {
 		return
 	}
+	e := &cachedBlob{key: key, data: data}
 	c.byKey[key] = c.order.PushFront(e)
 	c.size += e.cost()
 	for c.size > c.max {
@@ -108,11 +129,14 @@ func (c *blobCache) putLocked(key string, data []byte) {
 	}
 }
 
-// deleted drops key: the stage deleted it, or its write failed.
+// deleted drops key: the stage deleted it, or its write failed. Reads of
+// it in flight will not keep what they get.
 func (c *blobCache) deleted(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.removed++
+	if p := c.reading[key]; p != nil {
+		p.deleted = true
+	}
 	c.removeLocked(key)
 }
 

@@ -2,8 +2,10 @@ package natsbus
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -37,7 +39,7 @@ func TestBlobCacheEvictsLeastRecentlyUsed(t *testing.T) {
 func TestBlobCacheKeepsNoLargeBlob(t *testing.T) {
 	c := newBlobCache(80_000)
 	c.put("k", blob(100, 1))
-	c.put("k", blob(10_000, 2)) // over an eighth: not kept, and the older copy goes
+	c.put("k", blob(10_001, 2)) // over an eighth: not kept, and the older copy goes
 	if got, ok := c.get("k"); ok {
 		t.Fatalf("cached %d bytes, want nothing", len(got))
 	}
@@ -51,19 +53,59 @@ func TestBlobCacheKeepsNoLargeBlob(t *testing.T) {
 	}
 }
 
-// TestBlobCacheReadRacingDelete: a read that began before a delete may
-// hold what the stage no longer has; it must not be cached.
+// TestBlobCacheReadRacingDelete: a read that began before a delete of its
+// key may hold what the stage no longer has; it must not be cached. A
+// delete of another key changes nothing.
 func TestBlobCacheReadRacingDelete(t *testing.T) {
 	c := newBlobCache(1 << 20)
-	since := c.deletes()
-	c.deleted("k") // while the read was on its way
-	c.putUnlessDeleted("k", blob(10, 1), since)
-	if _, ok := c.get("k"); ok {
-		t.Fatal("a read that raced a delete was cached")
+	got, err := c.read("k", func() ([]byte, error) {
+		c.deleted("k") // while the read was on its way
+		return blob(10, 1), nil
+	})
+	if err != nil || len(got) != 10 {
+		t.Fatalf("read: %d bytes, %v", len(got), err)
 	}
-	c.putUnlessDeleted("k", blob(10, 1), c.deletes())
+	if _, ok := c.get("k"); ok {
+		t.Fatal("a read that raced a delete of its key was cached")
+	}
+	_, _ = c.read("k", func() ([]byte, error) {
+		c.deleted("other")
+		return blob(10, 1), nil
+	})
 	if _, ok := c.get("k"); !ok {
-		t.Fatal("a read with no delete meanwhile was not cached")
+		t.Fatal("a read that raced a delete of another key was not cached")
+	}
+}
+
+// TestBlobCacheConcurrent: puts, reads and deletes from many goroutines
+// (run with -race) leave the size the sum of what is held.
+func TestBlobCacheConcurrent(t *testing.T) {
+	c := newBlobCache(64 << 10)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 2000 {
+				key := string(rune('a' + (g+i)%16))
+				switch i % 4 {
+				case 0:
+					c.put(key, blob(1+i%3000, 1))
+				case 1:
+					_, _ = c.read(key, func() ([]byte, error) { return blob(100, 2), nil })
+				case 2:
+					c.deleted(key)
+				default:
+					c.get(key)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var sum int64
+	for _, el := range c.byKey {
+		sum += el.Value.(*cachedBlob).cost()
+	}
+	if c.bytes() != sum || sum > c.max || len(c.reading) != 0 {
+		t.Fatalf("size %d, entries hold %d, max %d, reads pending %d", c.bytes(), sum, c.max, len(c.reading))
 	}
 }
 
@@ -127,6 +169,40 @@ func TestStageReadsFromMemory(t *testing.T) {
 	}
 	if got, err := api.Stage().Get(ctx, "originals/x"); !errors.Is(err, bus.ErrNotFound) {
 		t.Fatalf("after its delete: %d bytes, %v; want not found", len(got), err)
+	}
+
+	// A put whose publish fails leaves nothing to read.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := api.Stage().Put(cancelled, "originals/y", data); err == nil {
+		t.Fatal("a put with a cancelled context succeeded")
+	}
+	if got, err := api.Stage().Get(ctx, "originals/y"); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("after a failed put: %d bytes, %v; want not found", len(got), err)
+	}
+
+	// Nor does a delete of the version the sweeper listed.
+	// Listed once a later write makes it older than the stage's latest.
+	for _, k := range []string{"originals/z", "originals/later"} {
+		if err := api.Stage().Put(ctx, k, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var version string
+	err = api.Stage().Staged(ctx, 0, func(b bus.StagedBlob) error {
+		if b.Key == "originals/z" {
+			version = b.Version
+		}
+		return nil
+	})
+	if err != nil || version == "" {
+		t.Fatalf("staged blobs: %v, version %q", err, version)
+	}
+	if ok, err := api.Stage().DeleteVersion(ctx, "originals/z", version); !ok || err != nil {
+		t.Fatalf("delete version: %v, %v", ok, err)
+	}
+	if got, err := api.Stage().Get(ctx, "originals/z"); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("after its version was deleted: %d bytes, %v; want not found", len(got), err)
 	}
 }
 
