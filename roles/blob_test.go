@@ -2,6 +2,7 @@ package roles
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"log/slog"
 	"testing"
@@ -48,5 +49,18 @@ func TestResultReadAsItsRecordNamesIt(t *testing.T) {
 	// holds from now on.
 	if got, err := first.Stage().Get(t.Context(), key); err != nil || !bytes.Equal(got, newer) {
 		t.Errorf("then: %q, %v; want %q", got, err, newer)
+	}
+
+	// The other process deletes it (save2db, once stored) and the image
+	// is rendered yet again: the copy found stale is let go, not read
+	// again and again.
+	if err := second.Stage().Delete(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := stagedAs(t.Context(), first, key, sha256Hex([]byte("a third render"))); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("read for a render no longer staged: %q, %v; want not found", got, err)
+	}
+	if got, err := first.Stage().Get(t.Context(), key); !errors.Is(err, bus.ErrNotFound) {
+		t.Errorf("then: %q, %v; want not found", got, err)
 	}
 }

@@ -69,7 +69,7 @@ func (s stage) Put(ctx context.Context, key string, data []byte) error {
 	// Cached first, dropped if the publish fails: see blobCache.
 	s.b.blobs.put(key, data)
 	if err := s.publish(ctx, op, key, data); err != nil {
-		s.b.blobs.deleted(key)
+		s.b.blobs.forget(key)
 		return err
 	}
 	return nil
@@ -117,9 +117,11 @@ func (s stage) Get(ctx context.Context, key string) ([]byte, error) {
 }
 
 // GetLatest reads through the stream's leader (see leaderGet), never from
-// the cache: it is the last look before a blob is taken for lost, and the
-// read that replaces a cached blob found stale (see bus.Stage).
+// the cache, and drops what the cache held: it is the last look before a
+// blob is taken for lost, and the read that replaces a cached blob found
+// stale (see bus.Stage).
 func (s stage) GetLatest(ctx context.Context, key string) ([]byte, error) {
+	s.b.blobs.forget(key) // a copy found stale must not outlive the blob
 	return s.readThrough(ctx, key, "stage get latest ", s.leaderGet)
 }
 
@@ -185,7 +187,7 @@ func (s stage) Delete(ctx context.Context, key string) error {
 	}
 	defer done()
 	err = s.b.stage.Purge(ctx, jetstream.WithPurgeSubject(s.keySubject(key)+".>"))
-	s.b.blobs.deleted(key) // after the purge: see blobCache
+	s.b.blobs.forget(key) // after the purge: see blobCache
 	return s.b.fail(ctx, op, err)
 }
 

@@ -129,9 +129,10 @@ func (c *blobCache) putLocked(key string, data []byte) {
 	}
 }
 
-// deleted drops key: the stage deleted it, or its write failed. Reads of
-// it in flight will not keep what they get.
-func (c *blobCache) deleted(key string) {
+// forget drops key: the stage deleted it, its write failed, or it is read
+// afresh from the authoritative copy. Reads of it in flight will not keep
+// what they get.
+func (c *blobCache) forget(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p := c.reading[key]; p != nil {

@@ -59,7 +59,7 @@ func TestBlobCacheKeepsNoLargeBlob(t *testing.T) {
 func TestBlobCacheReadRacingDelete(t *testing.T) {
 	c := newBlobCache(1 << 20)
 	got, err := c.read("k", func() ([]byte, error) {
-		c.deleted("k") // while the read was on its way
+		c.forget("k") // while the read was on its way
 		return blob(10, 1), nil
 	})
 	if err != nil || len(got) != 10 {
@@ -69,7 +69,7 @@ func TestBlobCacheReadRacingDelete(t *testing.T) {
 		t.Fatal("a read that raced a delete of its key was cached")
 	}
 	_, _ = c.read("k", func() ([]byte, error) {
-		c.deleted("other")
+		c.forget("other")
 		return blob(10, 1), nil
 	})
 	if _, ok := c.get("k"); !ok {
@@ -92,7 +92,7 @@ func TestBlobCacheConcurrent(t *testing.T) {
 				case 1:
 					_, _ = c.read(key, func() ([]byte, error) { return blob(100, 2), nil })
 				case 2:
-					c.deleted(key)
+					c.forget(key)
 				default:
 					c.get(key)
 				}

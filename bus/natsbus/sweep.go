@@ -115,7 +115,7 @@ func (s stage) DeleteVersion(ctx context.Context, key, version string) (bool, er
 		return false, err
 	}
 	defer done()
-	defer s.b.blobs.deleted(key) // after the delete: see blobCache
+	defer s.b.blobs.forget(key) // after the delete: see blobCache
 	base := s.keySubject(key)
 	head, err := s.leaderGet(ctx, base+".h")
 	switch {
