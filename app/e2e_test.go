@@ -229,17 +229,31 @@ func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 		!strings.Contains(string(resp.Body), "multipart/form-data") {
 		t.Errorf("multipart/mixed: %d %s", resp.Status, resp.Body)
 	}
-	// A compressed body is refused, not decoded (a bomb) nor taken as is.
-	req, _ := http.NewRequest(http.MethodPost, r.URL+"/v1/images", bytes.NewReader(jpeg))
+	// A compressed body is refused, not decoded (a bomb) nor taken as is,
+	// whichever header or list item names the coding.
+	for _, codings := range [][]string{{"gzip"}, {"identity", "gzip"}, {"identity, br"}} {
+		req, _ := http.NewRequest(http.MethodPost, r.URL+"/v1/images", bytes.NewReader(jpeg))
+		req.Header.Set("Content-Type", "image/jpeg")
+		req.Header["Content-Encoding"] = codings
+		if resp, err := http.DefaultClient.Do(req); err != nil {
+			t.Error(err)
+		} else {
+			msg, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 415 || !strings.Contains(string(msg), "unsupported_encoding") {
+				t.Errorf("Content-Encoding %q: %d %s", codings, resp.StatusCode, msg)
+			}
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, r.URL+"/v1/images?width=32", bytes.NewReader(jpeg))
 	req.Header.Set("Content-Type", "image/jpeg")
-	req.Header.Set("Content-Encoding", "gzip")
+	req.Header["Content-Encoding"] = []string{"identity", " IDENTITY"}
 	if resp, err := http.DefaultClient.Do(req); err != nil {
 		t.Error(err)
 	} else {
-		msg, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 415 || !strings.Contains(string(msg), "unsupported_encoding") {
-			t.Errorf("Content-Encoding gzip: %d %s", resp.StatusCode, msg)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Errorf("Content-Encoding identity twice: %d", resp.StatusCode)
 		}
 	}
 	// Ids no upload could have, including ones the bus refuses as keys:

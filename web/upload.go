@@ -30,7 +30,7 @@ type upload struct {
 func (a *API) readUploads(c echo.Context, field string) ([]upload, error) {
 	r := c.Request()
 	max := a.cfg.MaxUploadBytes
-	if ce := r.Header.Get(echo.HeaderContentEncoding); ce != "" && !strings.EqualFold(ce, "identity") {
+	if ce := contentEncoding(r.Header); ce != "" {
 		// Decoding it would put a decompression bomb before every limit;
 		// taking the bytes as they are would store a compressed file as
 		// the original, or refuse an image as "not an image".
@@ -93,6 +93,22 @@ func (a *API) readUploads(c echo.Context, field string) ([]upload, error) {
 		return nil, newError(http.StatusBadRequest, "no_file", "the form has no file part"+fieldHint(field))
 	}
 	return out, nil
+}
+
+// contentEncoding is the body's coding other than identity, every
+// Content-Encoding header and list item read ("identity" alone, or none,
+// is ""): a second header or item naming gzip codes the body as much as
+// the first.
+func contentEncoding(h http.Header) string {
+	var codings []string
+	for _, v := range h.Values(echo.HeaderContentEncoding) {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				codings = append(codings, c)
+			}
+		}
+	}
+	return strings.Join(codings, ", ")
 }
 
 func fieldHint(field string) string {
