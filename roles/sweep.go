@@ -19,11 +19,16 @@ import (
 // same key, and one that gives up leaves for good, since staged blobs have
 // no expiry (a TTL could lose an image held up by a long outage).
 //
+// The same goes for the variants a failed attempt rendered before another
+// variant failed: the failed record names no result, and save2db deletes
+// only what the record names.
+//
 // A blob staged after or more before the stage's latest write (the bus's
-// clock: this host's may be off) is an orphan when nothing still needs it: the
-// status table has no record of its image, no transform or save message
-// for it is queued, and the store holds the image either not at all or as
-// final (everything it names stored). It is deleted only if it was not
+// clock: this host's may be off) is an orphan when nothing still needs it:
+// no transform or save message for its image is queued, and either the
+// status table has no record of the image and the store holds it not at
+// all or as final (everything it names stored), or the image has ended and
+// the store holds it as it ended. It is deleted only if it was not
 // staged again since it was listed (DeleteVersion), so an upload that
 // stages the same key meanwhile keeps its bytes. Several save2db processes
 // may sweep at once: each check and delete is safe to repeat.
@@ -128,9 +133,14 @@ func (s *stageSweeper) sweep(ctx context.Context) (int, error) {
 // orphaned tells whether nothing in the pipeline needs image id's staged
 // blobs any more.
 func (s *stageSweeper) orphaned(ctx context.Context, id string) (bool, error) {
-	// Known to the status table: the image's own path clears its blobs.
-	if _, err := s.deps.Bus.Status().Get(ctx, id); !errors.Is(err, bus.ErrNotFound) {
+	cur, err := s.deps.Bus.Status().Get(ctx, id)
+	switch {
+	case err == nil && !cur.Status.Final():
+		return false, nil // on its way: its own path clears its blobs
+	case err != nil && !errors.Is(err, bus.ErrNotFound):
 		return false, err
+	case err != nil:
+		cur = nil
 	}
 	// Work still queued will read them.
 	for _, w := range []struct {
@@ -144,9 +154,17 @@ func (s *stageSweeper) orphaned(ctx context.Context, id string) (bool, error) {
 	img, err := s.deps.Store.GetImage(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return true, nil // never accepted
+		return cur == nil, nil // never accepted; or ended, and its save still to come
 	case err != nil:
 		return false, err
+	}
+	if cur != nil {
+		// Ended, and stored as it ended: every blob the record names is
+		// stored, and a blob it does not name is a variant that a failed
+		// attempt rendered before another variant failed, which nothing
+		// reads (the image answers its failure; a new run renders anew).
+		// save2db deletes only the blobs the record names.
+		return img.Status == cur.Status && img.Retries == cur.Retries, nil
 	}
 	// Stored as final, every blob it names is stored. Stored as queued
 	// with no work behind it is a record this sweep cannot explain: keep

@@ -17,9 +17,10 @@ import (
 )
 
 // TestStageSweeperClearsOnlyOrphans: of blobs staged over `after` ago, the
-// sweep clears those no role will (their image unknown to the status
-// table, no work queued, the store holding it as final or not at all) and
-// keeps every other. The orphans are staged by the test: the upload that
+// sweep clears those no role will (no work queued for their image, and
+// the image unknown to the status table with the store holding it as
+// final or not at all, or ended and stored as it ended) and keeps every
+// other. The orphans are staged by the test: the upload that
 // leaves one (its transform refused by a bus failing between two writes)
 // cannot be made to fail at that moment for real.
 func TestStageSweeperClearsOnlyOrphans(t *testing.T) {
@@ -48,7 +49,31 @@ func TestStageSweeperClearsOnlyOrphans(t *testing.T) {
 	if err := st.SaveImage(ctx, record('b', model.StatusDone), nil); err != nil { // stored for good
 		t.Fatal(err)
 	}
+	// A variant a failed attempt rendered before another failed: the
+	// image ended failed, and is stored as it ended.
+	stage(model.ResultKey(id('h'), "thumb"))
+	for _, put := range []func(*model.Image) error{
+		func(img *model.Image) error { return b.Status().Put(ctx, img) },
+		func(img *model.Image) error { return st.SaveImage(ctx, img, nil) },
+	} {
+		if err := put(record('h', model.StatusFailed)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Still needed.
+	stage(model.ResultKey(id('i'), "thumb")) // ended, its save still to come
+	if err := b.Status().Put(ctx, record('i', model.StatusFailed)); err != nil {
+		t.Fatal(err)
+	}
+	stage(model.ResultKey(id('j'), "thumb")) // the store holds an earlier run
+	newRun := record('j', model.StatusDone)
+	newRun.Retries = 1
+	if err := b.Status().Put(ctx, newRun); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveImage(ctx, record('j', model.StatusFailed), nil); err != nil {
+		t.Fatal(err)
+	}
 	stage(model.OriginalKey(id('c')))
 	if err := b.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: id('c'), Data: []byte("{}")}); err != nil {
 		t.Fatal(err)
@@ -74,12 +99,15 @@ func TestStageSweeperClearsOnlyOrphans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 2 {
-		t.Errorf("cleared %d blobs, want 2", n)
+	if n != 3 {
+		t.Errorf("cleared %d blobs, want 3", n)
 	}
 	for key, kept := range map[string]bool{
 		model.OriginalKey(id('a')):                     false,
 		model.ResultKey(id('b'), model.DefaultVariant): false,
+		model.ResultKey(id('h'), "thumb"):              false,
+		model.ResultKey(id('i'), "thumb"):              true,
+		model.ResultKey(id('j'), "thumb"):              true,
 		model.OriginalKey(id('c')):                     true,
 		model.OriginalKey(id('d')):                     true,
 		model.OriginalKey(id('e')):                     true,
