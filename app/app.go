@@ -47,7 +47,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	var ns *natsbus.Embedded
 	natsCfg := a.cfg.NATS
-	var room func() error // uploads' room on the data dir's disk, when it holds them
+	var room func(pending int64) error // uploads' room on the data dir's disk, when it holds them
 	if a.cfg.Embedded && (natsCfg.URL == "" || a.cfg.Store.URL == "") {
 		if a.cfg.DataDirMinFree > 0 {
 			room = (&diskRoom{dir: a.cfg.DataDir, min: a.cfg.DataDirMinFree}).check

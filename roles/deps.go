@@ -19,7 +19,7 @@ type Deps struct {
 	Metrics  *Metrics
 	// Activity publishes every role's events (see Activity).
 	Activity *Activity
-	// Room, when set, says whether there is room to take uploads: nil, or
-	// a *RoomError (see API.CheckRoom).
-	Room func() error
+	// Room, when set, says whether there is room to take uploads, pending
+	// bytes of them on their way: nil, or a *RoomError (see API.CheckRoom).
+	Room func(pending int64) error
 }

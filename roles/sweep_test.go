@@ -74,6 +74,15 @@ func TestStageSweeperClearsOnlyOrphans(t *testing.T) {
 	if err := st.SaveImage(ctx, record('j', model.StatusFailed), nil); err != nil {
 		t.Fatal(err)
 	}
+	stage(model.ResultKey(id('k'), "thumb")) // failed again, the earlier failure stored
+	again := record('k', model.StatusFailed)
+	again.Retries = 1
+	if err := b.Status().Put(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveImage(ctx, record('k', model.StatusFailed), nil); err != nil {
+		t.Fatal(err)
+	}
 	stage(model.OriginalKey(id('c')))
 	if err := b.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: id('c'), Data: []byte("{}")}); err != nil {
 		t.Fatal(err)
@@ -108,6 +117,7 @@ func TestStageSweeperClearsOnlyOrphans(t *testing.T) {
 		model.ResultKey(id('h'), "thumb"):              false,
 		model.ResultKey(id('i'), "thumb"):              true,
 		model.ResultKey(id('j'), "thumb"):              true,
+		model.ResultKey(id('k'), "thumb"):              true,
 		model.OriginalKey(id('c')):                     true,
 		model.OriginalKey(id('d')):                     true,
 		model.OriginalKey(id('e')):                     true,

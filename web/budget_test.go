@@ -27,7 +27,7 @@ func budgetAPI(t *testing.T, cfg Config) (*API, *echo.Echo) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a := &API{cfg: cfg, budget: &uploadBudget{limit: cfg.MaxInflightUploadBytes, held: roles.NewMetrics().UploadBytes}}
+	a := &API{cfg: cfg, pipe: roles.NewAPI(roles.Deps{}), budget: &uploadBudget{limit: cfg.MaxInflightUploadBytes, held: roles.NewMetrics().UploadBytes}}
 	e := echo.New()
 	e.HTTPErrorHandler = errorHandler(slog.New(slog.DiscardHandler))
 	e.POST("/read", func(c echo.Context) error {

@@ -121,7 +121,7 @@ const (
 // upload and every read is refused alike. (Its errors stay errors: what
 // the API calls unavailable includes causes no retry mends.)
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
-	var outage loglimit.Limiter
+	var outage, diskLow loglimit.Limiter
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -137,7 +137,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				log.Error("request failed", append(attrs, "like_it_since_last_line", n)...)
 			}
 		case ae.Code == codeDiskLow:
-			if ok, n := outage.Allow(); ok {
+			if ok, n := diskLow.Allow(); ok {
 				log.Warn("upload refused", append(attrs, "like_it_since_last_line", n)...)
 			}
 		default:

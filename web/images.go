@@ -66,13 +66,13 @@ func (a *API) sendResult(c echo.Context, img *model.Image, variant string) error
 	default:
 		return newError(http.StatusInternalServerError, "internal", "done image without results")
 	}
-	return a.sendBlob(c, model.ResultKey(img.ID, res.Variant), res.Info, res.Info.SHA256)
+	return a.sendBlob(c, model.ResultKey(img.ID, res.Variant), res.Info, true)
 }
 
-// sendBlob answers with the bytes under key, described by info. check is
-// the digest to check staged bytes against (roles.API.Blob): a result's;
-// an original's key names its digest already.
-func (a *API) sendBlob(c echo.Context, key string, info model.Info, check string) error {
+// sendBlob answers with the bytes under key, described by info. verify
+// has staged bytes checked against info's digest (roles.API.Blob): a
+// result's; an original's key names its digest already.
+func (a *API) sendBlob(c echo.Context, key string, info model.Info, verify bool) error {
 	etag := `"` + info.SHA256 + `"`
 	if im := c.Request().Header.Get("If-Match"); im != "" && !strongMatch(im, etag) {
 		// Checked before If-None-Match, as RFC 9110 orders them.
@@ -94,7 +94,11 @@ func (a *API) sendBlob(c echo.Context, key string, info model.Info, check string
 		h.Set("Accept-Ranges", "bytes")
 		return c.NoContent(http.StatusOK)
 	}
-	data, err := a.pipe.Blob(c.Request().Context(), key, check)
+	digest := ""
+	if verify {
+		digest = info.SHA256
+	}
+	data, err := a.pipe.Blob(c.Request().Context(), key, digest)
 	if err != nil {
 		uncacheable(h) // a 503 kept for a year would outlast the outage
 		return err
@@ -203,7 +207,7 @@ func (a *API) getOriginal(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return a.sendBlob(c, model.OriginalKey(img.ID), img.Original, "")
+	return a.sendBlob(c, model.OriginalKey(img.ID), img.Original, false)
 }
 
 // getActivity is GET /v1/images/{id}/activity.

@@ -46,6 +46,9 @@ func (a *API) readUploads(c echo.Context, field string) ([]upload, error) {
 		if r.ContentLength > max {
 			return nil, tooLarge(max)
 		}
+		if err := a.checkRoom(r); err != nil {
+			return nil, err
+		}
 		data, err := readLimited(r.Body, max)
 		if err != nil {
 			return nil, err
@@ -60,6 +63,9 @@ func (a *API) readUploads(c echo.Context, field string) ([]upload, error) {
 		// Refused before the budget is asked: a busy server would say 503,
 		// and the client would retry a request that can never fit.
 		return nil, requestTooLarge(a.cfg.MaxRequestBytes)
+	}
+	if err := a.checkRoom(r); err != nil {
+		return nil, err
 	}
 	r.Body = http.MaxBytesReader(c.Response(), r.Body, a.cfg.MaxRequestBytes)
 	mr, err := r.MultipartReader()
@@ -93,6 +99,15 @@ func (a *API) readUploads(c echo.Context, field string) ([]upload, error) {
 		return nil, newError(http.StatusBadRequest, "no_file", "the form has no file part"+fieldHint(field))
 	}
 	return out, nil
+}
+
+// checkRoom refuses an upload while the disk that holds staged images is
+// short of room (roles.RoomError), counting the uploads this process holds
+// and this one's declared length as already on it. It comes after every
+// check of the request's headers (a client mistake is answered as one,
+// not as a 503 to retry) and before the body is read.
+func (a *API) checkRoom(r *http.Request) error {
+	return a.pipe.CheckRoom(a.budget.used.Load() + max(r.ContentLength, 0))
 }
 
 // contentEncoding is the body's coding other than identity, every

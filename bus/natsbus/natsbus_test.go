@@ -86,8 +86,8 @@ func TestConformance(t *testing.T) {
 }
 
 // TestConformanceWithBlobCache runs the suite with staged blobs kept in
-// memory, as imgpipe dev does, in a cache small enough for the suite's
-// blobs to be evicted too.
+// memory, as imgpipe dev does (a smaller cache: blobs over 512 KiB are
+// read from the server).
 func TestConformanceWithBlobCache(t *testing.T) {
 	ns := startServer(t, t.TempDir(), "")
 	var n atomic.Int32

@@ -29,8 +29,8 @@ import (
 //
 // Within the process, a put caches its blob before publishing it and
 // drops it if the publish fails; a delete drops it after the stage has;
-// and a read keeps what it read only if no delete of its key came
-// meanwhile.
+// and a read keeps what it read only if its key was not put, deleted or
+// read afresh meanwhile.
 //
 // Entries are kept most recently used first, within max bytes, each
 // counted by its slice's capacity: an upload read into a growing buffer
@@ -52,11 +52,12 @@ type cachedBlob struct {
 	data []byte
 }
 
-// pendingRead is the reads of one key in flight, and whether a delete of
-// the key came while they were.
+// pendingRead is the reads of one key in flight, and whether what they
+// read went stale while they were: the key was put, deleted, or read
+// afresh meanwhile.
 type pendingRead struct {
-	n       int
-	deleted bool
+	n     int
+	stale bool
 }
 
 // cachedBlobOverhead is what an entry costs besides its bytes and key: the
@@ -87,12 +88,20 @@ func (c *blobCache) get(key string) ([]byte, bool) {
 func (c *blobCache) put(key string, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.staleLocked(key) // a read that began before must not replace this
 	c.putLocked(key, data)
 }
 
+// staleLocked has the reads of key in flight drop what they get.
+func (c *blobCache) staleLocked(key string) {
+	if p := c.reading[key]; p != nil {
+		p.stale = true
+	}
+}
+
 // read runs fetch, a read of key from the stream, and keeps what it
-// returns unless a delete of key came meanwhile: the read may have been
-// answered before the delete, and the blob would outlive it here.
+// returns unless key was put, deleted or read afresh meanwhile: the read
+// may have been answered before, and would replace what came after.
 func (c *blobCache) read(key string, fetch func() ([]byte, error)) ([]byte, error) {
 	c.mu.Lock()
 	p := c.reading[key]
@@ -110,7 +119,7 @@ func (c *blobCache) read(key string, fetch func() ([]byte, error)) ([]byte, erro
 	if p.n--; p.n == 0 {
 		delete(c.reading, key)
 	}
-	if err == nil && !p.deleted {
+	if err == nil && !p.stale {
 		c.putLocked(key, data)
 	}
 	return data, err
@@ -135,9 +144,7 @@ func (c *blobCache) putLocked(key string, data []byte) {
 func (c *blobCache) forget(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if p := c.reading[key]; p != nil {
-		p.deleted = true
-	}
+	c.staleLocked(key)
 	c.removeLocked(key)
 }
 

@@ -54,8 +54,9 @@ func TestBlobCacheKeepsNoLargeBlob(t *testing.T) {
 }
 
 // TestBlobCacheReadRacingDelete: a read that began before a delete of its
-// key may hold what the stage no longer has; it must not be cached. A
-// delete of another key changes nothing.
+// key may hold what the stage no longer has, and one that began before a
+// put, what the put replaced; neither is cached. A delete of another key
+// changes nothing.
 func TestBlobCacheReadRacingDelete(t *testing.T) {
 	c := newBlobCache(1 << 20)
 	got, err := c.read("k", func() ([]byte, error) {
@@ -74,6 +75,13 @@ func TestBlobCacheReadRacingDelete(t *testing.T) {
 	})
 	if _, ok := c.get("k"); !ok {
 		t.Fatal("a read that raced a delete of another key was not cached")
+	}
+	_, _ = c.read("k", func() ([]byte, error) {
+		c.put("k", blob(20, 2)) // staged again while the read was on its way
+		return blob(10, 1), nil
+	})
+	if got, _ := c.get("k"); !bytes.Equal(got, blob(20, 2)) {
+		t.Fatalf("a read that raced a put replaced it: %v", got)
 	}
 }
 
