@@ -75,26 +75,20 @@ func connect(t *testing.T, cfg natsbus.Config, ns *server.Server) *natsbus.Bus {
 
 // TestConformance runs the suite on one in-process server, each bus
 // isolated by its own prefix.
-func TestConformance(t *testing.T) {
+func TestConformance(t *testing.T) { conformance(t, 0) }
+
+// TestConformanceWithBlobCache runs the suite with staged blobs kept in
+// memory, as imgpipe dev does (a smaller cache: blobs over 512 KiB are
+// read from the server).
+func TestConformanceWithBlobCache(t *testing.T) { conformance(t, 4<<20) }
+
+func conformance(t *testing.T, cacheBytes int64) {
 	ns := startServer(t, t.TempDir(), "")
 	var n atomic.Int32
 	bustest.Run(t, func(t *testing.T) bus.Bus {
 		cfg := testConfig(fmt.Sprintf("c%d", n.Add(1)))
 		cfg.AckWait = bustest.HungAfter
-		return connect(t, cfg, ns)
-	})
-}
-
-// TestConformanceWithBlobCache runs the suite with staged blobs kept in
-// memory, as imgpipe dev does (a smaller cache: blobs over 512 KiB are
-// read from the server).
-func TestConformanceWithBlobCache(t *testing.T) {
-	ns := startServer(t, t.TempDir(), "")
-	var n atomic.Int32
-	bustest.Run(t, func(t *testing.T) bus.Bus {
-		cfg := testConfig(fmt.Sprintf("m%d", n.Add(1)))
-		cfg.AckWait = bustest.HungAfter
-		cfg.StageCacheBytes = 4 << 20
+		cfg.StageCacheBytes = cacheBytes
 		return connect(t, cfg, ns)
 	})
 }
