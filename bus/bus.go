@@ -136,7 +136,7 @@ type Consumer interface {
 // its content: an original's key comes from its digest (model.OriginalKey),
 // so only a result can be staged again with other bytes (another build's
 // render), and a result is read checked against the digest its record
-// names, and read again with GetLatest when it differs. A deleted blob is
+// names (CheckedStage). A deleted blob is
 // either stored (save2db deletes it then) or read by nobody (the sweeper's
 // orphans). Readers share the bytes they get and must not write to them.
 type Stage interface {
@@ -157,6 +157,16 @@ type Stage interface {
 	// Staged gave it) and reports whether it did: a blob written again
 	// since is kept.
 	DeleteVersion(ctx context.Context, key, version string) (bool, error)
+}
+
+// CheckedStage is a Stage that may answer reads from memory (see Stage).
+// GetChecked is Get for a blob whose SHA-256 the caller knows (a result,
+// from its record): bytes held in memory that do not hash to it are read
+// afresh from the authoritative copy, and returned whatever they hash to.
+// Bytes read from the bus are not hashed. A Stage without the method
+// always reads the bus, and Get serves.
+type CheckedStage interface {
+	GetChecked(ctx context.Context, key, sha256Hex string) ([]byte, error)
 }
 
 // StagedBlob is one blob of the stage, as Staged lists it.

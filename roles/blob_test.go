@@ -2,6 +2,8 @@ package roles
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -63,4 +65,9 @@ func TestResultReadAsItsRecordNamesIt(t *testing.T) {
 	if got, err := first.Stage().Get(t.Context(), key); !errors.Is(err, bus.ErrNotFound) {
 		t.Errorf("then: %q, %v; want not found", got, err)
 	}
+}
+
+func sha256Hex(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }

@@ -2,7 +2,9 @@ package natsbus
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -116,10 +118,21 @@ func (s stage) Get(ctx context.Context, key string) ([]byte, error) {
 	return s.readThrough(ctx, key, "stage get ", s.b.stage.GetLastMsgForSubject)
 }
 
+// GetChecked is bus.CheckedStage's: only a cached copy is hashed.
+func (s stage) GetChecked(ctx context.Context, key, sha256Hex string) ([]byte, error) {
+	if data, ok := s.b.blobs.get(key); ok {
+		if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) == sha256Hex {
+			return data, nil
+		}
+		return s.GetLatest(ctx, key)
+	}
+	return s.readThrough(ctx, key, "stage get ", s.b.stage.GetLastMsgForSubject)
+}
+
 // GetLatest reads through the stream's leader (see leaderGet), never from
 // the cache, and drops what the cache held: it is the last look before a
 // blob is taken for lost, and the read that replaces a cached blob found
-// stale (see bus.Stage).
+// stale (bus.CheckedStage).
 func (s stage) GetLatest(ctx context.Context, key string) ([]byte, error) {
 	s.b.blobs.forget(key) // a copy found stale must not outlive the blob
 	return s.readThrough(ctx, key, "stage get latest ", s.leaderGet)

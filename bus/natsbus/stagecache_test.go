@@ -3,6 +3,8 @@ package natsbus
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"sync"
@@ -170,6 +172,27 @@ func TestStageReadsFromMemory(t *testing.T) {
 		}
 		if !c.sent(sent) {
 			t.Errorf("%s: %d messages to the server", c.name, sent)
+		}
+	}
+	// A checked read hashes only a cached copy: one that matches costs no
+	// message, and bytes from the server are taken as they are (a wrong
+	// digest does not send the read round again).
+	sum := sha256.Sum256(data)
+	for _, c := range []struct {
+		name, digest string
+		b            *Bus
+		sent         uint64
+	}{
+		{"a cached copy that matches", hex.EncodeToString(sum[:]), api, 0},
+		{"no cached copy", "not the digest", uncached, 2},
+	} {
+		before := inMsgs(t, ns)
+		got, err := c.b.Stage().(bus.CheckedStage).GetChecked(ctx, "originals/x", c.digest)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("checked read, %s: %d bytes, %v", c.name, len(got), err)
+		}
+		if sent := inMsgs(t, ns) - before; sent != c.sent {
+			t.Errorf("checked read, %s: %d messages to the server, want %d", c.name, sent, c.sent)
 		}
 	}
 	if err := api.Stage().Delete(ctx, "originals/x"); err != nil {
