@@ -2,9 +2,9 @@ package app
 
 import (
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/imgpipe/imgpipe/internal/diskspace"
 	"github.com/imgpipe/imgpipe/roles"
 )
 
@@ -31,11 +31,11 @@ func (r *diskRoom) check(pending int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if time.Since(r.checked) >= roomEvery {
-		r.checked, r.free = time.Now(), -1
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(r.dir, &st); err == nil {
-			// Bavail, not Bfree: the blocks the root-reserved share leaves us.
-			r.free = int64(st.Bavail) * int64(st.Bsize)
+		r.checked = time.Now()
+		if free, err := diskspace.Free(r.dir); err == nil {
+			r.free = free
+		} else {
+			r.free = -1
 		}
 	}
 	if r.free < 0 {

@@ -10,11 +10,12 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/imgpipe/imgpipe/internal/diskspace"
 )
 
 // EmbeddedOptions shapes an in-process nats-server, for a single-node
@@ -117,11 +118,7 @@ func storeLimit(dir string) (int64, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return 0, err
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, err
-	}
-	return int64(st.Blocks) * int64(st.Bsize), nil
+	return diskspace.Size(dir)
 }
 
 // levelTrace sits below Debug: the server's protocol traces are only for

@@ -7,11 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/imgpipe/imgpipe/bus"
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/internal/diskspace"
 )
 
 // A full disk breaks an embedded server in a way that outlives the full
@@ -147,7 +148,7 @@ func (g *storeGuard) check() {
 	if !due || g.dir == "" {
 		return
 	}
-	if free, err := freeBytes(g.dir); err != nil || free < minFreeToRestart {
+	if free, err := diskspace.Free(g.dir); err != nil || free < minFreeToRestart {
 		return
 	}
 	g.restart()
@@ -194,12 +195,4 @@ func (g *storeGuard) err() error {
 		return nil
 	}
 	return fmt.Errorf("%w: embedded JetStream cannot store: %w", bus.ErrUnavailable, g.fault)
-}
-
-func freeBytes(dir string) (uint64, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, err
-	}
-	return st.Bavail * uint64(st.Bsize), nil
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/imgpipe/imgpipe/internal/diskspace"
 )
 
 // Tmpfs mounts a tmpfs of size bytes on a new temporary directory, for the
@@ -51,10 +53,4 @@ func Fill(t testing.TB, dir string, room int64) string {
 }
 
 // Free is the space left in dir's file system for unprivileged writers.
-func Free(dir string) (int64, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, err
-	}
-	return int64(st.Bavail) * int64(st.Bsize), nil
-}
+func Free(dir string) (int64, error) { return diskspace.Free(dir) }
