@@ -136,9 +136,9 @@ type Consumer interface {
 // its content: an original's key comes from its digest (model.OriginalKey),
 // so only a result can be staged again with other bytes (another build's
 // render), and a result is read checked against the digest its record
-// names (CheckedStage). A deleted blob is
-// either stored (save2db deletes it then) or read by nobody (the sweeper's
-// orphans). Readers share the bytes they get and must not write to them.
+// names (CheckedStage). A deleted blob is either stored (save2db deletes
+// it then) or read by nobody (the sweeper's orphans). Readers share the
+// bytes they get and must not write to them.
 type Stage interface {
 	Put(ctx context.Context, key string, data []byte) error
 	// Get returns ErrNotFound when the key is absent. It may read a
