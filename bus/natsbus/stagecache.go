@@ -155,10 +155,3 @@ func (c *blobCache) removeLocked(key string) {
 		delete(c.byKey, key)
 	}
 }
-
-// bytes is what the cache holds, overhead included, for tests.
-func (c *blobCache) bytes() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.size
-}

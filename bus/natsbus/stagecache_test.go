@@ -17,6 +17,13 @@ import (
 
 func blob(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
 
+// bytes is what the cache holds, overhead included.
+func (c *blobCache) bytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size
+}
+
 func TestBlobCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	c := newBlobCache(10_000) // room for eight 1,000-byte blobs, not nine
 	keys := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
