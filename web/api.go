@@ -49,7 +49,7 @@ func (a *API) Mount(e *echo.Echo) {
 	}
 	read := []string{http.MethodGet, http.MethodHead}
 	v1 := e.Group("/v1")
-	v1.POST("/images", a.postImages, a.withUploadBudget) // parses its query strictly itself
+	v1.POST("/images", a.postImages, crossSiteUploads(), a.withUploadBudget) // parses its query strictly itself
 	v1.Match(read, "/images", a.listImages, strictQuery)
 	v1.Match(read, "/images/:id", a.getImage, strictQuery)
 	v1.Match(read, "/images/:id/result", a.getResult, strictQuery)
@@ -60,7 +60,7 @@ func (a *API) Mount(e *echo.Echo) {
 	v1.Match(read, "/presets", a.presets, strictQuery)
 	v1.Match(read, "/limits", a.limits, strictQuery)
 
-	e.POST("/image", a.legacyPost, a.withUploadBudget)
+	e.POST("/image", a.legacyPost, crossSiteUploads(), a.withUploadBudget)
 	e.Match(read, "/image/:id", a.legacyGet, strictQuery)
 }
 

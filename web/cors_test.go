@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/imgpipe/imgpipe/roles"
+	"github.com/imgpipe/imgpipe/transform"
 )
 
 // corsServer mounts the API routes with origins allowed. No request here
@@ -91,5 +94,70 @@ func TestCORSOriginsValidated(t *testing.T) {
 	cfg.CORSOrigins = []string{"*", "http://localhost:3000", "https://*.example.com"}
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("good origins refused: %v", err)
+	}
+}
+
+// An upload a browser sends for a page of another origin is refused with
+// a 403 that says how to allow it, on both upload endpoints, unless the
+// origin is allowed for CORS (by name or wildcard). Requests from the
+// server's own pages, and from clients that are not browsers (no Origin,
+// no Sec-Fetch-Site), go on: here to the 400 of their malformed query.
+func TestCrossSiteUploadsRefused(t *testing.T) {
+	eng, err := transform.New(transform.DefaultConfig(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Close)
+	server := func(origins ...string) *echo.Echo {
+		cfg := DefaultConfig()
+		cfg.CORSOrigins = origins
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		e := echo.New()
+		e.HTTPErrorHandler = errorHandler(slog.New(slog.DiscardHandler))
+		NewAPI(cfg, roles.NewAPI(roles.Deps{Engine: eng}), roles.NewMetrics(), nil, slog.New(slog.DiscardHandler)).Mount(e)
+		return e
+	}
+	upload := func(e *echo.Echo, target string, headers map[string]string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, target, strings.NewReader("not read"))
+		req.Host = "imgpipe.example"
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		return rec
+	}
+	cases := []struct {
+		name    string
+		origins []string
+		headers map[string]string
+		want    int
+	}{
+		{"curl", nil, nil, http.StatusBadRequest},
+		{"own page", nil, map[string]string{"Sec-Fetch-Site": "same-origin", echo.HeaderOrigin: "https://imgpipe.example"}, http.StatusBadRequest},
+		{"own page, older browser", nil, map[string]string{echo.HeaderOrigin: "https://imgpipe.example"}, http.StatusBadRequest},
+		{"other site", nil, map[string]string{"Sec-Fetch-Site": "cross-site", echo.HeaderOrigin: "https://evil.example"}, http.StatusForbidden},
+		{"other site, older browser", nil, map[string]string{echo.HeaderOrigin: "https://evil.example"}, http.StatusForbidden},
+		{"sibling subdomain", nil, map[string]string{"Sec-Fetch-Site": "same-site", echo.HeaderOrigin: "https://app.imgpipe.example"}, http.StatusForbidden},
+		{"listed origin", []string{"https://app.example"}, map[string]string{"Sec-Fetch-Site": "cross-site", echo.HeaderOrigin: "https://app.example"}, http.StatusBadRequest},
+		{"wildcard origin", []string{"https://*.example"}, map[string]string{"Sec-Fetch-Site": "cross-site", echo.HeaderOrigin: "https://app.example"}, http.StatusBadRequest},
+		{"any origin", []string{"*"}, map[string]string{"Sec-Fetch-Site": "cross-site", echo.HeaderOrigin: "https://evil.example"}, http.StatusBadRequest},
+		{"unlisted origin", []string{"https://app.example"}, map[string]string{"Sec-Fetch-Site": "cross-site", echo.HeaderOrigin: "https://evil.example"}, http.StatusForbidden},
+	}
+	for _, c := range cases {
+		e := server(c.origins...)
+		for _, target := range []string{"/v1/images?width=%ZZ", "/image?width=%ZZ"} {
+			rec := upload(e, target, c.headers)
+			if rec.Code != c.want {
+				t.Errorf("%s, POST %s: %d %s, want %d", c.name, target, rec.Code, rec.Body, c.want)
+				continue
+			}
+			if c.want == http.StatusForbidden && (!strings.Contains(rec.Body.String(), `"code":"cross_origin"`) ||
+				!strings.Contains(rec.Body.String(), "http.cors_origins") || !strings.Contains(rec.Body.String(), c.headers[echo.HeaderOrigin])) {
+				t.Errorf("%s, POST %s: refusal %s does not say why and how to allow it", c.name, target, rec.Body)
+			}
+		}
 	}
 }
