@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -70,6 +71,9 @@ func TestBrowserUploadFlow(t *testing.T) {
 		t.Errorf("spec preview %s does not show width=200&format=webp", preview)
 	}
 	run("upload", chromedp.Click(chromedp.ID("upload-button")))
+	if focused := string(eval("focus", `document.activeElement.id`)); focused != `"file-input"` {
+		t.Errorf("after Upload the focus is on %s, want the file picker", focused)
+	}
 
 	// Follow the cards until every file has its final state.
 	type card struct {
@@ -157,6 +161,40 @@ func TestBrowserUploadFlow(t *testing.T) {
 		if w != c.Natural[0][0] || h != c.Natural[0][1] {
 			t.Errorf("%s: header says %dx%d, the browser decoded %dx%d", name, w, h, c.Natural[0][0], c.Natural[0][1])
 		}
+	}
+
+	// Each card's "Last event" is its image's latest, by time, of those the
+	// logger kept: the events that came before the upload's answer named
+	// the image count, and a process's late batch does not win.
+	for _, name := range []string{filepath.Base(files.png), filepath.Base(files.jpeg)} {
+		id := cards[name].ID
+		var shown, latest string
+		settled := func() bool {
+			var act struct {
+				Events []struct {
+					Event string
+					Time  time.Time
+				}
+			}
+			if err := json.Unmarshal(apptest.Get(t, base+"/v1/images/"+id+"/activity").Body, &act); err != nil || len(act.Events) == 0 {
+				return false
+			}
+			last := act.Events[0]
+			for _, ev := range act.Events[1:] {
+				if !ev.Time.Before(last.Time) {
+					last = ev
+				}
+			}
+			latest = last.Event
+			shown = string(eval("last event", `(e => e.hidden ? '' : e.textContent)(document.querySelector('#uploads [data-testid=image-card][data-id="`+id+`"] [data-testid=last-event]'))`))
+			return strings.HasPrefix(shown, `"Last event `+latest+` `)
+		}
+		for deadline := time.Now().Add(30 * time.Second); !settled(); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the card shows %s, want its latest event, %s", name, shown, latest)
+			}
+		}
+		t.Logf("%s: %s (latest kept: %s)", name, shown, latest)
 	}
 
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -328,10 +366,11 @@ func writeUIFixtures(t *testing.T, dir string) uiFixtures {
 }
 
 // TestBrowserRetryDefaultsAndLimits: the page says what an empty form
-// means (the server's default transform), checks the server's size limit
-// before sending, lets a refused upload be tried again once the form is
-// fixed, names downloads after the file, and keeps a long file name from
-// pushing the selection off a phone's screen.
+// means (the server's default transform), and that presets with none
+// ticked are no request at all; checks the server's size limit before
+// sending; does not offer an empty file again; lets a refused upload be
+// tried again once the form is fixed, names downloads after the file, and
+// keeps a long file name from pushing the selection off a phone's screen.
 func TestBrowserRetryDefaultsAndLimits(t *testing.T) {
 	needBrowser(t)
 	dir := t.TempDir()
@@ -342,6 +381,10 @@ func TestBrowserRetryDefaultsAndLimits(t *testing.T) {
 	}
 	small := filepath.Join(dir, "a-file-with-a-name-long-enough-to-overflow-a-phone-screen-twice-over.png")
 	if err := os.WriteFile(small, tiny.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty.png")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg := apptest.Config(t)
@@ -369,6 +412,21 @@ func TestBrowserRetryDefaultsAndLimits(t *testing.T) {
 	if note := eval("default note", `(n => n.hidden ? '' : n.textContent)(document.getElementById('default-note'))`); !strings.Contains(note, cfg.Transform.DefaultSpec) {
 		t.Errorf("empty form: note %q does not give the server's default %s", note, cfg.Transform.DefaultSpec)
 	}
+	// Presets with none ticked: no request to show, and no default either.
+	run("choose presets", chromedp.Click(chromedp.ID("mode-preset")))
+	if got := eval("preset preview", `(p => p.textContent + ' | ' + p.className + ' | ' + document.getElementById('default-note').hidden)(document.getElementById('spec-preview'))`); !strings.Contains(got, "Choose at least one preset") || !strings.Contains(got, "invalid") || !strings.HasSuffix(got, "| true") {
+		t.Errorf("presets, none ticked: preview, its class and whether the default note is hidden: %q", got)
+	}
+	run("back to custom", chromedp.Click(chromedp.ID("mode-custom")))
+
+	// An empty file: refused for what it is, and not offered again.
+	run("upload an empty file", chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{empty}),
+		chromedp.WaitEnabled(chromedp.ID("upload-button")), chromedp.Click(chromedp.ID("upload-button")))
+	poll("the empty file's refusal", `!!document.querySelector('#uploads [data-testid=image-card][data-status=refused]')`)
+	if got := eval("empty refusal", `(c => c.querySelector('[data-testid=error]').textContent + ' | ' + !!c.querySelector('[data-testid=retry]'))(document.querySelector('#uploads [data-testid=image-card]'))`); !strings.Contains(got, "400 empty_body") || !strings.HasSuffix(got, "| false") {
+		t.Errorf("an empty file: error and whether Try again is offered: %q", got)
+	}
+	run("clear it", chromedp.Click(chromedp.ID("clear-finished")))
 
 	// Over the limit: said before anything is sent.
 	run("pick a file over the limit", chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{files.jpeg}),
@@ -457,8 +515,27 @@ func TestBrowserRetriesAFailedImage(t *testing.T) {
 		chromedp.WaitEnabled(chromedp.ID("upload-button")), chromedp.Click(chromedp.ID("upload-button")))
 	poll("the card to offer a retry of the failure",
 		`!!document.querySelector('#uploads [data-testid=image-card] [data-testid=retry-failed]')`)
+	// Record every status the card shows from now on.
+	run("watch the card", chromedp.Evaluate[chromedp.Void](`(c => {
+		window.statuses = [];
+		new MutationObserver(() => window.statuses.push(c.dataset.status)).observe(c, { attributes: true, attributeFilter: ['data-status'] });
+	})(document.querySelector('#uploads [data-testid=image-card]'))`))
 	run("try again", chromedp.Click(`#uploads [data-testid=retry-failed]`))
 	poll("the note that it is queued again", `Array.from(document.querySelectorAll('#uploads [data-testid=note]')).some(n => !n.hidden && n.textContent.includes('another try'))`)
+	// The new run fails too (every render runs out of time): the card
+	// follows it there, and shows its error and a Try again once more.
+	poll("the second run's failure", `(c => c.dataset.status === 'failed' && !c.querySelector('[data-testid=error]').hidden &&
+		!!c.querySelector('[data-testid=links]:not([hidden]) [data-testid=retry-failed]'))(document.querySelector('#uploads [data-testid=image-card]'))`)
+	statuses, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.statuses`))
+	if err != nil {
+		t.Fatalf("statuses: %v", err)
+	}
+	if i := slices.Index(statuses, "failed"); len(statuses) < 3 || statuses[0] != "uploading" || i < 2 || !slices.Contains(statuses[1:i], "queued") && !slices.Contains(statuses[1:i], "processing") {
+		t.Errorf("after Try again the card showed %v, want uploading, the new run queued or processing, then failed", statuses)
+	}
+	if e, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#uploads [data-testid=error]').textContent`)); err != nil || !strings.Contains(e, "timeout") {
+		t.Errorf("the second failure shows %q (%v), want its timeout", e, err)
+	}
 
 	var page struct{ Images []struct{ ID string } }
 	if err := json.Unmarshal(apptest.Get(t, base+"/v1/images?limit=5").Body, &page); err != nil || len(page.Images) != 1 {

@@ -25,11 +25,17 @@
     refused: 'Refused',
   };
   // Rank of a status: a view never moves a card backwards (a late poll answer
-  // must not undo what a newer event showed).
+  // must not undo what a newer event showed), but within its run: a failed
+  // image uploaded again starts a new run (retries one more) from queued.
   const RANK = { uploading: 0, queued: 1, processing: 2, done: 3, failed: 3, refused: 3 };
+  const runOf = (v) => (v && v.retries) || 0;
+  // supersedes tells whether view a may replace view b of the same image.
+  const supersedes = (a, b) => !b || runOf(a) > runOf(b) || (runOf(a) === runOf(b) && RANK[a.status] >= RANK[b.status]);
   // Failures the server tries again when the image is uploaded again: they
   // come from the machine at the time, not the image (roles.RetryableFailure).
   const RETRYABLE = new Set(['timeout', 'canceled', 'workers_stopped', 'internal', 'transform_failed']);
+  // Codes of a 400 about the file itself, which sending it again cannot cure.
+  const FILE_FAULTS = new Set(['empty_body', 'no_file']);
   // Events that say an image is being worked on, before a poll confirms it.
   const PROCESSING_EVENTS = new Set(['transform.started', 'transform.retry']);
 
@@ -159,10 +165,48 @@
 
   const tracked = new Map(); // id -> {view, cards, events, lastFetch, inflight, timer}
 
+  const eventKey = (ev) => ev.id || `${ev.event}@${ev.time}`;
+
+  // Events of images the page does not track yet, kept a while: an
+  // upload's first events can arrive before its answer names the image.
+  const early = new Map(); // id -> [event]
+  const EARLY_IMAGES = 200;
+  const EARLY_EVENTS = 20;
+  function keepEarly(ev) {
+    let list = early.get(ev.image_id);
+    if (!list) {
+      if (early.size >= EARLY_IMAGES) early.delete(early.keys().next().value);
+      list = [];
+      early.set(ev.image_id, list);
+    }
+    if (list.length < EARLY_EVENTS) list.push(ev);
+  }
+
+  // before tells whether RFC 3339 time a is before b, to the nanosecond
+  // (a Date keeps milliseconds; events of one image are often closer).
+  function before(a, b) {
+    const fraction = (t) => Number(((/\.(\d+)/.exec(t) || [])[1] || '').padEnd(9, '0').slice(3, 9));
+    const ma = Date.parse(a);
+    const mb = Date.parse(b);
+    return ma < mb || (ma === mb && fraction(a) < fraction(b));
+  }
+
+  // lastEvent is an image's latest event by time: the stream carries each
+  // process's events in order, not the processes' in time order.
+  function lastEvent(t) {
+    let last = null;
+    for (const ev of t.events.values()) {
+      if (!last || !before(ev.time, last.time)) last = ev;
+    }
+    return last;
+  }
+
   function track(id) {
     let t = tracked.get(id);
     if (!t) {
       t = { view: null, cards: new Set(), events: new Map(), lastFetch: 0, inflight: false, timer: 0 };
+      for (const ev of early.get(id) || []) t.events.set(eventKey(ev), ev);
+      early.delete(id);
       tracked.set(id, t);
     }
     return t;
@@ -174,6 +218,8 @@
     const t = track(id);
     t.cards.add(card);
     if (t.view) card.setView(t.view);
+    const last = lastEvent(t);
+    if (last) card.showEvent(last);
   }
 
   function detach(card) {
@@ -190,7 +236,7 @@
   function applyView(view) {
     if (!view || !view.id) return;
     const t = track(view.id);
-    if (t.view && RANK[view.status] < RANK[t.view.status]) return;
+    if (!supersedes(view, t.view)) return;
     t.view = view;
     for (const c of t.cards) c.setView(view);
   }
@@ -288,7 +334,8 @@
       const prev = this.status;
       this.status = status;
       this.el.dataset.status = status;
-      let label = STATUS_LABEL[status] || status;
+      // An upload that never reached the server was not refused by it.
+      let label = status === 'refused' && this.unsent ? 'Not sent' : STATUS_LABEL[status] || status;
       if (status === 'uploading' && typeof progress === 'number') label += ` ${Math.round(progress * 100)} %`;
       this.badge.textContent = label;
       this.badge.className = `badge badge-${status}`;
@@ -320,15 +367,17 @@
 
     // refuse shows an upload that the server did not take.
     refuse(err, httpStatus, query) {
+      this.unsent = !httpStatus;
       this.showError(err.message, httpStatus ? `${httpStatus} ${err.code}` : err.code);
       if (query != null) this.showSpec(query || '(none)');
       if (this.file) {
         this.setFacts([['Before', [this.file.type || 'unknown type', fmtBytes(this.file.size)].join(' · '), 'before']]);
       }
-      // A refusal of the file itself (413, 415, 422) would come again; one
-      // of the transform (400, fixed in the form), of the moment (429,
-      // 503) or of the network may not.
-      const again = httpStatus === 0 || httpStatus === 400 || httpStatus === 408 || httpStatus === 429 || httpStatus >= 500;
+      // A refusal of the file itself (413, 415, 422, a 400 about the file)
+      // would come again; one of the transform (400, fixed in the form),
+      // of the moment (429, 503) or of the network may not.
+      const again = (httpStatus === 400 && !FILE_FAULTS.has(err.code)) ||
+        httpStatus === 0 || httpStatus === 408 || httpStatus === 429 || httpStatus >= 500;
       if (this.file && again) {
         this.linksEl.replaceChildren(h('button', {
           type: 'button', class: 'secondary small', 'data-testid': 'retry', text: 'Try again',
@@ -371,20 +420,25 @@
     }
 
     setView(v) {
+      const newRun = !!this.view && runOf(v) > runOf(this.view);
       this.view = v;
       if (!this.filename && v.original && v.original.filename) {
         this.titleEl.textContent = v.original.filename;
         this.titleEl.title = v.original.filename;
         this.el.dataset.filename = v.original.filename;
+      } else if (!this.filename && v.id) {
+        // Sent as a raw body, without a name: the id tells cards apart.
+        this.titleEl.textContent = this.name;
+        this.titleEl.title = v.id;
       }
       const results = v.results || (v.result ? [v.result] : []);
-      const key = JSON.stringify([v.status, v.error || '', v.spec, results.map((r) => [r.variant, r.sha256, r.size])]);
+      const key = JSON.stringify([runOf(v), v.status, v.error || '', v.spec, results.map((r) => [r.variant, r.sha256, r.size])]);
       const changed = key !== this.renderKey;
       this.renderKey = key;
       // The error goes in before the status changes, so that the
       // announcement of a failure can read it.
       if (changed) this.showError(v.status === 'failed' ? v.error || 'The transform failed.' : '', v.status === 'failed' ? v.error_code || 'transform_failed' : '');
-      if (RANK[v.status] >= RANK[this.status]) this.setStatus(v.status);
+      if (newRun || RANK[v.status] >= RANK[this.status]) this.setStatus(v.status);
       if (!changed) return;
 
       this.showSpec(v.spec);
@@ -445,7 +499,13 @@
       }
       const status = this.status;
       if (this.previewURL && status !== 'refused') {
-        this.media.replaceChildren(h('img', { class: 'preview', src: this.previewURL, alt: `Preview of ${this.name}` }));
+        const preview = h('img', { class: 'preview', src: this.previewURL, alt: `Preview of ${this.name}` });
+        // A file the browser cannot show (TIFF, HEIF): the placeholder instead.
+        preview.addEventListener('error', () => {
+          this.dropPreview();
+          this.renderMedia();
+        }, { once: true });
+        this.media.replaceChildren(preview);
         if (status !== 'failed') {
           this.media.append(h('span', { class: 'media-overlay', 'aria-hidden': 'true' }, h('span', { class: 'spinner' })));
         }
@@ -454,7 +514,7 @@
       }
       const text = {
         uploading: 'Uploading…', queued: 'Waiting for a worker…', processing: 'Rendering…',
-        failed: 'No result', refused: 'Not accepted', done: 'Done',
+        failed: 'No result', refused: this.unsent ? 'Not sent' : 'Not accepted', done: 'Done',
       }[status] || '';
       this.media.replaceChildren(h('div', { class: 'placeholder' },
         isFinal(status) ? h('span', { class: 'placeholder-icon', 'aria-hidden': 'true', text: status === 'done' ? '✓' : '!' })
@@ -512,7 +572,7 @@
       const t = tracked.get(this.id);
       try {
         const body = await getJSON(this.view.links.activity);
-        for (const ev of body.events || []) t && t.events.set(ev.id || `${ev.event}@${ev.time}`, ev);
+        for (const ev of body.events || []) t && t.events.set(eventKey(ev), ev);
         this.renderActivity();
       } catch (err) {
         this.activityList.replaceChildren(h('li', { class: 'error', text: `Could not load the activity: ${err.message}` }));
@@ -626,9 +686,12 @@
 
   function updatePreview() {
     const spec = buildSpec();
-    if (spec.error && mode() === 'custom') {
+    if (spec.error) {
+      // No request to show: this one would be refused (no preset ticked,
+      // a width out of range), and the default does not apply to it.
       specPreview.textContent = spec.error;
       specPreview.classList.add('invalid');
+      defaultNote.hidden = true;
       return;
     }
     specPreview.classList.remove('invalid');
@@ -779,6 +842,11 @@
   const queue = [];
   let active = 0;
 
+  // Leaving the page would drop the files not sent yet: the browser asks.
+  window.addEventListener('beforeunload', (e) => {
+    if (active || queue.length) e.preventDefault();
+  });
+
   function updateSessionControls() {
     $('#uploads-empty').hidden = uploadCards.size > 0;
     $('#clear-finished').hidden = ![...uploadCards].some((c) => isFinal(c.status));
@@ -814,11 +882,13 @@
       const before = card.view; // the failure a Try again answers, if any
       // Before attach: the image may be known already (the recent list, a
       // fast failure), and attach renders its view, Try again included.
+      // The answer goes in first, so that the view attach renders is the
+      // newest (a new run's, not the failure it replaces).
       card.query = query;
-      attach(card, item.id);
-      if (item.duplicate && before && before.status === 'failed' && (item.retries || 0) > (before.retries || 0)) card.markRequeued();
-      else if (item.duplicate) card.markDuplicate();
       applyView(item);
+      attach(card, item.id);
+      if (item.duplicate && before && before.status === 'failed' && runOf(item) > runOf(before)) card.markRequeued();
+      else if (item.duplicate) card.markDuplicate();
       if (!isFinal(item.status)) scheduleRefresh(item.id, 300);
       return;
     }
@@ -896,6 +966,9 @@
     }
     uploadsEl.prepend(frag);
     updateSessionControls();
+    // The Upload button, focused, is now disabled: focus would fall to the
+    // page. The file picker is where the next batch starts.
+    fileInput.focus();
     announce(`Uploading ${files.length} file${files.length > 1 ? 's' : ''}.`);
     pump();
   });
@@ -1010,9 +1083,13 @@
     const id = ev.image_id;
     if (ev.event === 'accepted' && recentLoaded) joinRecent(id);
     const t = tracked.get(id);
-    if (!t) return;
-    t.events.set(ev.id || `${ev.event}@${ev.time}`, ev);
-    for (const c of t.cards) c.showEvent(ev);
+    if (!t) {
+      keepEarly(ev);
+      return;
+    }
+    t.events.set(eventKey(ev), ev);
+    const last = lastEvent(t);
+    for (const c of t.cards) c.showEvent(last);
     if (!t.view || isFinal(t.view.status)) return;
     if (PROCESSING_EVENTS.has(ev.event) && t.view.status === 'queued') applyView({ ...t.view, status: 'processing' });
     scheduleRefresh(id, 50);
