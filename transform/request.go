@@ -41,7 +41,17 @@ func (e *Engine) ParseRequestString(rawQuery string) (Request, error) {
 	for _, kv := range kvs {
 		q.Add(kv[0], kv[1])
 	}
-	return parseRequest(q, e.cfg)
+	req, err := parseRequest(q, e.cfg)
+	if pe, ok := AsError(err); ok && pe.Code == CodeInvalidParameter {
+		// width=10;height=20 reads as one width of "10;height=20": say that
+		// ';' separates only a variant's parameters. (A ';' in a value that
+		// is fine, a watermark's text, is no mistake.)
+		name, _, _ := strings.Cut(pe.Message, ": ")
+		if name != "variant" && strings.Contains(q.Get(name), ";") {
+			pe.Message += `; separate parameters with "&" (";" separates them only inside a variant)`
+		}
+	}
+	return req, err
 }
 
 func parseRequest(q url.Values, cfg Config) (Request, error) {

@@ -216,6 +216,22 @@ func TestSpecVariants(t *testing.T) {
 		t.Errorf("raw: %+v %v", req, err)
 	}
 
+	// Outside a variant a ';' is part of the value: a mistake said as one,
+	// where the value is refused, and no mistake in a watermark's text.
+	_, err = e.ParseRequestString("width=10;height=20")
+	if pe, ok := AsError(err); !ok || pe.Code != CodeInvalidParameter || !strings.HasPrefix(pe.Message, "width: ") || !strings.Contains(pe.Message, `separate parameters with "&"`) {
+		t.Errorf("width=10;height=20: %v", err)
+	}
+	if _, err = e.ParseRequestString("width=10&height=x;y"); err == nil || !strings.Contains(err.Error(), `separate parameters with "&"`) {
+		t.Errorf("height=x;y: %v", err)
+	}
+	if _, err = e.ParseRequestString("width=x"); err == nil || strings.Contains(err.Error(), `"&"`) {
+		t.Errorf("width=x: %v, want no word of separators", err)
+	}
+	if req, err = e.ParseRequestString("watermark_text=a;b"); err != nil || req.Variants[0].Spec.WatermarkText != "a;b" {
+		t.Errorf("watermark_text=a;b: %+v %v", req, err)
+	}
+
 	bad := []string{
 		"variant=a:width=1&variant=a:width=2",             // duplicate name
 		"preset=thumb&variant=thumb:width=1",              // clashes with preset variant
