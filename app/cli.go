@@ -83,7 +83,13 @@ func runCommand(name, short, long string, defaultRoles []string, embedded bool) 
 				log.Warn("dev runs every role: roles from the environment or the config file are ignored", "ignored", strings.Join(ignored, ","))
 			}
 			log.Info("imgpipe starting", "version", Version, "command", name, "roles", strings.Join(cfg.Roles, ","), "instance", cfg.Instance)
-			return New(cfg, log).Run(ctx)
+			if err := New(cfg, log).Run(ctx); err != nil {
+				return err
+			}
+			// The last word of a clean stop: an operator reading the log
+			// of a drain sees it ended, not only that it began.
+			log.Info("imgpipe stopped: work drained, bus and store closed")
+			return nil
 		},
 	}
 	if !embedded {

@@ -60,10 +60,12 @@ func TestSeparateProcesses(t *testing.T) {
 		}
 	}
 
-	// Every process drains and exits cleanly on SIGTERM.
+	// Every process drains and exits cleanly on SIGTERM, and says so.
 	for _, p := range []*process{transformer, saver, api2} {
 		if err := p.stop(); err != nil {
 			t.Errorf("%s: %v\n%s", p.name, err, p.logs.String())
+		} else if !strings.Contains(p.logs.String(), "imgpipe stopped") {
+			t.Errorf("%s: the log does not say it stopped:\n%s", p.name, p.logs.String())
 		}
 	}
 
