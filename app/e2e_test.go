@@ -210,6 +210,9 @@ func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 			if msg, _ := e["message"].(string); strings.HasPrefix(tc.name, "costly") && !strings.Contains(msg, "pixels") {
 				t.Errorf("message %q does not name the pixel limit", msg)
 			}
+			if msg, _ := e["message"].(string); tc.name == "missing-watermark" && (!strings.HasPrefix(msg, "watermark_image: ") || !strings.HasSuffix(msg, "0123456789abcdef0123456789abcdef")) {
+				t.Errorf("message %q does not start with the parameter and end with the id", msg)
+			}
 			if tc.name == "pixel-bomb" && time.Since(start) > 5*time.Second {
 				t.Errorf("bomb took %v: it was decoded, not refused from the header", time.Since(start))
 			}

@@ -30,8 +30,10 @@ type API struct {
 // NewAPI builds the api role's pipeline side.
 func NewAPI(d Deps) *API { return &API{deps: d, act: activity{d, "api"}} }
 
-// ErrWatermarkMissing is returned when a spec names an image that does not exist.
-var ErrWatermarkMissing = errors.New("watermark image not found")
+// ErrWatermarkMissing is returned when a spec names an image that does not
+// exist. Its text starts with the parameter's name, as every refusal of a
+// parameter does.
+var ErrWatermarkMissing = errors.New("watermark_image: no image has this id (upload the watermark first)")
 
 // ImageID derives the id from the original's digest and the canonical
 // request, so the same bytes with the same spec land on the same record. It
