@@ -224,6 +224,28 @@ func TestBadInputIsRefusedAndServerStaysUp(t *testing.T) {
 	if resp := apptest.Do(t, http.MethodPost, r.URL+"/v1/images", ct, body); resp.Status != http.StatusRequestEntityTooLarge {
 		t.Errorf("multipart over the request limit: %d %s", resp.Status, resp.Body)
 	}
+	// One file of a batch over the per-image limit is refused on its own;
+	// the others go on.
+	ct, body = apptest.Multipart(t, "files", map[string][]byte{"huge.jpg": bytes.Repeat([]byte{0xff}, 2500<<10), "fine.jpg": jpeg})
+	resp := apptest.Do(t, http.MethodPost, r.URL+"/v1/images", ct, body)
+	var batch struct {
+		Images []struct {
+			Filename, ID string
+			Error        any
+		}
+	}
+	if err := json.Unmarshal(resp.Body, &batch); err != nil || resp.Status != http.StatusAccepted || len(batch.Images) != 2 {
+		t.Fatalf("a batch with one file over the limit: %d %s", resp.Status, resp.Body)
+	}
+	for _, im := range batch.Images {
+		e, _ := im.Error.(map[string]any)
+		switch {
+		case im.Filename == "huge.jpg" && (im.ID != "" || e == nil || e["code"] != "too_large"):
+			t.Errorf("the file over the limit: %+v", im)
+		case im.Filename == "fine.jpg" && (im.ID == "" || im.Error != nil):
+			t.Errorf("the file beside it: %+v", im)
+		}
+	}
 	ct, body = apptest.Multipart(t, "notes", nil)
 	if resp := apptest.Do(t, http.MethodPost, r.URL+"/v1/images", ct, body); resp.Status != 400 {
 		t.Errorf("multipart without files: %d %s", resp.Status, resp.Body)

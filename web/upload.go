@@ -17,10 +17,12 @@ import (
 	"github.com/imgpipe/imgpipe/transform"
 )
 
-// upload is one file taken from a request body.
+// upload is one file taken from a request body, or the reason it was not
+// (err: a file of a batch over the size limit, refused on its own).
 type upload struct {
 	name string
 	data []byte
+	err  *apiError
 }
 
 // readUploads takes the image(s) of a request: the raw body, or every file
@@ -88,12 +90,12 @@ func (a *API) readUploads(c echo.Context, field string) ([]upload, error) {
 		if len(out) == a.cfg.MaxFiles {
 			return nil, newError(http.StatusRequestEntityTooLarge, "too_many_files", fmt.Sprintf("at most %d files per request", a.cfg.MaxFiles))
 		}
-		data, err := readLimited(part, max)
-		part.Close()
-		if err != nil {
-			return nil, err
+		data, rerr := readLimited(part, max)
+		part.Close() // reads what is left of it: the next part may fit
+		if rerr != nil && rerr.Code != codeTooLarge {
+			return nil, rerr
 		}
-		out = append(out, upload{name: part.FileName(), data: data})
+		out = append(out, upload{name: part.FileName(), data: data, err: rerr})
 	}
 	if len(out) == 0 {
 		return nil, newError(http.StatusBadRequest, "no_file", "the form has no file part"+fieldHint(field))
@@ -135,7 +137,7 @@ func fieldHint(field string) string {
 
 // readLimited reads at most max bytes, answering 413 past that without
 // reading the rest.
-func readLimited(r io.Reader, max int64) ([]byte, error) {
+func readLimited(r io.Reader, max int64) ([]byte, *apiError) {
 	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
 	if err != nil {
@@ -161,12 +163,15 @@ func bodyError(err error) *apiError {
 	return newError(http.StatusBadRequest, "bad_body", "could not read the upload: "+err.Error())
 }
 
+// codeTooLarge is the code of a file, or a request, over its size limit.
+const codeTooLarge = "too_large"
+
 func tooLarge(max int64) *apiError {
-	return newError(http.StatusRequestEntityTooLarge, "too_large", "an image may be at most "+sizeOf(max))
+	return newError(http.StatusRequestEntityTooLarge, codeTooLarge, "an image may be at most "+sizeOf(max))
 }
 
 func requestTooLarge(max int64) *apiError {
-	return newError(http.StatusRequestEntityTooLarge, "too_large", "a request may be at most "+sizeOf(max))
+	return newError(http.StatusRequestEntityTooLarge, codeTooLarge, "a request may be at most "+sizeOf(max))
 }
 
 // accepted is one image's answer to an upload. A duplicate of a failed
@@ -186,6 +191,10 @@ type refused struct {
 
 // ingest probes and queues one upload.
 func (a *API) ingest(c echo.Context, u upload, req transform.Request) (*model.Image, roles.Outcome, error) {
+	if u.err != nil {
+		a.metrics.Uploads.WithLabelValues(u.err.Code).Inc()
+		return nil, "", u.err
+	}
 	info, err := a.pipe.Engine().Probe(u.data)
 	if err == nil {
 		err = req.CheckRequest(info) // e.g. an extract outside this image
