@@ -722,6 +722,10 @@ func TestRangeRequests(t *testing.T) {
 			!strings.Contains(e["message"].(string), strconv.Itoa(n)) || refused.Header.Get("Cache-Control") != "" {
 			t.Errorf("Range %s: %d %s (Cache-Control %q)", bad, refused.Status, refused.Body, refused.Header.Get("Cache-Control"))
 		}
+		// What was wrong with it: its form, or where it lies.
+		if malformed := bad == "bytes=9-2" || bad == "bytes=x"; malformed != strings.Contains(string(refused.Body), "malformed") {
+			t.Errorf("Range %s: %s", bad, refused.Body)
+		}
 	}
 	// A unit other than bytes is ignored (RFC 9110): the whole.
 	if full := get("/result", "Range", "pages=1"); full.Status != http.StatusOK || !bytes.Equal(full.Body, whole.Body) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -177,10 +178,12 @@ func (w *partWriter) WriteHeader(status int) {
 	}
 	w.refused = true // net/http has taken Cache-Control and ETag off
 	var ae *apiError
-	switch status {
-	case http.StatusRequestedRangeNotSatisfiable:
+	switch {
+	case status == http.StatusRequestedRangeNotSatisfiable && !wellFormedRange(w.asked):
+		ae = newError(status, "bad_range", fmt.Sprintf("range %q is malformed: want bytes=first-last, bytes=first- or bytes=-length, counted from 0 in the image's %d bytes", w.asked, w.size))
+	case status == http.StatusRequestedRangeNotSatisfiable:
 		ae = newError(status, "bad_range", fmt.Sprintf("range %q cannot be served: the image has %d bytes", w.asked, w.size))
-	case http.StatusPreconditionFailed:
+	case status == http.StatusPreconditionFailed:
 		ae = newError(status, "precondition_failed", preconditionFailed)
 	default:
 		ae = newError(status, codeFor(status), http.StatusText(status))
@@ -192,6 +195,34 @@ func (w *partWriter) WriteHeader(status int) {
 	w.Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
 	w.Response.WriteHeader(status)
 	_, _ = w.Response.Write(body)
+}
+
+// rangeSpec is one range of a byte Range header (RFC 9110 14.1.1).
+var rangeSpec = regexp.MustCompile(`^(?:(\d+)-(\d*)|-\d+)$`)
+
+// wellFormedRange tells whether a byte Range header is well formed (each
+// range first-last, first- or -length, and first not past last), so that
+// a refusal can tell a malformed one from one outside the bytes; net/http
+// answers both with a bare 416.
+func wellFormedRange(header string) bool {
+	specs, ok := strings.CutPrefix(strings.TrimSpace(header), "bytes=")
+	if !ok {
+		return false
+	}
+	for spec := range strings.SplitSeq(specs, ",") {
+		m := rangeSpec.FindStringSubmatch(strings.TrimSpace(spec))
+		if m == nil {
+			return false
+		}
+		if m[1] != "" && m[2] != "" {
+			first, err1 := strconv.ParseUint(m[1], 10, 64)
+			last, err2 := strconv.ParseUint(m[2], 10, 64)
+			if err1 == nil && err2 == nil && first > last {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (w *partWriter) Write(b []byte) (int, error) {
@@ -291,7 +322,7 @@ func (a *API) parseWait(s string) (time.Duration, error) {
 		}
 	}
 	if err != nil || d < 0 {
-		return 0, newError(http.StatusBadRequest, "bad_wait", "wait must be a duration such as 30s")
+		return 0, newError(http.StatusBadRequest, "bad_wait", "wait must be a duration such as 30s, or whole seconds such as 30")
 	}
 	return min(d, a.cfg.MaxWait), nil
 }
