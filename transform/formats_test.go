@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/gif"
+	stdpng "image/png"
 	"net/http"
 	"os"
 	"strings"
@@ -58,6 +59,16 @@ func TestOutputOptions(t *testing.T) {
 	png, _ := process(t, e, photo, "format=png&progressive=true")
 	if png[8+8+12] != 1 { // IHDR interlace method
 		t.Error("PNG not interlaced")
+	}
+	// PNG rows are filtered as each suits best, as Go's encoder does:
+	// unfiltered, a photo's PNG is about twice the size.
+	flat, _ := process(t, e, photo, "format=png")
+	var std bytes.Buffer
+	if err := stdpng.Encode(&std, photoLike(300, 200)); err != nil {
+		t.Fatal(err)
+	}
+	if len(flat) > std.Len()*5/4 {
+		t.Errorf("PNG output %d bytes, Go's encoder %d for the same pixels: rows not filtered?", len(flat), std.Len())
 	}
 	quad := encPNG(t, quadImage(64, 64))
 	_, img := process(t, e, quad, "format=webp&lossless=1")

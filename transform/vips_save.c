@@ -50,7 +50,11 @@ ip_save(VipsImage *in, ip_save_options *o, void **buf, size_t *len)
 		return vips_jpegsave_buffer(in, buf, len, "Q", o->quality,
 			"interlace", o->progressive, "strip", o->strip, NULL);
 	case IP_PNG:
+		/* Every row filtered as suits it best: libvips' default, no
+		 * filter, made photos' PNGs about twice the size, for about half
+		 * the encoding time. Results are kept for good. */
 		return vips_pngsave_buffer(in, buf, len, "compression", 6,
+			"filter", VIPS_FOREIGN_PNG_FILTER_ALL,
 			"interlace", o->progressive, "strip", o->strip, NULL);
 	case IP_WEBP:
 		return vips_webpsave_buffer(in, buf, len, "Q", o->quality,
