@@ -13,10 +13,11 @@ import (
 	"github.com/imgpipe/imgpipe/transform"
 )
 
-// corsServer mounts the API routes with origins allowed. No request here
-// reaches the pipeline: preflights are answered before routing, and the
-// simple request is refused by its malformed query first.
-func corsServer(t *testing.T, origins ...string) *echo.Echo {
+// corsServer mounts the API routes with origins allowed, on pipe. No
+// request here reaches the bus or the store: preflights are answered
+// before routing, and the other requests are refused by their malformed
+// query first (an upload's by pipe's engine).
+func corsServer(t *testing.T, pipe *roles.API, origins ...string) *echo.Echo {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.CORSOrigins = origins
@@ -25,7 +26,7 @@ func corsServer(t *testing.T, origins ...string) *echo.Echo {
 	}
 	e := echo.New()
 	e.HTTPErrorHandler = errorHandler(slog.New(slog.DiscardHandler))
-	(&API{cfg: cfg}).Mount(e)
+	NewAPI(cfg, pipe, roles.NewMetrics(), nil, slog.New(slog.DiscardHandler)).Mount(e)
 	return e
 }
 
@@ -45,7 +46,7 @@ func corsRequest(e *echo.Echo, method, target, origin string) *httptest.Response
 // answered with the path's methods) and read answers, their Location and
 // ETag included; a page from any other origin may not.
 func TestCORSAllowedOrigin(t *testing.T) {
-	e := corsServer(t, "https://app.example")
+	e := corsServer(t, roles.NewAPI(roles.Deps{}), "https://app.example")
 	pre := corsRequest(e, http.MethodOptions, "/v1/images", "https://app.example")
 	h := pre.Header()
 	if pre.Code != http.StatusNoContent || h.Get(echo.HeaderAccessControlAllowOrigin) != "https://app.example" ||
@@ -73,7 +74,7 @@ func TestCORSAllowedOrigin(t *testing.T) {
 
 // By default no origin but the process's own is allowed: no CORS headers.
 func TestCORSOffByDefault(t *testing.T) {
-	e := corsServer(t)
+	e := corsServer(t, roles.NewAPI(roles.Deps{}))
 	for _, method := range []string{http.MethodOptions, http.MethodGet} {
 		rec := corsRequest(e, method, "/v1/images?limit=%ZZ", "https://app.example")
 		if v := rec.Header().Get(echo.HeaderAccessControlAllowOrigin); v != "" {
@@ -108,17 +109,6 @@ func TestCrossSiteUploadsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(eng.Close)
-	server := func(origins ...string) *echo.Echo {
-		cfg := DefaultConfig()
-		cfg.CORSOrigins = origins
-		if err := cfg.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		e := echo.New()
-		e.HTTPErrorHandler = errorHandler(slog.New(slog.DiscardHandler))
-		NewAPI(cfg, roles.NewAPI(roles.Deps{Engine: eng}), roles.NewMetrics(), nil, slog.New(slog.DiscardHandler)).Mount(e)
-		return e
-	}
 	upload := func(e *echo.Echo, target string, headers map[string]string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodPost, target, strings.NewReader("not read"))
 		req.Host = "imgpipe.example"
@@ -147,7 +137,7 @@ func TestCrossSiteUploadsRefused(t *testing.T) {
 		{"unlisted origin", []string{"https://app.example"}, map[string]string{"Sec-Fetch-Site": "cross-site", echo.HeaderOrigin: "https://evil.example"}, http.StatusForbidden},
 	}
 	for _, c := range cases {
-		e := server(c.origins...)
+		e := corsServer(t, roles.NewAPI(roles.Deps{Engine: eng}), c.origins...)
 		for _, target := range []string{"/v1/images?width=%ZZ", "/image?width=%ZZ"} {
 			rec := upload(e, target, c.headers)
 			if rec.Code != c.want {
