@@ -47,6 +47,15 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// serverSelectionTimeout is how long an operation waits for a server it
+// can use, unless the URL says (serverSelectionTimeoutMS). The driver's
+// 30 s held every request of a store outage that long (an upload's
+// duplicate check, a listing, an original), each answered 503 in the
+// end: clients are better told in seconds, and the roles retry their
+// writes anyway. An election in a replica set takes about ten seconds; a
+// write that meets one fails and is tried again.
+const serverSelectionTimeout = 5 * time.Second
+
 // Open connects to the MongoDB at uri (mongodb:// or mongodb+srv://), checks
 // that it answers and creates the indexes the queries need. The database is
 // the URI's path, DefaultDatabase if empty. ctx bounds the whole of it.
@@ -64,7 +73,11 @@ func Open(ctx context.Context, uri string, log *slog.Logger) (*Store, error) {
 		dbName = DefaultDatabase
 	}
 
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetAppName("imgpipe"))
+	opts := options.Client().ApplyURI(uri).SetAppName("imgpipe")
+	if !cs.ServerSelectionTimeoutSet {
+		opts.SetServerSelectionTimeout(serverSelectionTimeout)
+	}
+	client, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, fmt.Errorf("store/mongo: connect: %w", err)
 	}
