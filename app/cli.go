@@ -79,6 +79,20 @@ func runCommand(name, short, long string, defaultRoles []string, embedded bool) 
 			log := NewLogger(cfg.Log, os.Stderr)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			running := make(chan struct{})
+			defer close(running)
+			go func() {
+				// Once a signal has begun the drain, a second one takes
+				// the default action, ending the process at once: what
+				// one expects of a process slow to stop. Nothing accepted
+				// is lost by it, as by any crash.
+				select {
+				case <-ctx.Done():
+					stop()
+					log.Info("signal received: draining; a second signal stops at once")
+				case <-running:
+				}
+			}()
 			if ignored != nil {
 				log.Warn("dev runs every role: roles from the environment or the config file are ignored", "ignored", strings.Join(ignored, ","))
 			}
