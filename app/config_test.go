@@ -130,6 +130,25 @@ func TestConfigFileTypo(t *testing.T) {
 	}
 }
 
+// The file is YAML whatever its name says: none, .conf, or .json (which
+// YAML reads too).
+func TestConfigFileOfAnyName(t *testing.T) {
+	for name, text := range map[string]string{
+		"imgpipe":      "http:\n  listen: 127.0.0.1:9001\n",
+		"imgpipe.conf": "http:\n  listen: 127.0.0.1:9001\n",
+		"imgpipe.json": `{"http": {"listen": "127.0.0.1:9001"}}`,
+	} {
+		file := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(pflag.NewFlagSet("x", pflag.ContinueOnError), file, DefaultConfig())
+		if err != nil || cfg.HTTP.Listen != "127.0.0.1:9001" {
+			t.Errorf("%s: listen %q, %v", name, cfg.HTTP.Listen, err)
+		}
+	}
+}
+
 // TestExampleConfigLoads keeps configs/imgpipe.example.yaml true: every key
 // in it exists and the whole validates.
 func TestExampleConfigLoads(t *testing.T) {

@@ -35,6 +35,9 @@ func Load(flags *pflag.FlagSet, file string, def Config) (Config, error) {
 	var filePresets map[string]string
 	if file != "" {
 		v.SetConfigFile(file)
+		// YAML whatever the name (JSON is YAML too): viper would go by the
+		// extension, and refuse imgpipe.conf as of type "conf".
+		v.SetConfigType("yaml")
 		if err := v.ReadInConfig(); err != nil {
 			return def, fmt.Errorf("config file %s: %w", file, err)
 		}
