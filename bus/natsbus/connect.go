@@ -228,9 +228,18 @@ func (b *Bus) Ping(ctx context.Context) error {
 	if err := b.guard.err(); err != nil {
 		return fmt.Errorf("natsbus: ping: %w", err)
 	}
-	if _, err := b.js.AccountInfo(ctx); err != nil {
+	ai, err := b.js.AccountInfo(ctx)
+	if err != nil {
 		// Whatever the cause, the bus is not usable: report it as such.
 		return fmt.Errorf("natsbus: ping: %w: %w", bus.ErrUnavailable, err)
+	}
+	if ai.Streams < ownStreams() {
+		// Fewer streams than this bus made: the server lost some. (In an
+		// account shared with others a loss can hide behind their
+		// streams; a consumer that finds its stream gone heals it too.)
+		if err := b.heal(ctx, fmt.Errorf("the account holds %d streams", ai.Streams)); err != nil {
+			return fmt.Errorf("natsbus: ping: %w: %w", bus.ErrUnavailable, err)
+		}
 	}
 	return nil
 }

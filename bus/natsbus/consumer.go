@@ -193,6 +193,11 @@ func (c *consumer) reopen() *pull {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		p, err := c.open(ctx)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			if err = c.b.heal(ctx, err); err == nil {
+				p, err = c.open(ctx)
+			}
+		}
 		cancel()
 		if err == nil {
 			c.mu.Lock()

@@ -44,9 +44,37 @@ func (b *Bus) setup(ctx context.Context) error {
 }
 
 func (b *Bus) setupOnce(ctx context.Context) error {
+	kv, st, err := b.createStreams(ctx)
+	if err != nil {
+		return err
+	}
+	b.kv, b.stage = kv, st
+	return nil
+}
+
+// ownStreams is how many streams setup makes: the queues', the status
+// bucket's and the stage's.
+func ownStreams() int { return len(bus.Queues) + 2 }
+
+// heal makes again the streams a server lost (its store wiped, a new
+// server in its place), which a running process would otherwise never
+// notice: its consumers could not be recreated, its reads would find no
+// one to answer, and it would still say it is ready. The handles made at
+// setup name the streams, so they work again as they are.
+func (b *Bus) heal(ctx context.Context, why error) error {
+	if _, _, err := b.createStreams(ctx); err != nil {
+		return err
+	}
+	b.log.Warn("streams were missing from the server and are made again; what they held is lost", "why", why)
+	return nil
+}
+
+// createStreams creates or updates every stream and bucket, returning the
+// handles of the status bucket and the stage.
+func (b *Bus) createStreams(ctx context.Context) (jetstream.KeyValue, jetstream.Stream, error) {
 	for _, q := range bus.Queues {
 		if _, err := b.js.CreateOrUpdateStream(ctx, b.streamConfig(q)); err != nil {
-			return wrap("stream "+b.names.stream(q), err)
+			return nil, nil, wrap("stream "+b.names.stream(q), err)
 		}
 	}
 	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -58,7 +86,7 @@ func (b *Bus) setupOnce(ctx context.Context) error {
 		Replicas:    b.replicas,
 	})
 	if err != nil {
-		return wrap("status bucket "+b.names.statusBucket(), err)
+		return nil, nil, wrap("status bucket "+b.names.statusBucket(), err)
 	}
 	// No TTL on staged blobs: save2db deletes them once persisted, and a
 	// TTL would lose the bytes of an image stuck behind a long outage.
@@ -73,10 +101,9 @@ func (b *Bus) setupOnce(ctx context.Context) error {
 		Discard:           jetstream.DiscardOld,
 	})
 	if err != nil {
-		return wrap("stage stream "+b.names.stream(stageQueue), err)
+		return nil, nil, wrap("stage stream "+b.names.stream(stageQueue), err)
 	}
-	b.kv, b.stage = kv, st
-	return nil
+	return kv, st, nil
 }
 
 func (b *Bus) streamConfig(q bus.Queue) jetstream.StreamConfig {
