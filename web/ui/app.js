@@ -182,9 +182,9 @@
     if (list.length < EARLY_EVENTS) list.push(ev);
   }
 
-  // before tells whether RFC 3339 time a is before b, to the nanosecond
+  // timeBefore tells whether RFC 3339 time a is before b, to the nanosecond
   // (a Date keeps milliseconds; events of one image are often closer).
-  function before(a, b) {
+  function timeBefore(a, b) {
     const fraction = (t) => Number(((/\.(\d+)/.exec(t) || [])[1] || '').padEnd(9, '0').slice(3, 9));
     const ma = Date.parse(a);
     const mb = Date.parse(b);
@@ -196,7 +196,7 @@
   function lastEvent(t) {
     let last = null;
     for (const ev of t.events.values()) {
-      if (!last || !before(ev.time, last.time)) last = ev;
+      if (!last || !timeBefore(ev.time, last.time)) last = ev;
     }
     return last;
   }
