@@ -367,6 +367,7 @@
 
     // refuse shows an upload that the server did not take.
     refuse(err, httpStatus, query) {
+      this.sending = false;
       this.unsent = !httpStatus;
       this.showError(err.message, httpStatus ? `${httpStatus} ${err.code}` : err.code);
       if (query != null) this.showSpec(query || '(none)');
@@ -420,6 +421,10 @@
     }
 
     setView(v) {
+      // While its file is sent again, a card shows the upload, not the
+      // run it retries (a poll or an event may still bring that): the
+      // answer brings the new one.
+      if (this.sending) return;
       const newRun = !!this.view && runOf(v) > runOf(this.view);
       this.view = v;
       if (!this.filename && v.original && v.original.filename) {
@@ -876,6 +881,7 @@
   // accept reads the answer to an upload: one image, {"images":[...]} or an
   // error, and shows it on the card.
   function accept(card, query, { status, body }) {
+    card.sending = false;
     let item = body;
     if (body && Array.isArray(body.images)) item = body.images.find((i) => i.filename === card.filename) || body.images[0];
     if (status >= 200 && status < 300 && item && item.id && !(item.error && typeof item.error === 'object')) {
@@ -924,6 +930,7 @@
       }
       query = encodeQuery(spec.params);
     }
+    card.sending = true;
     card.showError('');
     card.linksEl.hidden = true; // it held the focused button: keep focus on the card
     card.setStatus('uploading', { progress: 0 });
