@@ -44,6 +44,10 @@ func TestStoreOutageSpendsNoAttempt(t *testing.T) {
 		return bytes.Contains(apptest.Get(t, r.URL+"/metrics").Body, []byte("imgpipe_transform_outage_waits 1"))
 	})
 	time.Sleep(time.Second) // failed reads, each of which used to be an attempt
+	// save2db cannot record the photo meanwhile, and says so.
+	apptest.Eventually(t, "save2db's failed attempts counted", func() bool {
+		return bytes.Contains(apptest.Get(t, r.URL+"/metrics").Body, []byte(`imgpipe_messages_handled_total{outcome="retried",role="save2db"}`))
+	})
 	if _, stop, err = ferrettest.StartOn(dir, u.Host); err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,11 @@ package roles
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/internal/loglimit"
 )
 
 // redeliverAfter is the ack deadline (bus.ConsumerConfig.AckWait) of
@@ -31,15 +33,25 @@ type consumerRole struct {
 	act *Activity
 	// stopping, when set, is called as Stop begins, before the drain.
 	stopping func()
+	// deps, when set, is where a failed attempt is told: a Warn line (one
+	// a second) and the handled counter's "retried" outcome. save2db and
+	// the logger fail only when the store or the bus is away, and retry
+	// for ever: without these an outage would be silent.
+	deps    *Deps
+	failLog loglimit.Limiter
 }
 
 func (r *consumerRole) Name() string { return r.name }
 
 func (r *consumerRole) Start(ctx context.Context) (err error) {
 	h := r.handle
+	if r.deps != nil {
+		h = r.told(h)
+	}
 	if r.act != nil {
+		inner := h
 		h = func(ctx context.Context, d bus.Delivery) error {
-			err := r.handle(ctx, d)
+			err := inner(ctx, d)
 			d.SettleAfter(r.act.Stored())
 			return err
 		}
@@ -53,4 +65,22 @@ func (r *consumerRole) Stop(ctx context.Context) error {
 		r.stopping()
 	}
 	return r.consumer.Drain(ctx)
+}
+
+// told wraps a handler so that its failed attempts are seen. A permanent
+// refusal (a malformed message) is the handler's to count; a shutdown's
+// cut is not a failure.
+func (r *consumerRole) told(h bus.Handler) bus.Handler {
+	return func(ctx context.Context, d bus.Delivery) error {
+		err := h(ctx, d)
+		if err == nil || bus.IsPermanent(err) || (ctx.Err() != nil && errors.Is(err, ctx.Err())) {
+			return err
+		}
+		r.deps.Metrics.Handled.WithLabelValues(r.name, "retried").Inc()
+		if ok, left := r.failLog.Allow(); ok {
+			r.deps.Log.Warn("a message could not be handled; it will come again",
+				"attempt", d.Attempt(), "err", err, "not_logged", left)
+		}
+		return err
+	}
 }

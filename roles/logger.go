@@ -17,7 +17,7 @@ type logger struct{ deps Deps }
 func NewLogger(d Deps, workers int) Service {
 	l := &logger{deps: d}
 	return &consumerRole{name: "logger", b: d.Bus, handle: l.handle,
-		cfg: bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: workers, Retry: &bus.RetryForever, AckWait: redeliverAfter}}
+		cfg: bus.ConsumerConfig{Queue: bus.Activity, Durable: "logger", Workers: workers, Retry: &bus.RetryForever, AckWait: redeliverAfter}, deps: &l.deps}
 }
 
 // storeWriteMax bounds one batch's store write: a store that hangs fails

@@ -24,7 +24,7 @@ type saver struct {
 func NewSaver(d Deps, workers int) Service {
 	s := &saver{deps: d, act: activity{d, "save2db"}}
 	return &consumerRole{name: "save2db", b: d.Bus, handle: s.handle,
-		cfg: bus.ConsumerConfig{Queue: bus.Save, Durable: "save2db", Workers: workers, Retry: &bus.RetryForever, AckWait: redeliverAfter}, act: d.Activity}
+		cfg: bus.ConsumerConfig{Queue: bus.Save, Durable: "save2db", Workers: workers, Retry: &bus.RetryForever, AckWait: redeliverAfter}, act: d.Activity, deps: &s.deps}
 }
 
 func (s *saver) handle(ctx context.Context, d bus.Delivery) error {
