@@ -446,3 +446,25 @@ func TestCoverBeyondAddressableIsRefused(t *testing.T) {
 		t.Errorf("1000x2 cover: %dx%d", b.Dx(), b.Dy())
 	}
 }
+
+// pastDeadline is a context whose deadline has passed but that never says
+// so: the C side's deadline, read from it, fires at the first tile, while
+// Go's timer would not have yet (the hair between the two, widened).
+type pastDeadline struct{ context.Context }
+
+func (pastDeadline) Deadline() (time.Time, bool) { return time.Now().Add(-time.Second), true }
+
+// A render the guard cut off is the timeout's, whatever libvips reported.
+// The guard says so itself (checked first, on a real render), rather than
+// libvips' text: a render under a 1 ms timeout was once seen to end
+// undecodable, which fails an upload for good, and a loader cut off
+// mid-read may report a read error rather than "killed".
+func TestGuardKillIsATimeout(t *testing.T) {
+	e := testEngine(t)
+	_, _, err := e.Process(pastDeadline{context.Background()}, Input{Data: encJPEG(t, photoLike(800, 600)), Spec: spec(t, e, "format=png")})
+	wantError(t, err, http.StatusGatewayTimeout, CodeTimeout)
+
+	readErr := &vipsError{op: "load", text: "VipsJpeg: Premature end of JPEG file"}
+	wantError(t, e.pipelineError(context.Background(), "decode", readErr, job{}, true), http.StatusGatewayTimeout, CodeTimeout)
+	wantError(t, e.pipelineError(context.Background(), "decode", readErr, job{}, false), http.StatusUnprocessableEntity, CodeUndecodable)
+}

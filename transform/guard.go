@@ -35,6 +35,9 @@ func newGuard(ctx context.Context) *guard {
 	return gd
 }
 
+// fired reports whether the guard has killed the render it watched.
+func (gd *guard) fired() bool { return C.ip_guard_fired(gd.g) != 0 }
+
 // release frees the guard once the AfterFunc can no longer touch it.
 func (gd *guard) release() {
 	if !gd.stop() {

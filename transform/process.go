@@ -86,13 +86,13 @@ func (e *Engine) render(ctx context.Context, data []byte, j job, wm *watermarkSo
 	defer guard.release()
 
 	out, info, stage, err := e.renderOnce(data, j, wm, guard.g, stream)
-	if err != nil && stream && retryable(ctx, err) {
+	if err != nil && stream && retryable(ctx, err, guard.fired()) {
 		// Streamed, every failure surfaces in the encoder. Rare enough to
 		// pay for a second, materialised run that names the failing stage.
 		out, info, stage, err = e.renderOnce(data, j, wm, guard.g, false)
 	}
 	if err != nil {
-		return nil, model.Info{}, e.pipelineError(ctx, stage, err, j)
+		return nil, model.Info{}, e.pipelineError(ctx, stage, err, j, guard.fired())
 	}
 	return out, info, nil
 }
@@ -144,16 +144,14 @@ func (e *Engine) renderOnce(data []byte, j job, wm *watermarkSource, g *C.ip_gua
 }
 
 // retryable reports a failure that a materialised run could attribute
-// better: not a timeout or cancellation, not a limit.
-func retryable(ctx context.Context, err error) bool {
-	if ctx.Err() != nil {
+// better: not a timeout or cancellation (killed: the guard cut the render
+// off), not a limit.
+func retryable(ctx context.Context, err error, killed bool) bool {
+	if ctx.Err() != nil || killed {
 		return false
 	}
-	if _, ok := AsError(err); ok {
-		return false
-	}
-	var ve *vipsError
-	return !errors.As(err, &ve) || !ve.killed()
+	_, public := AsError(err)
+	return !public
 }
 
 // decode loads (shrinking on load where the format allows), extracts and
@@ -213,13 +211,15 @@ func (e *Engine) decode(p *pipe, data []byte, j job, g *C.ip_guard, stream bool)
 }
 
 // pipelineError maps a failure to a public error; libvips' text is logged.
-func (e *Engine) pipelineError(ctx context.Context, stage string, err error, j job) error {
+// killed says the guard cut the render off: the failure is the deadline's
+// whatever libvips reported (a loader cut off mid-read may say it could not
+// read, which would otherwise be the image's fault, for good).
+func (e *Engine) pipelineError(ctx context.Context, stage string, err error, j job, killed bool) error {
 	if ctx.Err() != nil {
 		return contextError(ctx.Err())
 	}
 	// The C deadline can fire a hair before Go's timer.
-	var ve *vipsError
-	if errors.As(err, &ve) && ve.killed() {
+	if killed {
 		return contextError(context.DeadlineExceeded)
 	}
 	if pub, ok := AsError(err); ok {

@@ -67,8 +67,6 @@ type vipsError struct {
 
 func (e *vipsError) Error() string { return "vips " + e.op + ": " + e.text }
 
-func (e *vipsError) killed() bool { return strings.Contains(e.text, "killed") }
-
 func takeVipsError() string {
 	p := C.ip_error()
 	defer C.free(unsafe.Pointer(p))

@@ -67,13 +67,17 @@ int ip_text_mask(const char *text, int font_px, VipsImage **out);
 int ip_text_watermark(VipsImage *mask, int pad, VipsImage **out);
 
 /* Materialise into memory, interruptible: guard->cancel set to 1 or the
- * monotonic deadline (microseconds) passing kills the computation. */
+ * monotonic deadline (microseconds) passing kills the computation, and
+ * sets fired: a failure after that is the guard's, whatever libvips says
+ * (a loader cut off mid-read may report a read error, not "killed"). */
 typedef struct {
 	volatile gint cancel;
 	gint64 deadline;
+	volatile gint fired;
 } ip_guard;
 int ip_materialize(VipsImage *in, ip_guard *guard, VipsImage **out);
 void ip_guard_cancel(ip_guard *guard);
+int ip_guard_fired(ip_guard *guard);
 
 /* Saving. */
 typedef struct {

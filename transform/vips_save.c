@@ -8,8 +8,10 @@ static void
 ip_eval_cb(VipsImage *image, VipsProgress *progress, ip_guard *guard)
 {
 	if (g_atomic_int_get(&guard->cancel) ||
-		g_get_monotonic_time() > guard->deadline)
+		g_get_monotonic_time() > guard->deadline) {
+		g_atomic_int_set(&guard->fired, 1);
 		vips_image_set_kill(image, TRUE);
+	}
 }
 
 /* Compute in into a new memory image. libvips checks the kill flag of the
@@ -38,6 +40,12 @@ void
 ip_guard_cancel(ip_guard *guard)
 {
 	g_atomic_int_set(&guard->cancel, 1);
+}
+
+int
+ip_guard_fired(ip_guard *guard)
+{
+	return g_atomic_int_get(&guard->fired);
 }
 
 /* ---- saving ------------------------------------------------------------- */

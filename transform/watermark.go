@@ -6,7 +6,6 @@ package transform
 import "C"
 
 import (
-	"errors"
 	"math"
 	"net/http"
 	"unsafe"
@@ -165,8 +164,8 @@ func imageMark(vc *vctx, wm *watermarkSource, size float64, W, boxW, boxH int, g
 	err = mark.apply("materialize watermark", func(in *C.VipsImage, out **C.VipsImage) C.int {
 		return C.ip_materialize(in, g, out)
 	})
-	var ve *vipsError
-	if err != nil && !(errors.As(err, &ve) && ve.killed()) {
+	// Cut off by the guard, it is the render's timeout, not the mark's.
+	if err != nil && C.ip_guard_fired(g) == 0 {
 		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: CodeWatermark,
 			Message: "watermark image " + wm.id + " could not be decoded", Err: err}
 	}
