@@ -100,6 +100,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, st.Close()) }()
+	if err := bindStore(startCtx, b, st, a.cfg, a.log); err != nil {
+		return err
+	}
 
 	eng, err := transform.New(a.cfg.Transform, a.log.With("component", "vips"))
 	if err != nil {

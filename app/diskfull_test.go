@@ -14,6 +14,7 @@ import (
 	"github.com/imgpipe/imgpipe/bus/natsbus"
 	"github.com/imgpipe/imgpipe/internal/apptest"
 	"github.com/imgpipe/imgpipe/internal/diskfull"
+	"github.com/imgpipe/imgpipe/internal/ferrettest"
 	"github.com/imgpipe/imgpipe/internal/fixtures"
 	"github.com/imgpipe/imgpipe/internal/natstest"
 )
@@ -41,9 +42,10 @@ func TestFullDiskOutlasted(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = guard.Close() })
+	storeURL := ferrettest.For(t) // the processes' shared store
 	config := func(instance string, roles ...string) app.Config {
 		cfg := apptest.Config(t)
-		cfg.Instance, cfg.Roles, cfg.NATS.URL = instance, roles, url
+		cfg.Instance, cfg.Roles, cfg.NATS.URL, cfg.Store.URL = instance, roles, url, storeURL
 		// Spent in well under the outage, if an outage spent attempts.
 		cfg.NATS.Retry = bus.Retry{MaxDeliver: 2, Backoff: []time.Duration{100 * time.Millisecond}}
 		return cfg

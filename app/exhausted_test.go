@@ -15,6 +15,7 @@ import (
 	"github.com/imgpipe/imgpipe/app"
 	"github.com/imgpipe/imgpipe/bus/natsbus"
 	"github.com/imgpipe/imgpipe/internal/apptest"
+	"github.com/imgpipe/imgpipe/internal/ferrettest"
 	"github.com/imgpipe/imgpipe/internal/fixtures"
 	"github.com/imgpipe/imgpipe/internal/natstest"
 	"github.com/imgpipe/imgpipe/model"
@@ -146,11 +147,12 @@ func workersDieOnEveryAttempt(t *testing.T, maxDeliver, deliveries int, began bo
 	}
 	// Registered first, so it runs after every app has stopped.
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	storeURL := ferrettest.For(t) // the processes' shared store
 	config := func(instance string, roles ...string) app.Config {
 		cfg := apptest.Config(t)
 		cfg.Instance = instance
 		cfg.Roles = roles
-		cfg.NATS.URL = ns.ClientURL()
+		cfg.NATS.URL, cfg.Store.URL = ns.ClientURL(), storeURL
 		// A dead worker's attempt comes back after the ack wait: keep it short.
 		cfg.NATS.AckWait = 2 * time.Second
 		// Below the ack wait, as validation requires, and enough for a

@@ -16,14 +16,15 @@ import (
 // flagKeys maps command-line flags to configuration keys. Everything else
 // is reachable through the file or IMGPIPE_<KEY> variables.
 var flagKeys = map[string]string{
-	"data-dir":   "data_dir",
-	"listen":     "http.listen",
-	"nats":       "nats.url",
-	"store":      "store.url",
-	"roles":      "roles",
-	"instance":   "instance",
-	"log-format": "log.format",
-	"log-level":  "log.level",
+	"data-dir":     "data_dir",
+	"listen":       "http.listen",
+	"nats":         "nats.url",
+	"store":        "store.url",
+	"rebind-store": "store.rebind",
+	"roles":        "roles",
+	"instance":     "instance",
+	"log-format":   "log.format",
+	"log-level":    "log.level",
 }
 
 // Load reads the configuration with precedence flags, then environment

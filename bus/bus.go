@@ -233,8 +233,25 @@ type Bus interface {
 	Stage() Stage
 	Status() StatusTable
 
+	// BindStore records sb as the store the bus's images are kept in,
+	// unless one is recorded already, and returns the one recorded (sb,
+	// or the earlier one). With replace it records sb whatever was there:
+	// for an operator who moved the images to another store for good.
+	BindStore(ctx context.Context, sb StoreBinding, replace bool) (StoreBinding, error)
+
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// StoreBinding names the store a bus's images are kept in. Processes
+// sharing a bus must share the store: one given another (a typo in a
+// database name) would take images off the shared queues into a store the
+// others never read, and the image would be lost to them.
+type StoreBinding struct {
+	Store string    `json:"store"` // the store's identity (store.Store.Identity)
+	Where string    `json:"where"` // where it was (store.Store.Where), for people
+	By    string    `json:"by"`    // the instance that recorded it
+	At    time.Time `json:"at"`
 }
 
 // ErrNotFound is returned by Stage.Get and StatusTable.Get.

@@ -9,6 +9,11 @@ type Config struct {
 	// "mongodb+srv://" for MongoDB (the path names the database, default
 	// "imgpipe"). See ParseURL.
 	URL string `mapstructure:"url"`
+	// Rebind makes this store the one the bus's images are kept in, in
+	// place of the one recorded (bus.StoreBinding): once, after moving the
+	// images to another store for good. Left on, it would let a process
+	// with a mistyped URL take the bus away from every other.
+	Rebind bool `mapstructure:"rebind"`
 }
 
 // Validate checks the URL's scheme and shape without connecting anywhere.

@@ -48,6 +48,17 @@ type Store interface {
 	// RecentEvents returns the newest events across all images, newest first.
 	RecentEvents(ctx context.Context, limit int) ([]model.Event, error)
 
+	// Identity is a random id the store made when it was first opened and
+	// keeps with its data: the same for every process that opens it,
+	// whatever URL reaches it, and different for any other store (another
+	// database, a wiped directory). The bus records it (bus.StoreBinding),
+	// so that a process given the wrong store is refused, rather than
+	// taking images off the shared queues into a store no one reads.
+	Identity() string
+	// Where says where the store is, for people: its URL without
+	// credentials, or its directory.
+	Where() string
+
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error
 	Close() error

@@ -83,6 +83,7 @@ func Run(t *testing.T, newBus func(t *testing.T) bus.Bus) {
 		{"StatusNeverUndone", testStatusNeverUndone},
 		{"StatusWatch", testStatusWatch},
 		{"Ping", testPing},
+		{"BindStore", testBindStore},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

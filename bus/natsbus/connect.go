@@ -27,6 +27,8 @@ type Bus struct {
 	nc *nats.Conn
 	js jetstream.JetStream
 	kv jetstream.KeyValue
+	// meta holds deployment facts (bind.go).
+	meta jetstream.KeyValue
 	// stage is the stream behind Stage; its handle knows AllowDirect, so
 	// reads by subject use direct gets.
 	stage jetstream.Stream

@@ -13,6 +13,7 @@ import (
 //	subject  <prefix>.<queue>.<Message.Subject>   imgpipe.transform.ab12
 //	stream   <PREFIX>_<QUEUE>                     IMGPIPE_TRANSFORM
 //	status   KV bucket <prefix>_status            (stream KV_imgpipe_status)
+//	meta     KV bucket <prefix>_meta              (stream KV_imgpipe_meta)
 //	stage    stream <PREFIX>_STAGE, <prefix>.stage.<key>.…  (see stage.go)
 type names struct{ prefix string }
 
@@ -36,6 +37,8 @@ func (n names) trim(q bus.Queue, full string) string {
 }
 
 func (n names) statusBucket() string { return n.prefix + "_status" }
+
+func (n names) metaBucket() string { return n.prefix + "_meta" }
 
 // stageQueue names the staging stream like a queue, so its stream and
 // subjects follow the same pattern; it is not in bus.Queues.

@@ -44,17 +44,17 @@ func (b *Bus) setup(ctx context.Context) error {
 }
 
 func (b *Bus) setupOnce(ctx context.Context) error {
-	kv, st, err := b.createStreams(ctx)
+	h, err := b.createStreams(ctx)
 	if err != nil {
 		return err
 	}
-	b.kv, b.stage = kv, st
+	b.kv, b.meta, b.stage = h.status, h.meta, h.stage
 	return nil
 }
 
 // ownStreams is how many streams setup makes: the queues', the status
-// bucket's and the stage's.
-func ownStreams() int { return len(bus.Queues) + 2 }
+// and meta buckets' and the stage's.
+func ownStreams() int { return len(bus.Queues) + 3 }
 
 // heal makes again the streams a server lost (its store wiped, a new
 // server in its place), which a running process would otherwise never
@@ -62,22 +62,27 @@ func ownStreams() int { return len(bus.Queues) + 2 }
 // one to answer, and it would still say it is ready. The handles made at
 // setup name the streams, so they work again as they are.
 func (b *Bus) heal(ctx context.Context, why error) error {
-	if _, _, err := b.createStreams(ctx); err != nil {
+	if _, err := b.createStreams(ctx); err != nil {
 		return err
 	}
 	b.log.Warn("streams were missing from the server and are made again; what they held is lost", "why", why)
 	return nil
 }
 
-// createStreams creates or updates every stream and bucket, returning the
-// handles of the status bucket and the stage.
-func (b *Bus) createStreams(ctx context.Context) (jetstream.KeyValue, jetstream.Stream, error) {
+// handles are what the bus keeps of the streams setup makes.
+type handles struct {
+	status, meta jetstream.KeyValue
+	stage        jetstream.Stream
+}
+
+// createStreams creates or updates every stream and bucket.
+func (b *Bus) createStreams(ctx context.Context) (h handles, err error) {
 	for _, q := range bus.Queues {
 		if _, err := b.js.CreateOrUpdateStream(ctx, b.streamConfig(q)); err != nil {
-			return nil, nil, wrap("stream "+b.names.stream(q), err)
+			return h, wrap("stream "+b.names.stream(q), err)
 		}
 	}
-	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	h.status, err = b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      b.names.statusBucket(),
 		Description: "imgpipe image status, JSON of model.Image by id",
 		History:     1,
@@ -86,11 +91,23 @@ func (b *Bus) createStreams(ctx context.Context) (jetstream.KeyValue, jetstream.
 		Replicas:    b.replicas,
 	})
 	if err != nil {
-		return nil, nil, wrap("status bucket "+b.names.statusBucket(), err)
+		return h, wrap("status bucket "+b.names.statusBucket(), err)
+	}
+	// Facts about the deployment, kept for good (no TTL): which store the
+	// images are kept in (bind.go).
+	h.meta, err = b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      b.names.metaBucket(),
+		Description: "imgpipe deployment facts: the store the images are kept in",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.replicas,
+	})
+	if err != nil {
+		return h, wrap("meta bucket "+b.names.metaBucket(), err)
 	}
 	// No TTL on staged blobs: save2db deletes them once persisted, and a
 	// TTL would lose the bytes of an image stuck behind a long outage.
-	st, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	h.stage, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              b.names.stream(stageQueue),
 		Description:       "imgpipe staged originals and results until save2db persists them",
 		Subjects:          []string{b.names.wildcard(stageQueue)},
@@ -101,9 +118,9 @@ func (b *Bus) createStreams(ctx context.Context) (jetstream.KeyValue, jetstream.
 		Discard:           jetstream.DiscardOld,
 	})
 	if err != nil {
-		return nil, nil, wrap("stage stream "+b.names.stream(stageQueue), err)
+		return h, wrap("stage stream "+b.names.stream(stageQueue), err)
 	}
-	return kv, st, nil
+	return h, nil
 }
 
 func (b *Bus) streamConfig(q bus.Queue) jetstream.StreamConfig {

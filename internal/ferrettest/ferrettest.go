@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -75,4 +76,19 @@ func StartOn(dir, addr string) (uri string, stop func(), err error) {
 		}
 	}
 	return f.MongoDBURI(), stop, nil
+}
+
+// For starts a server for t, stopped when t ends, and returns the URI of a
+// database on it: a store every process of a test shares, as the
+// processes of a deployment share one MongoDB (a local store has one
+// process at a time). Call it before starting what uses it, so that the
+// server outlives them.
+func For(t testing.TB) string {
+	t.Helper()
+	uri, stop, err := Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return uri + "imgpipe"
 }

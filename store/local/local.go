@@ -32,6 +32,8 @@ type Store struct {
 	tmpDir  string
 	db      *bolt.DB
 	log     *slog.Logger
+	// identity is made at the first open and kept in the database.
+	identity string
 
 	commits   *committer // every write goes through it (commit.go)
 	blobLocks keyLocks   // one PutBlob or SaveImage at a time per blob key
@@ -87,7 +89,12 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	}
 	s.db = db
 
-	if err := s.db.Update(createBuckets); err != nil {
+	if err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		if err = createBuckets(tx); err == nil {
+			s.identity, err = identity(tx)
+		}
+		return err
+	}); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store/local: %w", err)
 	}

@@ -43,6 +43,8 @@ type Store struct {
 	images *mongo.Collection
 	events *mongo.Collection
 	log    *slog.Logger
+	// identity and where are read and made at open (identity.go).
+	identity, where string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -103,12 +105,17 @@ func Open(ctx context.Context, uri string, log *slog.Logger) (*Store, error) {
 		images: db.Collection(imagesName),
 		events: db.Collection(eventsName),
 		log:    log,
+		where:  "mongodb://" + strings.Join(cs.Hosts, ",") + "/" + dbName,
 	}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
 	if err := s.createIndexes(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	if err := s.loadIdentity(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
 	}

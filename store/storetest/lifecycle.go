@@ -97,3 +97,27 @@ func testReopen(t *testing.T, o *opener) {
 	putImage(t, s2, newImage("d", model.StatusQueued, at(4)))
 	checkList(t, s2, store.ListQuery{}, []string{"d", "a", "b", "c"})
 }
+
+// testIdentity: a store keeps the identity it made at its first open, and
+// another store has another (the bus refuses a process whose store is not
+// the one its images are kept in by this id).
+func testIdentity(t *testing.T, o *opener) {
+	s := o.fresh(t)
+	id := s.Identity()
+	if len(id) < 16 || s.Where() == "" {
+		t.Fatalf("identity %q, where %q: want an id of 16 characters or more and a place", id, s.Where())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := o.again(t)
+	if got := again.Identity(); got != id {
+		t.Fatalf("identity after reopen %q, want %q", got, id)
+	}
+	if err := again.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if other := o.fresh(t).Identity(); other == id || other == "" {
+		t.Fatalf("another store's identity %q, want one of its own (not %q)", other, id)
+	}
+}

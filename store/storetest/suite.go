@@ -52,6 +52,7 @@ func Run(t *testing.T, newPlace func(t *testing.T) string, open func(t *testing.
 		{"Concurrent", testConcurrent},
 		{"CanceledContext", testCanceledContext},
 		{"Reopen", testReopen},
+		{"Identity", testIdentity},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, o) })

@@ -1,0 +1,49 @@
+package bustest
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/bus"
+)
+
+// testBindStore: the first binding is kept, whoever asks after, however
+// many ask at once; replace records another for good.
+func testBindStore(t *testing.T, b bus.Bus) {
+	ctx := ctxFor(t)
+	at := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	first := bus.StoreBinding{Store: "aaaa", Where: "/data/store", By: "one", At: at}
+	// Processes starting together race: one binding wins, all see it.
+	got := make([]bus.StoreBinding, 8)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() {
+			sb := first
+			if i > 0 {
+				sb = bus.StoreBinding{Store: "other", Where: "elsewhere", By: "two", At: at.Add(time.Second)}
+			}
+			var err error
+			if got[i], err = b.BindStore(ctx, sb, false); err != nil {
+				t.Errorf("BindStore %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range got {
+		if got[i] != got[0] {
+			t.Fatalf("BindStore answered %+v and %+v: want one binding for all", got[0], got[i])
+		}
+	}
+	winner := got[0]
+	if later, err := b.BindStore(ctx, bus.StoreBinding{Store: "late", By: "three", At: at}, false); err != nil || !later.At.Equal(winner.At) || later.Store != winner.Store || later.Where != winner.Where || later.By != winner.By {
+		t.Fatalf("a later BindStore: %+v, %v; want the first, %+v", later, err, winner)
+	}
+	moved := bus.StoreBinding{Store: "moved", Where: "mongodb://new/imgpipe", By: "four", At: at}
+	if got, err := b.BindStore(ctx, moved, true); err != nil || got.Store != "moved" {
+		t.Fatalf("BindStore replacing: %+v, %v", got, err)
+	}
+	if got, err := b.BindStore(ctx, first, false); err != nil || got.Store != "moved" || got.Where != moved.Where {
+		t.Fatalf("BindStore after a replace: %+v, %v; want %+v", got, err, moved)
+	}
+}

@@ -1,0 +1,50 @@
+package natsbus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/imgpipe/imgpipe/bus"
+)
+
+// storeKey is the meta bucket's key for bus.StoreBinding.
+const storeKey = "store"
+
+// BindStore records sb under storeKey with a create, which only the first
+// of processes starting together wins; the others read the winner's.
+func (b *Bus) BindStore(ctx context.Context, sb bus.StoreBinding, replace bool) (bus.StoreBinding, error) {
+	data, err := json.Marshal(sb)
+	if err != nil {
+		return bus.StoreBinding{}, err
+	}
+	const op = "bind store"
+	ctx, done, err := b.beginWrite(ctx, op)
+	if err != nil {
+		return bus.StoreBinding{}, err
+	}
+	defer done()
+	if replace {
+		_, err = b.meta.Put(ctx, storeKey, data)
+	} else {
+		_, err = b.meta.Create(ctx, storeKey, data)
+	}
+	if err == nil {
+		return sb, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return bus.StoreBinding{}, b.fail(ctx, op, err)
+	}
+	e, err := b.meta.Get(ctx, storeKey)
+	if err != nil {
+		return bus.StoreBinding{}, b.fail(ctx, op, err)
+	}
+	var got bus.StoreBinding
+	if err := json.Unmarshal(e.Value(), &got); err != nil || got.Store == "" {
+		return bus.StoreBinding{}, fmt.Errorf("natsbus: the store binding in bucket %s is unreadable (%v): %q", b.names.metaBucket(), err, e.Value())
+	}
+	return got, nil
+}

@@ -1,0 +1,52 @@
+package mongo
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/imgpipe/imgpipe/store"
+)
+
+// metaName holds facts about the store itself: one document so far, the
+// store's identity (store.Store.Identity). It is in the database, so a
+// copy of the database (mongodump, a restored backup) keeps it.
+const metaName = "meta"
+
+// loadIdentity reads the store's identity, making it if this is the
+// database's first open. Processes opening a new database together race
+// to make it: an upsert that loses finds the winner's.
+func (s *Store) loadIdentity(ctx context.Context) error {
+	meta := s.db.Collection(metaName)
+	filter := bson.D{{Key: "_id", Value: "identity"}}
+	update := bson.D{{Key: "$setOnInsert", Value: bson.D{
+		{Key: "id", Value: store.NewIdentity()},
+		{Key: "created_at", Value: time.Now().UTC()},
+	}}}
+	opts := options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)
+	var doc struct {
+		ID string `bson:"id"`
+	}
+	err := meta.FindOneAndUpdate(ctx, filter, update, opts).Decode(&doc)
+	if mongo.IsDuplicateKeyError(err) {
+		err = meta.FindOne(ctx, filter).Decode(&doc)
+	}
+	if err != nil {
+		return fmt.Errorf("store/mongo: identity: %w", err)
+	}
+	if doc.ID == "" {
+		return fmt.Errorf("store/mongo: identity: the %s document in collection %s has no id", "identity", metaName)
+	}
+	s.identity = doc.ID
+	return nil
+}
+
+// Identity is read at open (see store.Store).
+func (s *Store) Identity() string { return s.identity }
+
+// Where is the URL's hosts and database, without credentials or options.
+func (s *Store) Where() string { return s.where }
