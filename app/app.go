@@ -152,7 +152,7 @@ func waitFor[T any](ctx context.Context, log *slog.Logger, what, at string, open
 		if err == nil {
 			return v, nil
 		}
-		if ctx.Err() != nil || errors.Is(err, natsbus.ErrMisconfigured) {
+		if ctx.Err() != nil || errors.Is(err, natsbus.ErrMisconfigured) || errors.Is(err, store.ErrMisconfigured) {
 			return v, fmt.Errorf("%s: %w", what, err)
 		}
 		log.Warn("waiting for "+what, "attempt", attempt, "retry_in", delay, "err", err)

@@ -13,6 +13,12 @@ import (
 // ErrNotFound is returned when a blob, image or page does not exist.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrMisconfigured marks an open the store refuses for what it was asked
+// (a database name MongoDB does not allow, a user it does not authorise):
+// trying again cannot help, so a starting process says so at once rather
+// than retrying until its startup timeout.
+var ErrMisconfigured = errors.New("store: refused for its configuration")
+
 // Store is durable storage. Every write is idempotent: writing the same key
 // or id twice leaves one copy, so redelivered messages are harmless.
 type Store interface {

@@ -113,7 +113,7 @@ func Open(ctx context.Context, uri string, log *slog.Logger) (*Store, error) {
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		_ = s.Close()
-		return nil, err
+		return nil, misconfigured(err)
 	}
 	if err := s.loadIdentity(ctx); err != nil {
 		_ = s.Close()
@@ -142,4 +142,16 @@ func (s *Store) Close() error {
 		return fmt.Errorf("store/mongo: close: %w", err)
 	}
 	return nil
+}
+
+// misconfigured marks the server's refusals that no retry can change.
+func misconfigured(err error) error {
+	var ce mongo.CommandError
+	if errors.As(err, &ce) {
+		switch ce.Code {
+		case 13, 18, 73: // Unauthorized, AuthenticationFailed, InvalidNamespace
+			return fmt.Errorf("%w: %w", store.ErrMisconfigured, err)
+		}
+	}
+	return err
 }

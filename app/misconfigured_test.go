@@ -1,0 +1,37 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/app"
+	"github.com/imgpipe/imgpipe/internal/apptest"
+	"github.com/imgpipe/imgpipe/internal/ferrettest"
+	"github.com/imgpipe/imgpipe/store"
+)
+
+// TestInvalidDatabaseFailsAtOnce: a database name MongoDB refuses (a "$"
+// in it) fails the start at once with the server's reason, as a NATS
+// configuration the servers refuse does, rather than being retried until
+// startup_timeout (ten minutes here) as if the store were away.
+func TestInvalidDatabaseFailsAtOnce(t *testing.T) {
+	cfg := apptest.Config(t)
+	cfg.Store.URL = ferrettest.For(t) + "$2"
+	cfg.StartupTimeout = 10 * time.Minute
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- app.New(cfg, slog.New(slog.DiscardHandler)).Run(ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, store.ErrMisconfigured) || !strings.Contains(err.Error(), "Invalid namespace") {
+			t.Fatalf("start with an invalid database name: %v, want the server's refusal", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("start with an invalid database name still retrying after a minute")
+	}
+}
