@@ -33,6 +33,7 @@ func (b *Bus) BindStore(ctx context.Context, sb bus.StoreBinding, replace bool) 
 		_, err = b.meta.Create(ctx, storeKey, data)
 	}
 	if err == nil {
+		b.bound.Store(&sb)
 		return sb, nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -46,5 +47,6 @@ func (b *Bus) BindStore(ctx context.Context, sb bus.StoreBinding, replace bool) 
 	if err := json.Unmarshal(e.Value(), &got); err != nil || got.Store == "" {
 		return bus.StoreBinding{}, fmt.Errorf("natsbus: the store binding in bucket %s is unreadable (%v): %q", b.names.metaBucket(), err, e.Value())
 	}
+	b.bound.Store(&got)
 	return got, nil
 }

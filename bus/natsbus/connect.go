@@ -27,8 +27,10 @@ type Bus struct {
 	nc *nats.Conn
 	js jetstream.JetStream
 	kv jetstream.KeyValue
-	// meta holds deployment facts (bind.go).
-	meta jetstream.KeyValue
+	// meta holds deployment facts (bind.go); bound is the store binding
+	// this process read or made there, which heal records again.
+	meta  jetstream.KeyValue
+	bound atomic.Pointer[bus.StoreBinding]
 	// stage is the stream behind Stage; its handle knows AllowDirect, so
 	// reads by subject use direct gets.
 	stage jetstream.Stream

@@ -41,8 +41,13 @@ func TestLostStreamsMadeAgain(t *testing.T) {
 		t.Fatalf("got %q", s)
 	}
 
-	// Now with no consumer left to notice.
+	// Now with no consumer left to notice. The store binding, lost with
+	// the streams, is recorded again from what the process had checked.
 	if err := cons.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ours := bus.StoreBinding{Store: "ours", Where: "/data/store", By: "api", At: time.Now().UTC()}
+	if _, err := api.BindStore(ctx, ours, false); err != nil {
 		t.Fatal(err)
 	}
 	deleteStreams(t, ns)
@@ -58,6 +63,9 @@ func TestLostStreamsMadeAgain(t *testing.T) {
 	}
 	if cur, err := api.Status().Get(ctx, img.ID); err != nil || cur.Status != model.StatusQueued {
 		t.Fatalf("status get after ping: %+v %v", cur, err)
+	}
+	if got, err := worker.BindStore(ctx, bus.StoreBinding{Store: "another", By: "late"}, false); err != nil || got.Store != "ours" {
+		t.Fatalf("a binding after the heal: %+v, %v; want the one recorded before the loss", got, err)
 	}
 }
 

@@ -66,6 +66,14 @@ func (b *Bus) heal(ctx context.Context, why error) error {
 		return err
 	}
 	b.log.Warn("streams were missing from the server and are made again; what they held is lost", "why", why)
+	// The store binding went with them: recorded again from what this
+	// process checked at its start, so that the next process to start
+	// with another store is refused, not taken as the first.
+	if sb := b.bound.Load(); sb != nil {
+		if _, err := b.BindStore(ctx, *sb, false); err != nil {
+			b.log.Warn("store binding not recorded again", "err", err)
+		}
+	}
 	return nil
 }
 
