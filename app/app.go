@@ -100,7 +100,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, st.Close()) }()
-	if err := bindStore(startCtx, b, st, a.cfg, a.log); err != nil {
+	if err := bindStore(startCtx, b, st, a.cfg, ns != nil, a.log); err != nil {
 		return err
 	}
 

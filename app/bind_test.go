@@ -59,7 +59,7 @@ func TestProcessWithAnotherStoreRefused(t *testing.T) {
 	if err == nil {
 		t.Fatal("a save2db worker with another store started")
 	}
-	for _, want := range []string{"is not the one the bus's images are kept in", "/imgpipe2", "/imgpipe ", "recorded by front", "--rebind-store"} {
+	for _, want := range []string{"is not the one the bus's images are kept in", "/imgpipe2", "/imgpipe ", "recorded by front", "stop the processes of the other store", "--rebind-store"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("refusal %q does not say %q", err, want)
 		}
@@ -82,5 +82,24 @@ func TestProcessWithAnotherStoreRefused(t *testing.T) {
 	}
 	if err := run(config("mover-again", wrong, app.RoleSave2DB)); err != nil {
 		t.Fatalf("the new store's process after a rebind: %v", err)
+	}
+}
+
+// TestDevFollowsItsStore: imgpipe dev's embedded bus has no port, so no
+// other process can share it: given another store on the same data dir
+// (--store, or a wiped store directory), dev moves its bus to it rather
+// than refusing to start, and serves from it.
+func TestDevFollowsItsStore(t *testing.T) {
+	local := apptest.Config(t)
+	mongo := local
+	mongo.Store.URL = ferrettest.For(t)
+	for i, cfg := range []app.Config{local, mongo, local} {
+		r := apptest.Start(t, cfg)
+		id := upload(t, r.URL, "width=30", fixtures.JPEG(60, 40, uint64(310+i)))
+		waitOK(t, r.URL, id)
+		waitSaved(t, r.URL, id)
+		if err := r.Stop(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -77,9 +77,9 @@ func (r *consumerRole) told(h bus.Handler) bus.Handler {
 			return err
 		}
 		r.deps.Metrics.Handled.WithLabelValues(r.name, "retried").Inc()
-		if ok, left := r.failLog.Allow(); ok {
+		if ok, suppressed := r.failLog.Allow(); ok {
 			r.deps.Log.Warn("a message could not be handled; it will come again",
-				"attempt", d.Attempt(), "err", err, "not_logged", left)
+				"attempt", d.Attempt(), "err", err, "suppressed", suppressed)
 		}
 		return err
 	}

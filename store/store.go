@@ -14,9 +14,11 @@ import (
 var ErrNotFound = errors.New("store: not found")
 
 // ErrMisconfigured marks an open the store refuses for what it was asked
-// (a database name MongoDB does not allow, a user it does not authorise):
-// trying again cannot help, so a starting process says so at once rather
-// than retrying until its startup timeout.
+// (a database name MongoDB does not allow, a user without the rights to
+// create the indexes): trying again cannot help, so a starting process
+// says so at once rather than retrying until its startup timeout. (A login
+// MongoDB refuses is not among them: the driver reports it as a server it
+// could not select, like an outage.)
 var ErrMisconfigured = errors.New("store: refused for its configuration")
 
 // Store is durable storage. Every write is idempotent: writing the same key

@@ -47,6 +47,8 @@ func (b *Bus) BindStore(ctx context.Context, sb bus.StoreBinding, replace bool) 
 	if err := json.Unmarshal(e.Value(), &got); err != nil || got.Store == "" {
 		return bus.StoreBinding{}, fmt.Errorf("natsbus: the store binding in bucket %s is unreadable (%v): %q", b.names.metaBucket(), err, e.Value())
 	}
-	b.bound.Store(&got)
+	if got.Store == sb.Store {
+		b.bound.Store(&got) // what heal records again; never another store's
+	}
 	return got, nil
 }

@@ -1,6 +1,8 @@
 package local
 
 import (
+	"os"
+
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/imgpipe/imgpipe/store"
@@ -28,5 +30,9 @@ func identity(tx *bolt.Tx) (string, error) {
 // Identity is made at the store's first open (see store.Store).
 func (s *Store) Identity() string { return s.identity }
 
-// Where is the store's directory.
-func (s *Store) Where() string { return s.dir }
+// Where is the store's host and directory: two machines' stores may have
+// the same path.
+func (s *Store) Where() string {
+	host, _ := os.Hostname()
+	return host + ":" + s.dir
+}

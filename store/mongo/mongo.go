@@ -105,7 +105,7 @@ func Open(ctx context.Context, uri string, log *slog.Logger) (*Store, error) {
 		images: db.Collection(imagesName),
 		events: db.Collection(eventsName),
 		log:    log,
-		where:  "mongodb://" + strings.Join(cs.Hosts, ",") + "/" + dbName,
+		where:  cs.Scheme + "://" + strings.Join(cs.Hosts, ",") + "/" + dbName,
 	}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
@@ -117,7 +117,7 @@ func Open(ctx context.Context, uri string, log *slog.Logger) (*Store, error) {
 	}
 	if err := s.loadIdentity(ctx); err != nil {
 		_ = s.Close()
-		return nil, err
+		return nil, misconfigured(err)
 	}
 	log.Info("store opened", "kind", store.KindMongo, "hosts", strings.Join(cs.Hosts, ","), "database", dbName)
 	return s, nil
@@ -149,7 +149,7 @@ func misconfigured(err error) error {
 	var ce mongo.CommandError
 	if errors.As(err, &ce) {
 		switch ce.Code {
-		case 13, 18, 73: // Unauthorized, AuthenticationFailed, InvalidNamespace
+		case 13, 73: // Unauthorized, InvalidNamespace
 			return fmt.Errorf("%w: %w", store.ErrMisconfigured, err)
 		}
 	}
