@@ -18,8 +18,9 @@ import (
 	"github.com/imgpipe/imgpipe/app"
 )
 
-// uploaders is how many clients post at once: enough to keep every
-// transformer fed while uploads of the next images are in flight.
+// uploaders is how many clients post at once, and as many fetch results:
+// enough to keep every transformer fed while uploads of the next images
+// are in flight.
 const uploaders = 8
 
 // client keeps a connection per uploader alive between requests, as a
@@ -33,8 +34,8 @@ var client = &http.Client{Transport: func() *http.Transport {
 }()}
 
 // runPipeline starts imgpipe dev in this process and pushes the images
-// through it: upload all, then wait for every result, then for save2db to
-// have persisted every image.
+// through it: upload all, fetching every result as it is served, then wait
+// for save2db to have persisted every image.
 func runPipeline(w workload, images [][]byte) (phaseResult, error) {
 	dir, err := os.MkdirTemp("", "imgpipe-bench-")
 	if err != nil {
@@ -60,40 +61,44 @@ func runPipeline(w workload, images [][]byte) (phaseResult, error) {
 	bar := progressbar.NewOptions(len(images), progressbar.OptionSetWriter(os.Stderr),
 		progressbar.OptionSetVisibility(term.IsTerminal(int(os.Stderr.Fd()))),
 		progressbar.OptionSetDescription(w.Name+" pipeline"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+	// Uploaders post; as many fetchers take each result as soon as it is
+	// uploaded, long-polling until it is served: many clients at once, as
+	// in front of a real deployment. (Fetched one by one after the last
+	// upload, the results were a serial tail of the bench's own making.)
 	start := time.Now()
-	ids := make([]string, len(images))
-	errs := make(chan error, len(images))
-	work := make(chan int)
-	var wg sync.WaitGroup
+	errs := make(chan error, 2*len(images))
+	work, uploaded := make(chan int), make(chan string, len(images))
+	var up, down sync.WaitGroup
 	for range uploaders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		up.Go(func() {
 			for i := range work {
 				id, err := post(base, w.Spec, images[i])
 				if err != nil {
 					errs <- err
 					continue
 				}
-				ids[i] = id
+				uploaded <- id
 			}
-		}()
+		})
+		down.Go(func() {
+			for id := range uploaded {
+				if err := fetch(base, id); err != nil {
+					errs <- err
+				}
+				_ = bar.Add(1)
+			}
+		})
 	}
 	for i := range images {
 		work <- i
 	}
 	close(work)
-	wg.Wait()
+	up.Wait()
+	close(uploaded)
+	down.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
 		return phaseResult{}, err
-	}
-	// Every result, fetched as a client would.
-	for _, id := range ids {
-		if err := fetch(base, id); err != nil {
-			return phaseResult{}, err
-		}
-		_ = bar.Add(1)
 	}
 	elapsed := time.Since(start)
 	if err := waitPersisted(base, len(images)); err != nil {
