@@ -100,7 +100,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, st.Close()) }()
-	if err := bindStore(startCtx, b, st, a.cfg, ns != nil, a.log); err != nil {
+	binding, err := bindStore(startCtx, b, st, a.cfg, ns != nil, a.log)
+	if err != nil {
 		return err
 	}
 
@@ -114,6 +115,10 @@ func (a *App) Run(ctx context.Context) (err error) {
 	deps := roles.Deps{Bus: b, Store: st, Engine: eng, Instance: a.cfg.Instance, Log: a.log, Metrics: metrics,
 		Activity: roles.NewActivity(b, a.log.With("component", "activity")), Room: room}
 	mgr := a.manager(deps)
+	if ns == nil {
+		// Only a bus other processes share can be moved to another store.
+		mgr.Add(newBindingCheck(b, binding, a.log.With("component", "store-binding")))
+	}
 	go func() {
 		select {
 		case <-mgr.Started():

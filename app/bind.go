@@ -20,7 +20,7 @@ import (
 // other process can reach (dev's embedded server, without a port): there
 // the check would protect nothing, and would refuse `imgpipe dev` after a
 // switch of --store or a wiped store directory.
-func bindStore(ctx context.Context, b bus.Bus, st store.Store, cfg Config, ownBus bool, log *slog.Logger) error {
+func bindStore(ctx context.Context, b bus.Bus, st store.Store, cfg Config, ownBus bool, log *slog.Logger) (bus.StoreBinding, error) {
 	mine := bus.StoreBinding{Store: st.Identity(), Where: st.Where(), By: cfg.Instance, At: time.Now().UTC()}
 	bind := func(replace bool) (bus.StoreBinding, error) {
 		// Retried as the bus's setup is: a failover just after it would
@@ -32,21 +32,21 @@ func bindStore(ctx context.Context, b bus.Bus, st store.Store, cfg Config, ownBu
 	bound, err := bind(false)
 	switch {
 	case err != nil:
-		return err
+		return mine, err
 	case bound.Store == mine.Store:
 		// The first process records it; the others find it.
 		if bound.By == mine.By && bound.At.Equal(mine.At) {
 			log.Info("the bus's images are kept in this store (recorded on the bus)", "store", mine.Where, "identity", mine.Store)
 		}
-		return nil
+		return mine, nil
 	case !cfg.Store.Rebind && !ownBus:
-		return fmt.Errorf("this process's store (%s, identity %s) is not the one the bus's images are kept in: %s (identity %s, recorded by %s at %s). "+
+		return mine, fmt.Errorf("this process's store (%s, identity %s) is not the one the bus's images are kept in: %s (identity %s, recorded by %s at %s). "+
 			"Give every process on this bus the same store (--store, IMGPIPE_STORE_URL or store.url). "+
-			"If the images were moved to this store for good, stop the processes of the other store and start one process once with --rebind-store",
+			"If the images were moved to this store for good, start one process once with --rebind-store",
 			mine.Where, mine.Store, bound.Where, bound.Store, bound.By, bound.At.Format(time.RFC3339))
 	}
 	if _, err := bind(true); err != nil {
-		return err
+		return mine, err
 	}
 	why := "--rebind-store: drop it for later starts"
 	if !cfg.Store.Rebind {
@@ -54,5 +54,66 @@ func bindStore(ctx context.Context, b bus.Bus, st store.Store, cfg Config, ownBu
 	}
 	log.Warn("the bus's images are kept in this store from now on", "store", mine.Where, "identity", mine.Store,
 		"was", bound.Where, "was_identity", bound.Store, "why", why)
+	return mine, nil
+}
+
+// bindingCheckEvery is how often a running process reads the binding.
+var bindingCheckEvery = 10 * time.Second
+
+// bindingCheck stops a running process once the bus's images are kept in
+// another store (--rebind-store given to a process of another): from then
+// on every image it took would go where no one reads. Its roles drain and
+// the process ends with the reason; restarted as it is, it is refused at
+// start. Each read also records the binding again if the bus lost it.
+type bindingCheck struct {
+	b    bus.Bus
+	mine bus.StoreBinding
+	log  *slog.Logger
+
+	failed     chan error
+	stop, done chan struct{}
+}
+
+func newBindingCheck(b bus.Bus, mine bus.StoreBinding, log *slog.Logger) *bindingCheck {
+	return &bindingCheck{b: b, mine: mine, log: log, failed: make(chan error, 1), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (c *bindingCheck) Name() string         { return "store binding" }
+func (c *bindingCheck) Failed() <-chan error { return c.failed }
+
+func (c *bindingCheck) Start(context.Context) error {
+	go c.loop()
 	return nil
+}
+
+func (c *bindingCheck) Stop(context.Context) error {
+	close(c.stop)
+	<-c.done
+	return nil
+}
+
+func (c *bindingCheck) loop() {
+	defer close(c.done)
+	tick := time.NewTicker(bindingCheckEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		got, err := c.b.BindStore(ctx, c.mine, false)
+		cancel()
+		if err != nil {
+			// The bus away: /readyz says so; the next read decides.
+			c.log.Debug("store binding not read", "err", err)
+			continue
+		}
+		if got.Store != c.mine.Store {
+			c.failed <- fmt.Errorf("the bus's images are now kept in another store: %s (identity %s, recorded by %s at %s), not this process's %s (identity %s)",
+				got.Where, got.Store, got.By, got.At.Format(time.RFC3339), c.mine.Where, c.mine.Store)
+			return
+		}
+	}
 }

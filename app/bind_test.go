@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,8 +21,10 @@ import (
 // off the shared queue into a database nobody reads; it is refused at
 // start, saying which store the bus's images are kept in, and the images
 // stay where the others find them. --rebind-store moves the bus to another
-// store for good: then the old store's processes are the ones refused.
+// store for good: then a running process of the old store stops by itself,
+// and is refused when it starts again.
 func TestProcessWithAnotherStoreRefused(t *testing.T) {
+	t.Cleanup(app.SetBindingCheckEvery(100 * time.Millisecond))
 	ns, err := natsbus.StartEmbeddedServer(natsbus.EmbeddedOptions{Dir: filepath.Join(t.TempDir(), "nats"), Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +62,7 @@ func TestProcessWithAnotherStoreRefused(t *testing.T) {
 	if err == nil {
 		t.Fatal("a save2db worker with another store started")
 	}
-	for _, want := range []string{"is not the one the bus's images are kept in", "/imgpipe2", "/imgpipe ", "recorded by front", "stop the processes of the other store", "--rebind-store"} {
+	for _, want := range []string{"is not the one the bus's images are kept in", "/imgpipe2", "/imgpipe ", "recorded by front", "--rebind-store"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("refusal %q does not say %q", err, want)
 		}
@@ -74,8 +77,18 @@ func TestProcessWithAnotherStoreRefused(t *testing.T) {
 	if err := run(moved); err != nil {
 		t.Fatalf("--rebind-store: %v", err)
 	}
-	if err := front.Stop(); err != nil {
-		t.Fatal(err)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(front.URL + "/healthz")
+		if err != nil {
+			break // stopped
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the old store's process still running 30 s after the rebind")
+		}
+	}
+	if err := front.Stop(); err == nil || !strings.Contains(err.Error(), "now kept in another store") {
+		t.Fatalf("the old store's process ended with %v, want the rebind as its reason", err)
 	}
 	if err := run(config("front", right, app.RoleAPI)); err == nil || !strings.Contains(err.Error(), "recorded by mover") {
 		t.Fatalf("the old store's process after a rebind: %v, want it refused", err)
