@@ -39,13 +39,17 @@ func (b *Bus) BindStore(ctx context.Context, sb bus.StoreBinding, replace bool) 
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return bus.StoreBinding{}, b.fail(ctx, op, err)
 	}
-	e, err := b.meta.Get(ctx, storeKey)
+	// Read through the leader: a replica's direct get may not have the
+	// create that just refused ours (seen on a three-server cluster as
+	// "key not found" right after "key exists").
+	bucket := b.names.metaBucket()
+	msg, err := b.leaderGet(ctx, "KV_"+bucket, "$KV."+bucket+"."+storeKey)
 	if err != nil {
 		return bus.StoreBinding{}, b.fail(ctx, op, err)
 	}
 	var got bus.StoreBinding
-	if err := json.Unmarshal(e.Value(), &got); err != nil || got.Store == "" {
-		return bus.StoreBinding{}, fmt.Errorf("natsbus: the store binding in bucket %s is unreadable (%v): %q", b.names.metaBucket(), err, e.Value())
+	if err := json.Unmarshal(msg.Data, &got); err != nil || got.Store == "" {
+		return bus.StoreBinding{}, fmt.Errorf("natsbus: the store binding in bucket %s is unreadable (%v): %q", bucket, err, msg.Data)
 	}
 	if got.Store == sb.Store {
 		b.bound.Store(&got) // what heal records again; never another store's
