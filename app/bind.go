@@ -16,10 +16,11 @@ import (
 // would move images off the shared queues into a store the other
 // processes never read, and they would answer 404 for them.
 //
-// It moves the bus to st instead with --rebind-store, and on a bus no
-// other process can reach (dev's embedded server, without a port): there
-// the check would protect nothing, and would refuse `imgpipe dev` after a
-// switch of --store or a wiped store directory.
+// It moves the bus to st instead when told which store st replaces
+// (--rebind-store), and on a bus no other process can reach (dev's
+// embedded server, without a port): there the check would protect
+// nothing, and would refuse `imgpipe dev` after a switch of --store or a
+// wiped store directory. It returns the binding it checked or made.
 func bindStore(ctx context.Context, b bus.Bus, st store.Store, cfg Config, ownBus bool, log *slog.Logger) (bus.StoreBinding, error) {
 	mine := bus.StoreBinding{Store: st.Identity(), Where: st.Where(), By: cfg.Instance, At: time.Now().UTC()}
 	bind := func(replace bool) (bus.StoreBinding, error) {
@@ -30,29 +31,50 @@ func bindStore(ctx context.Context, b bus.Bus, st store.Store, cfg Config, ownBu
 		})
 	}
 	bound, err := bind(false)
-	switch {
-	case err != nil:
+	if err != nil {
 		return mine, err
-	case bound.Store == mine.Store:
-		// The first process records it; the others find it.
-		if bound.By == mine.By && bound.At.Equal(mine.At) {
+	}
+	replaces := cfg.Store.Rebind
+	switch {
+	case bound.Store == mine.Store && replaces != bound.Store:
+		switch {
+		case replaces != "":
+			log.Info("the bus's images are kept in this store already: --rebind-store (store.rebind) can go", "store", mine.Where, "identity", mine.Store)
+		case bound.By == mine.By && bound.At.Equal(mine.At):
+			// The first process records it; the others find it.
 			log.Info("the bus's images are kept in this store (recorded on the bus)", "store", mine.Where, "identity", mine.Store)
 		}
 		return mine, nil
-	case !cfg.Store.Rebind && !ownBus:
+	case ownBus:
+		replaces = bound.Store
+	case replaces == "":
 		return mine, fmt.Errorf("this process's store (%s, identity %s) is not the one the bus's images are kept in: %s (identity %s, recorded by %s at %s). "+
 			"Give every process on this bus the same store (--store, IMGPIPE_STORE_URL or store.url). "+
-			"If the images were moved to this store for good, start one process once with --rebind-store",
-			mine.Where, mine.Store, bound.Where, bound.Store, bound.By, bound.At.Format(time.RFC3339))
+			"If the images were moved to this store for good, start this process with --rebind-store=%s",
+			mine.Where, mine.Store, bound.Where, bound.Store, bound.By, bound.At.Format(time.RFC3339), bound.Store)
+	case replaces != bound.Store:
+		return mine, fmt.Errorf("--rebind-store (store.rebind) names store %s, but the bus's images are kept in %s (identity %s, recorded by %s at %s): nothing moved, and this process's store (%s, identity %s) is not that one",
+			replaces, bound.Where, bound.Store, bound.By, bound.At.Format(time.RFC3339), mine.Where, mine.Store)
+	}
+	if mine.Store == bound.Store {
+		// A copy of the bus's store (a restored dump keeps the identity):
+		// it goes its own way, so that the processes of the original,
+		// still running, see the move and stop.
+		id, err := st.Reidentify(ctx)
+		if err != nil {
+			return mine, fmt.Errorf("giving the new store an identity of its own: %w", err)
+		}
+		log.Warn("this store had the identity of the one it replaces (a copy): it has one of its own now", "identity", id, "was", mine.Store)
+		mine.Store = id
 	}
 	if _, err := bind(true); err != nil {
 		return mine, err
 	}
-	why := "--rebind-store: drop it for later starts"
-	if !cfg.Store.Rebind {
+	why := "--rebind-store (store.rebind); it does nothing from now on"
+	if ownBus {
 		why = "the embedded bus is this process's alone"
 	}
-	log.Warn("the bus's images are kept in this store from now on", "store", mine.Where, "identity", mine.Store,
+	log.Warn("the bus's images are kept in this store from now on; its status table was emptied", "store", mine.Where, "identity", mine.Store,
 		"was", bound.Where, "was_identity", bound.Store, "why", why)
 	return mine, nil
 }
@@ -102,8 +124,15 @@ func (c *bindingCheck) loop() {
 			return
 		case <-tick.C:
 		}
+		// Ping first: it makes again the streams a server lost, the
+		// record's bucket among them (and records it again), before a
+		// process of another store starting meanwhile could claim the bus.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		got, err := c.b.BindStore(ctx, c.mine, false)
+		err := c.b.Ping(ctx)
+		var got bus.StoreBinding
+		if err == nil {
+			got, err = c.b.BindStore(ctx, c.mine, false)
+		}
 		cancel()
 		if err != nil {
 			// The bus away: /readyz says so; the next read decides.

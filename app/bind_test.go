@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
 	"github.com/imgpipe/imgpipe/app"
 	"github.com/imgpipe/imgpipe/bus/natsbus"
 	"github.com/imgpipe/imgpipe/internal/apptest"
@@ -21,8 +25,8 @@ import (
 // off the shared queue into a database nobody reads; it is refused at
 // start, saying which store the bus's images are kept in, and the images
 // stay where the others find them. --rebind-store moves the bus to another
-// store for good: then a running process of the old store stops by itself,
-// and is refused when it starts again.
+// store for good, a copy of the first here: then a running process of the
+// old store stops by itself, and is refused when it starts again.
 func TestProcessWithAnotherStoreRefused(t *testing.T) {
 	t.Cleanup(app.SetBindingCheckEvery(100 * time.Millisecond))
 	ns, err := natsbus.StartEmbeddedServer(natsbus.EmbeddedOptions{Dir: filepath.Join(t.TempDir(), "nats"), Listen: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
@@ -72,8 +76,15 @@ func TestProcessWithAnotherStoreRefused(t *testing.T) {
 	waitOK(t, front.URL, id)
 	waitSaved(t, front.URL, id)
 
-	moved := config("mover", wrong, app.RoleSave2DB)
-	moved.Store.Rebind = true
+	// The images are moved to a copy of the store (a restored dump keeps
+	// its identity), and the bus with them: named by the identity the
+	// refusal gave, which makes the rebind a one-off.
+	_, rest, _ := strings.Cut(err.Error(), "--rebind-store=")
+	frontID := strings.Fields(rest + " ")[0]
+	copied := right + "3"
+	copyIdentity(t, right, copied)
+	moved := config("mover", copied, app.RoleSave2DB)
+	moved.Store.Rebind = frontID
 	if err := run(moved); err != nil {
 		t.Fatalf("--rebind-store: %v", err)
 	}
@@ -93,22 +104,52 @@ func TestProcessWithAnotherStoreRefused(t *testing.T) {
 	if err := run(config("front", right, app.RoleAPI)); err == nil || !strings.Contains(err.Error(), "recorded by mover") {
 		t.Fatalf("the old store's process after a rebind: %v, want it refused", err)
 	}
-	if err := run(config("mover-again", wrong, app.RoleSave2DB)); err != nil {
-		t.Fatalf("the new store's process after a rebind: %v", err)
+	// Left set, the rebind does nothing more: the new store's processes
+	// start, another store's are refused all the same.
+	if err := run(moved); err != nil {
+		t.Fatalf("the new store's process after the rebind, the setting left on: %v", err)
+	}
+	stale := config("typo", wrong, app.RoleSave2DB)
+	stale.Store.Rebind = frontID
+	if err := run(stale); err == nil || !strings.Contains(err.Error(), "nothing moved") {
+		t.Fatalf("another store's process with the spent rebind: %v, want it refused", err)
 	}
 }
+
+// copyIdentity gives the database at to the identity of the one at from,
+// as restoring a dump of it would.
+func copyIdentity(t *testing.T, from, to string) {
+	t.Helper()
+	client, err := mongo.Connect(options.Client().ApplyURI(from))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	src, dst := client.Database(dbName(from)).Collection("meta"), client.Database(dbName(to)).Collection("meta")
+	var doc bson.M
+	if err := src.FindOne(t.Context(), bson.D{{Key: "_id", Value: "identity"}}).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.InsertOne(t.Context(), doc); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func dbName(uri string) string { return uri[strings.LastIndex(uri, "/")+1:] }
 
 // TestDevFollowsItsStore: imgpipe dev's embedded bus has no port, so no
 // other process can share it: given another store on the same data dir
 // (--store, or a wiped store directory), dev moves its bus to it rather
-// than refusing to start, and serves from it.
+// than refusing to start, and serves from it. The same image, uploaded in
+// each, is served each time: the status table, emptied by the move, does
+// not answer for an image the store lacks.
 func TestDevFollowsItsStore(t *testing.T) {
 	local := apptest.Config(t)
-	mongo := local
-	mongo.Store.URL = ferrettest.For(t)
-	for i, cfg := range []app.Config{local, mongo, local} {
+	other := local
+	other.Store.URL = ferrettest.For(t)
+	for _, cfg := range []app.Config{local, other, local} {
 		r := apptest.Start(t, cfg)
-		id := upload(t, r.URL, "width=30", fixtures.JPEG(60, 40, uint64(310+i)))
+		id := upload(t, r.URL, "width=30", fixtures.JPEG(60, 40, 310))
 		waitOK(t, r.URL, id)
 		waitSaved(t, r.URL, id)
 		if err := r.Stop(); err != nil {

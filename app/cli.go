@@ -42,7 +42,7 @@ func NewRootCommand() *cobra.Command {
 	pf.String("listen", "127.0.0.1:8080", "HTTP listen address (API, UI, health and metrics)")
 	pf.String("nats", "", "NATS server URLs, comma-separated (nats://h1:4222,h2:4222)")
 	pf.String("store", "", "store URL: mongodb://… for MongoDB GridFS, or local:///path")
-	pf.Bool("rebind-store", false, "make --store the store of the bus's images, in place of the one recorded (once, after moving them)")
+	pf.String("rebind-store", "", "identity of the store the bus's images are kept in (as a refusal names it): move the bus to --store, after moving the images there; does nothing once moved")
 	pf.String("instance", "", "this process's name in activity records (default host-pid)")
 	pf.String("log-format", "text", "log format: text or json")
 	pf.String("log-level", "info", "log level: debug, info, warn or error")

@@ -235,8 +235,10 @@ type Bus interface {
 
 	// BindStore records sb as the store the bus's images are kept in,
 	// unless one is recorded already, and returns the one recorded (sb,
-	// or the earlier one). With replace it records sb whatever was there:
-	// for an operator who moved the images to another store for good.
+	// or the earlier one). With replace it records sb whatever was there,
+	// for an operator who moved the images to another store for good, and
+	// empties the status table, whose records describe the old store's
+	// images: one the new store lacks would say done and serve nothing.
 	BindStore(ctx context.Context, sb StoreBinding, replace bool) (StoreBinding, error)
 
 	Ping(ctx context.Context) error

@@ -9,11 +9,13 @@ type Config struct {
 	// "mongodb+srv://" for MongoDB (the path names the database, default
 	// "imgpipe"). See ParseURL.
 	URL string `mapstructure:"url"`
-	// Rebind makes this store the one the bus's images are kept in, in
-	// place of the one recorded (bus.StoreBinding): once, after moving the
-	// images to another store for good. Left on, it would let a process
-	// with a mistyped URL take the bus away from every other.
-	Rebind bool `mapstructure:"rebind"`
+	// Rebind, the identity of the store the bus's images are kept in,
+	// moves them to this store (bus.StoreBinding): for an operator who
+	// moved the images here for good. Naming the store it replaces makes
+	// it a one-off: once the bus has moved, it matches nothing, so left
+	// set it cannot let a process with a mistyped URL take the bus, nor
+	// two processes take it from each other.
+	Rebind string `mapstructure:"rebind"`
 }
 
 // Validate checks the URL's scheme and shape without connecting anywhere.

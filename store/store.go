@@ -66,6 +66,10 @@ type Store interface {
 	// Where says where the store is, for people: its URL without
 	// credentials, or its directory.
 	Where() string
+	// Reidentify gives the store a new identity, kept as the first was,
+	// and returns it: a copy of a store (a restored dump carries its
+	// identity) goes its own way, as the bus's new store (--rebind-store).
+	Reidentify(ctx context.Context) (string, error)
 
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error

@@ -28,7 +28,9 @@ func (b *Bus) BindStore(ctx context.Context, sb bus.StoreBinding, replace bool) 
 	}
 	defer done()
 	if replace {
-		_, err = b.meta.Put(ctx, storeKey, data)
+		if _, err = b.meta.Put(ctx, storeKey, data); err == nil {
+			err = b.purgeStatus(ctx)
+		}
 	} else {
 		_, err = b.meta.Create(ctx, storeKey, data)
 	}
@@ -55,4 +57,17 @@ func (b *Bus) BindStore(ctx context.Context, sb bus.StoreBinding, replace bool) 
 		b.bound.Store(&got) // what heal records again; never another store's
 	}
 	return got, nil
+}
+
+// purgeStatus empties the status table (see bus.Bus.BindStore). Work still
+// queued is done all the same: the transformer writes a record that is
+// missing, and save2db stores it in the new store.
+func (b *Bus) purgeStatus(ctx context.Context) error {
+	st, err := b.js.Stream(ctx, "KV_"+b.names.statusBucket())
+	if err == nil {
+		// A revision this process remembers is refused by the server's
+		// compare-and-set from now on, which then reads afresh.
+		err = st.Purge(ctx)
+	}
+	return err
 }

@@ -1,6 +1,8 @@
 package local
 
 import (
+	"context"
+	"fmt"
 	"os"
 
 	bolt "go.etcd.io/bbolt"
@@ -28,7 +30,28 @@ func identity(tx *bolt.Tx) (string, error) {
 }
 
 // Identity is made at the store's first open (see store.Store).
-func (s *Store) Identity() string { return s.identity }
+func (s *Store) Identity() string {
+	s.identityMu.Lock()
+	defer s.identityMu.Unlock()
+	return s.identity
+}
+
+// Reidentify writes a new identity (see store.Store).
+func (s *Store) Reidentify(ctx context.Context) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	id := store.NewIdentity()
+	if err := s.commits.write(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(identityKey, []byte(id))
+	}); err != nil {
+		return "", fmt.Errorf("store/local: new identity: %w", err)
+	}
+	s.identityMu.Lock()
+	defer s.identityMu.Unlock()
+	s.identity = id
+	return id, nil
+}
 
 // Where is the store's host and directory: two machines' stores may have
 // the same path.

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -33,7 +34,8 @@ type Store struct {
 	db      *bolt.DB
 	log     *slog.Logger
 	// identity is made at the first open and kept in the database.
-	identity string
+	identity   string
+	identityMu sync.Mutex // Reidentify may replace it
 
 	commits   *committer // every write goes through it (commit.go)
 	blobLocks keyLocks   // one PutBlob or SaveImage at a time per blob key

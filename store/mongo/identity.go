@@ -41,12 +41,31 @@ func (s *Store) loadIdentity(ctx context.Context) error {
 	if doc.ID == "" {
 		return fmt.Errorf("store/mongo: identity: the %s document in collection %s has no id", "identity", metaName)
 	}
+	s.identityMu.Lock()
+	defer s.identityMu.Unlock()
 	s.identity = doc.ID
 	return nil
 }
 
 // Identity is read at open (see store.Store).
-func (s *Store) Identity() string { return s.identity }
+func (s *Store) Identity() string {
+	s.identityMu.Lock()
+	defer s.identityMu.Unlock()
+	return s.identity
+}
+
+// Reidentify writes a new identity (see store.Store).
+func (s *Store) Reidentify(ctx context.Context) (string, error) {
+	id := store.NewIdentity()
+	update := bson.D{{Key: "$set", Value: bson.D{{Key: "id", Value: id}, {Key: "created_at", Value: time.Now().UTC()}}}}
+	if _, err := s.db.Collection(metaName).UpdateOne(ctx, bson.D{{Key: "_id", Value: "identity"}}, update, options.UpdateOne().SetUpsert(true)); err != nil {
+		return "", fmt.Errorf("store/mongo: new identity: %w", err)
+	}
+	s.identityMu.Lock()
+	defer s.identityMu.Unlock()
+	s.identity = id
+	return id, nil
+}
 
 // Where is the URL's hosts and database, without credentials or options.
 func (s *Store) Where() string { return s.where }

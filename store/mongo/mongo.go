@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -45,6 +46,7 @@ type Store struct {
 	log    *slog.Logger
 	// identity and where are read and made at open (identity.go).
 	identity, where string
+	identityMu      sync.Mutex // Reidentify may replace identity
 }
 
 var _ store.Store = (*Store)(nil)

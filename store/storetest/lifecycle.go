@@ -114,10 +114,18 @@ func testIdentity(t *testing.T, o *opener) {
 	if got := again.Identity(); got != id {
 		t.Fatalf("identity after reopen %q, want %q", got, id)
 	}
+	// A copy going its own way gets an identity of its own, for good.
+	renewed, err := again.Reidentify(t.Context())
+	if err != nil || renewed == id || again.Identity() != renewed {
+		t.Fatalf("Reidentify: %q, %v; identity now %q; want a new one (not %q)", renewed, err, again.Identity(), id)
+	}
 	if err := again.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if other := o.fresh(t).Identity(); other == id || other == "" {
-		t.Fatalf("another store's identity %q, want one of its own (not %q)", other, id)
+	if got := o.again(t).Identity(); got != renewed {
+		t.Fatalf("identity after Reidentify and reopen %q, want %q", got, renewed)
+	}
+	if other := o.fresh(t).Identity(); other == id || other == renewed || other == "" {
+		t.Fatalf("another store's identity %q, want one of its own (not %q or %q)", other, id, renewed)
 	}
 }
