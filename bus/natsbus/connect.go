@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -257,5 +258,12 @@ func (b *Bus) serverName(nc *nats.Conn) string {
 	if b.inProcess {
 		return "in-process" // the client reports its default URL, which nothing listens on
 	}
-	return nc.ConnectedUrlRedacted()
+	// Without any credentials: the client's redaction hides a password,
+	// not a token given as the user (nats://token@host).
+	u, err := url.Parse(nc.ConnectedUrl())
+	if err != nil {
+		return ""
+	}
+	u.User = nil
+	return u.String()
 }

@@ -1,6 +1,7 @@
 package natsbus_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -660,3 +661,42 @@ func TestDeleteVersionLeavesNoChunk(t *testing.T) {
 		t.Errorf("%d messages left in the stage, want the later blob's head alone", n)
 	}
 }
+
+// TestCredentialsNotLogged: a token given as the URL's user (the client's
+// own redaction hides only a password) stays out of the log.
+func TestCredentialsNotLogged(t *testing.T) {
+	ns := startServer(t, t.TempDir(), "127.0.0.1:0")
+	u, err := url.Parse(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(p)
+	}), nil))
+	for _, user := range []*url.URL{{User: url.User("s3cr3t-token")}, {User: url.UserPassword("alice", "s3cr3t-pass")}} {
+		cfg := testConfig("creds")
+		u.User = user.User
+		cfg.URL = u.String()
+		b, err := natsbus.Connect(ctxFor(t), cfg, nil, "creds", log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = b.Close()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logged.String(), "connected") {
+		t.Fatalf("no connection logged: %s", logged.String())
+	}
+	if strings.Contains(logged.String(), "s3cr3t") {
+		t.Fatalf("credentials in the log: %s", logged.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
