@@ -65,3 +65,34 @@ func TestStoreOutageSpendsNoAttempt(t *testing.T) {
 		t.Error("the outage wait is still counted")
 	}
 }
+
+// TestUploadsDuringStoreOutageAnswerAtOnce: the first upload after the
+// store went away waits out the store's timeout (MongoDB's server
+// selection, 5 s) for its duplicate check, and is accepted without it;
+// uploads in the next seconds skip the check rather than wait as long.
+func TestUploadsDuringStoreOutageAnswerAtOnce(t *testing.T) {
+	uri, stop, err := ferrettest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	cfg := apptest.Config(t)
+	cfg.Store.URL = uri + "imgpipe"
+	r := apptest.Start(t, cfg)
+	stop()
+
+	first := time.Now()
+	if resp := r.Upload(t, "width=20", fixtures.JPEG(40, 30, 401)); resp.Status != 202 {
+		t.Fatalf("first upload during the outage: %d %s", resp.Status, resp.Body)
+	}
+	waited := time.Since(first)
+	next := time.Now()
+	if resp := r.Upload(t, "width=20", fixtures.JPEG(40, 30, 402)); resp.Status != 202 {
+		t.Fatalf("next upload during the outage: %d %s", resp.Status, resp.Body)
+	}
+	// Not a speed threshold: the store's timeout is 5 s, and the second
+	// upload must not have waited for it.
+	if took := time.Since(next); took > waited/2 {
+		t.Fatalf("the next upload took %v, the first %v: it waited for the store again", took, waited)
+	}
+}

@@ -11,9 +11,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/internal/loglimit"
 	"github.com/imgpipe/imgpipe/model"
 	"github.com/imgpipe/imgpipe/store"
 	"github.com/imgpipe/imgpipe/transform"
@@ -25,7 +27,17 @@ import (
 type API struct {
 	deps Deps
 	act  activity
+	// storeAway is until when uploads skip the store's duplicate check
+	// (unix nanoseconds): a store that has just failed one would make
+	// every upload wait its timeout (MongoDB's server selection, 5 s)
+	// for an answer that is "accept anyway".
+	storeAway atomic.Int64
+	awayLog   loglimit.Limiter
 }
+
+// storeAwayFor is how long uploads skip the duplicate check after the
+// store failed one.
+const storeAwayFor = 5 * time.Second
 
 // NewAPI builds the api role's pipeline side.
 func NewAPI(d Deps) *API { return &API{deps: d, act: activity{d, "api"}} }
@@ -74,7 +86,7 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 		a.act.emit(id, model.EventDuplicate, 0, "")
 		accepted(created)
 	}
-	img, err := a.Lookup(ctx, id)
+	img, err := a.lookupUpload(ctx, id)
 	switch {
 	case err == nil && img.Status == model.StatusFailed && RetryableFailure(img.ErrorCode):
 		return a.requeue(ctx, data, img)
@@ -86,7 +98,9 @@ func (a *API) Ingest(ctx context.Context, data []byte, info model.Info, req tran
 		// accept anyway. The id is derived from the content, so at worst a
 		// known image is transformed again into the same record, and
 		// save2db waits for the store to come back.
-		a.deps.Log.Warn("store unreachable, accepting without the duplicate check", "image", id, "err", err)
+		if ok, suppressed := a.awayLog.Allow(); ok {
+			a.deps.Log.Warn("store unreachable, accepting without the duplicate check", "image", id, "err", err, "suppressed", suppressed)
+		}
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, "", err
 	}
@@ -209,6 +223,23 @@ const awaitActivityMax = 5 * time.Second
 
 // idShape is what ImageID gives: 32 lowercase hex digits.
 var idShape = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// lookupUpload is Lookup for an upload's duplicate check, which skips the
+// store for storeAwayFor after it failed one (see API.storeAway).
+func (a *API) lookupUpload(ctx context.Context, id string) (*model.Image, error) {
+	if time.Now().UnixNano() < a.storeAway.Load() {
+		img, err := a.deps.Bus.Status().Get(ctx, id)
+		if errors.Is(err, bus.ErrNotFound) {
+			err = fmt.Errorf("%w: it failed a moment ago", store.ErrUnavailable)
+		}
+		return img, err
+	}
+	img, err := a.Lookup(ctx, id)
+	if errors.Is(err, store.ErrUnavailable) {
+		a.storeAway.Store(time.Now().Add(storeAwayFor).UnixNano())
+	}
+	return img, err
+}
 
 // Lookup returns the live record from the status table, or the stored one
 // when the table no longer has it. Unknown ids give store.ErrNotFound, and

@@ -136,6 +136,8 @@ func (l *lease) release(ctx context.Context) {
 	defer cancel()
 	_, err := l.s.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: l.key}, {Key: "owner", Value: l.owner}})
 	if err != nil {
-		l.s.log.Warn("could not release a blob lease; it will expire", "key", l.key, "err", err)
+		if ok, suppressed := l.s.releaseLog.Allow(); ok { // an outage fails every release at once
+			l.s.log.Warn("could not release a blob lease; it will expire", "key", l.key, "err", err, "suppressed", suppressed)
+		}
 	}
 }

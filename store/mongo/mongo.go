@@ -19,6 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
+	"github.com/imgpipe/imgpipe/internal/loglimit"
 	"github.com/imgpipe/imgpipe/store"
 )
 
@@ -47,6 +48,8 @@ type Store struct {
 	// identity and where are read and made at open (identity.go).
 	identity, where string
 	identityMu      sync.Mutex // Reidentify may replace identity
+
+	releaseLog loglimit.Limiter // lease releases that failed (lease.go)
 }
 
 var _ store.Store = (*Store)(nil)
