@@ -19,7 +19,7 @@ var ErrNotFound = errors.New("store: not found")
 // says so at once rather than retrying until its startup timeout. (A login
 // MongoDB refuses is not among them: the driver reports it as a server it
 // could not select, like an outage.)
-var ErrMisconfigured = errors.New("store: refused for its configuration")
+var ErrMisconfigured = errors.New("refused for its configuration, not retried")
 
 // Store is durable storage. Every write is idempotent: writing the same key
 // or id twice leaves one copy, so redelivered messages are harmless.

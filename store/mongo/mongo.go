@@ -73,7 +73,7 @@ func Open(ctx context.Context, uri string, log *slog.Logger) (*Store, error) {
 	// Parse first so errors never echo the URI, which may carry a password.
 	cs, err := connstring.ParseAndValidate(uri)
 	if err != nil {
-		return nil, errors.New("store/mongo: invalid MongoDB URL (check scheme, hosts and options)")
+		return nil, urlError(err)
 	}
 	dbName := cs.Database
 	if dbName == "" {
@@ -159,4 +159,20 @@ func misconfigured(err error) error {
 		}
 	}
 	return err
+}
+
+// urlError says what is wrong with a URL the driver could not parse,
+// without the URL: no retry mends it, so the start fails at once. The
+// driver's reason is given unless it may quote the credentials. An
+// mongodb+srv:// name that did not resolve is not the URL's fault, and is
+// tried again.
+func urlError(err error) error {
+	reason := strings.TrimPrefix(err.Error(), "error parsing uri: ")
+	if strings.Contains(reason, "lookup ") {
+		return fmt.Errorf("store/mongo: the mongodb+srv:// name did not resolve: %s", reason)
+	}
+	if strings.Contains(reason, "password") || strings.Contains(reason, "username") {
+		reason = "the user name or password is not escaped (percent-encode @, :, / and %)"
+	}
+	return fmt.Errorf("%w: store/mongo: invalid MongoDB URL: %s", store.ErrMisconfigured, reason)
 }

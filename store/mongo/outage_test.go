@@ -2,11 +2,13 @@ package mongo_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/imgpipe/imgpipe/internal/ferrettest"
 	"github.com/imgpipe/imgpipe/store"
+	"github.com/imgpipe/imgpipe/store/mongo"
 )
 
 // TestOutageAnsweredInSeconds: with the server gone, a read fails once no
@@ -39,5 +41,26 @@ func TestOutageAnsweredInSeconds(t *testing.T) {
 		if took < c.from || took > c.to {
 			t.Errorf("%s timeout: the read failed after %v, want %v to %v: %v", c.name, took.Round(time.Millisecond), c.from, c.to, err)
 		}
+	}
+}
+
+// TestInvalidURLRefusedAtOnce: a URL the driver cannot parse fails as
+// misconfigured (no retry mends it), saying what is wrong, never quoting
+// the credentials; an SRV name that does not resolve may resolve later.
+func TestInvalidURLRefusedAtOnce(t *testing.T) {
+	for _, c := range []struct{ url, says string }{
+		{"mongodb://u:s3cret@h/db?authMechanism=BOGUS", "invalid auth mechanism"},
+		{"mongodb://u:s3cret@h:notaport/db", "port must be an integer"},
+		{"mongodb://u:s3cr%zz@h/db", "not escaped"},
+		{"mongodb://u:s3cret@h/db?tls=maybe", `invalid value for "tls"`},
+	} {
+		_, err := mongo.Open(t.Context(), c.url, nil)
+		if !errors.Is(err, store.ErrMisconfigured) || !strings.Contains(err.Error(), c.says) || strings.Contains(err.Error(), "s3cr") {
+			t.Errorf("%s: %v; want misconfigured, saying %q, without the password", c.url, err, c.says)
+		}
+	}
+	_, err := mongo.Open(t.Context(), "mongodb+srv://u:s3cret@nonexistent.invalid/db", nil)
+	if err == nil || errors.Is(err, store.ErrMisconfigured) || strings.Contains(err.Error(), "s3cr") {
+		t.Errorf("an SRV name that does not resolve: %v; want an error to retry, without the password", err)
 	}
 }
