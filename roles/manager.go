@@ -85,7 +85,11 @@ func (m *Manager) wait(ctx context.Context) error {
 		return nil
 	}
 	err, _ := v.Interface().(error)
-	return fmt.Errorf("%s failed: %w", owners[i-1].Name(), err)
+	err = fmt.Errorf("%s failed: %w", owners[i-1].Name(), err)
+	// Said now, not only at exit: the drain may take a while, and its
+	// lines would otherwise seem to have no cause.
+	m.log.Error("shutting down: draining in-flight work", "because", err)
+	return err
 }
 
 func (m *Manager) names() []string {

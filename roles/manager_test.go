@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,6 +73,8 @@ func TestManagerStartsInOrderAndStopsInReverse(t *testing.T) {
 func TestManagerStopsEverythingWhenOneFails(t *testing.T) {
 	ps, log := probes("logger", "http")
 	m := managerOf(ps)
+	var logged strings.Builder
+	m.log = slog.New(slog.NewTextHandler(&logged, nil)) // written by Run's goroutine, read after it ends
 	done := make(chan error)
 	go func() { done <- m.Run(context.Background()) }()
 	<-m.Started()
@@ -82,6 +85,10 @@ func TestManagerStopsEverythingWhenOneFails(t *testing.T) {
 	}
 	if !slices.Contains(*log, "stop logger") {
 		t.Fatalf("logger not stopped: %v", *log)
+	}
+	// The log says why the drain began, as it begins.
+	if !strings.Contains(logged.String(), `level=ERROR msg="shutting down: draining in-flight work" because="http failed: address in use"`) {
+		t.Fatalf("log: %s", logged.String())
 	}
 }
 
