@@ -99,6 +99,10 @@ func runCommand(name, short, long string, defaultRoles []string, embedded bool) 
 			}
 			log.Info("imgpipe starting", "version", Version, "command", name, "roles", strings.Join(cfg.Roles, ","), "instance", cfg.Instance)
 			if err := New(cfg, log).Run(ctx); err != nil {
+				// In the log's own format too: a collector of JSON lines
+				// would otherwise see the process end without a reason.
+				// (Main prints it plainly on stderr as well.)
+				log.Error("imgpipe stopped", "err", err)
 				return err
 			}
 			// The last word of a clean stop: an operator reading the log

@@ -1,10 +1,14 @@
 package app_test
 
 import (
+	"encoding/json"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imgpipe/imgpipe/internal/ferrettest"
 )
 
 // TestSecondSignalStopsAtOnce: a drain may take its time (here the drain
@@ -39,5 +43,32 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 		t.Logf("exited %v after the second SIGTERM: %v", time.Since(start).Round(time.Millisecond), err)
 	case <-time.After(10 * time.Second):
 		t.Fatalf("still running 10 s after a second SIGTERM, in a drain of 20 s\n%s", p.logs.String())
+	}
+}
+
+// TestFailureLoggedInTheLogsFormat: a start that fails once the log is set
+// up says why in the log's own format (a collector of JSON lines would
+// otherwise see the process end without a reason), besides the plain
+// line on stderr for whoever runs it by hand. Here MongoDB refuses the
+// database name, which fails at once.
+func TestFailureLoggedInTheLogsFormat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	cmd := exec.Command(imgpipeBinary(t), "dev", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0",
+		"--log-format", "json", "--store", ferrettest.For(t)+"$bad")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("started with a database name MongoDB refuses:\n%s", out)
+	}
+	var found bool
+	for line := range strings.Lines(string(out)) {
+		var rec struct{ Level, Msg, Err string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Level == "ERROR" && rec.Msg == "imgpipe stopped" && strings.Contains(rec.Err, "Invalid namespace") {
+			found = true
+		}
+	}
+	if !found || !strings.Contains(string(out), "\nimgpipe: ") {
+		t.Fatalf("want a JSON error record and the plain line; output:\n%s", out)
 	}
 }
