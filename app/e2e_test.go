@@ -778,8 +778,10 @@ func TestLiveEventsResume(t *testing.T) {
 	r := apptest.Start(t, apptest.Config(t))
 	type sse struct{ pos, id, image, event string }
 	// follow opens the feed (with Last-Event-ID when last is set), runs
-	// start, and reads until an event says the image start returned is
-	// done.
+	// start, and reads until the image start returned has been accepted
+	// and done. Either may come first: "accepted" is emitted once the api
+	// has its record, and a small image can be transformed before that,
+	// its events then sharing a batch.
 	follow := func(last string, start func() string) []sse {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
@@ -795,6 +797,7 @@ func TestLiveEventsResume(t *testing.T) {
 		image := start()
 		var got []sse
 		pos := ""
+		var accepted, done bool
 		sc := bufio.NewScanner(stream.Body)
 		for sc.Scan() {
 			if p, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
@@ -813,11 +816,15 @@ func TestLiveEventsResume(t *testing.T) {
 				t.Fatalf("event %q after id %q: %v", data, pos, err)
 			}
 			got = append(got, sse{pos, ev.ID, ev.ImageID, ev.Event})
-			if ev.ImageID == image && ev.Event == model.EventTransformDone {
+			if ev.ImageID == image {
+				accepted = accepted || ev.Event == model.EventAccepted
+				done = done || ev.Event == model.EventTransformDone
+			}
+			if accepted && done {
 				return got
 			}
 		}
-		t.Fatalf("feed ended before %s was done: %v", image, sc.Err())
+		t.Fatalf("feed ended before %s was accepted and done: %v", image, sc.Err())
 		return nil
 	}
 
