@@ -36,17 +36,6 @@ func NewRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	pf := root.PersistentFlags()
-	pf.String("config", "", "YAML configuration file")
-	pf.String("data-dir", "./data", "where the embedded NATS server and the local store keep their files")
-	pf.String("listen", "127.0.0.1:8080", "HTTP listen address (API, UI, health and metrics)")
-	pf.String("nats", "", "NATS server URLs, comma-separated (nats://h1:4222,h2:4222)")
-	pf.String("store", "", "store URL: mongodb://… for MongoDB GridFS, or local:///path")
-	pf.String("rebind-store", "", "identity of the store the bus's images are kept in (as a refusal names it): move the bus to --store, after moving the images there; does nothing once moved")
-	pf.String("instance", "", "this process's name in activity records (default host-pid)")
-	pf.String("log-format", "text", "log format: text or json")
-	pf.String("log-level", "info", "log level: debug, info, warn or error")
-
 	root.AddCommand(
 		runCommand("dev", "Run every role in one process on embedded NATS and the local store",
 			"Runs api, ui, transform, save2db and logger in one process, whatever roles the\nenvironment or --config name. Without a NATS URL (--nats, IMGPIPE_NATS_URL or nats.url)\nit starts an embedded NATS server with JetStream under --data-dir (no TCP port); without\na store URL (--store, IMGPIPE_STORE_URL or store.url) it keeps images in the embedded\nlocal store under --data-dir.\n\n"+rolesHelp,
@@ -111,8 +100,20 @@ func runCommand(name, short, long string, defaultRoles []string, embedded bool) 
 			return nil
 		},
 	}
+	// The run commands' own flags, not the root's persistent ones, which
+	// every command (version too) would list in its help.
+	f := cmd.Flags()
+	f.String("config", "", "YAML configuration file")
+	f.String("data-dir", "./data", "where the embedded NATS server and the local store keep their files")
+	f.String("listen", "127.0.0.1:8080", "HTTP listen address (API, UI, health and metrics)")
+	f.String("nats", "", "NATS server URLs, comma-separated (nats://h1:4222,h2:4222)")
+	f.String("store", "", "store URL: mongodb://… for MongoDB GridFS, or local:///path")
+	f.String("rebind-store", "", "identity of the store the bus's images are kept in (as a refusal names it): move the bus to --store, after moving the images there; does nothing once moved")
+	f.String("instance", "", "this process's name in activity records (default host-pid)")
+	f.String("log-format", "text", "log format: text or json")
+	f.String("log-level", "info", "log level: debug, info, warn or error")
 	if !embedded {
-		cmd.Flags().String("roles", strings.Join(defaultRoles, ","), "roles to run: "+strings.Join(AllRoles, ","))
+		f.String("roles", strings.Join(defaultRoles, ","), "roles to run: "+strings.Join(AllRoles, ","))
 	}
 	return cmd
 }
