@@ -64,6 +64,12 @@ func runCommand(name, short, long string, defaultRoles []string, embedded bool) 
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, ignored, err := commandConfig(cmd, defaultRoles, embedded)
 			if err != nil {
+				if cfg.Log.Format == "json" {
+					// A collector of JSON lines gets the refusal too;
+					// Main prints it plainly, as text logs would.
+					cfg.Log.Level = "error"
+					NewLogger(cfg.Log, os.Stderr).Error("imgpipe not started", "err", err)
+				}
 				return err
 			}
 			log := NewLogger(cfg.Log, os.Stderr)
