@@ -113,7 +113,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 
 	metrics := roles.NewMetrics()
 	deps := roles.Deps{Bus: b, Store: st, Engine: eng, Instance: a.cfg.Instance, Log: a.log, Metrics: metrics,
-		Activity: roles.NewActivity(b, a.log.With("component", "activity")), Room: room}
+		Activity: roles.NewActivity(b, st, a.log.With("component", "activity")), Room: room}
 	mgr := a.manager(deps)
 	if ns == nil {
 		// Only a bus other processes share can be moved to another store.

@@ -3,6 +3,7 @@ package roles
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -12,7 +13,9 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/imgpipe/imgpipe/bus"
+	"github.com/imgpipe/imgpipe/internal/loglimit"
 	"github.com/imgpipe/imgpipe/model"
+	"github.com/imgpipe/imgpipe/store"
 )
 
 // Activity batching. Every image makes about five events; one message each
@@ -38,8 +41,11 @@ const (
 // stored, and the roles hold what depends on it until then (the ack of the
 // message whose handling the events describe, the answer to an upload).
 // A batch the bus refuses or loses (a failover, a reconnect) is published
-// again; only one it refuses for activityRetryFor is dropped (logged), and
-// the work it describes is not held back that long (see SettleAfter).
+// again; one it refuses for activityRetryFor (or until Stop) is written
+// straight into the store, as the logger would have kept it: timelines have
+// it, only live feeds miss it. It is dropped (logged) only when the store
+// refuses it too. The work it describes is not held back that long (see
+// SettleAfter).
 //
 // It is a service, added first so that it stops last: Stop publishes what
 // is pending after every role has drained, and the bus then flushes; events
@@ -47,10 +53,13 @@ const (
 // once.
 type Activity struct {
 	b     bus.Bus
+	st    store.Store // where a batch the bus keeps refusing goes; nil: dropped
 	log   *slog.Logger
 	batch string // unique prefix of this process's batch ids
 
-	linger time.Duration // activityLinger; tests lengthen it
+	linger   time.Duration // activityLinger; tests lengthen it
+	retryFor time.Duration // activityRetryFor; tests shorten it
+	keptLog  loglimit.Limiter
 
 	mu      sync.Mutex // orders batches and guards what follows
 	pending []model.Event
@@ -67,7 +76,7 @@ var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c
 // Stored returns a channel closed once every event emitted so far has been
 // stored by the bus: a linger and a publish round trip away, longer while
 // the bus is in trouble, up to activityRetryFor, after which a batch still
-// refused is dropped (logged).
+// refused is written into the store instead.
 func (a *Activity) Stored() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -80,9 +89,10 @@ func (a *Activity) Stored() <-chan struct{} {
 	return closed
 }
 
-// NewActivity publishes on b; log reports batches the bus refused.
-func NewActivity(b bus.Bus, log *slog.Logger) *Activity {
-	return &Activity{b: b, log: log, batch: nuid.Next(), linger: activityLinger}
+// NewActivity publishes on b, and keeps in st what b keeps refusing; log
+// reports those batches.
+func NewActivity(b bus.Bus, st store.Store, log *slog.Logger) *Activity {
+	return &Activity{b: b, st: st, log: log, batch: nuid.Next(), linger: activityLinger, retryFor: activityRetryFor}
 }
 
 func (a *Activity) Name() string                { return "activity" }
@@ -149,7 +159,7 @@ func (a *Activity) publishLocked() {
 			<-prev
 		}
 		if err != nil {
-			a.republish(m, formed, len(events), events[0].ImageID, err)
+			a.republish(m, formed, events, err)
 		}
 		close(stored)
 	}()
@@ -162,13 +172,14 @@ func (a *Activity) publishLocked() {
 // at most that long's worth of batches in memory.
 const activityRetryFor = time.Minute
 
-// republish publishes m again until the bus stores it, activityRetryFor
-// after it formed, or Stop; what is held for it (acks, answers) waits
-// meanwhile, within its own bounds.
-func (a *Activity) republish(m bus.Message, formed time.Time, events int, firstImage string, err error) {
+// republish publishes m, the batch of events, again until the bus stores
+// it; activityRetryFor after it formed, or on Stop, it is kept in the store
+// instead. What is held for it (acks, answers) waits meanwhile, within its
+// own bounds.
+func (a *Activity) republish(m bus.Message, formed time.Time, events []model.Event, err error) {
 	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
-		if time.Since(formed) > activityRetryFor || a.isStopped() {
-			a.log.Warn("activity not published", "events", events, "first_image", firstImage, "err", err)
+		if time.Since(formed) > a.retryFor || a.isStopped() {
+			a.keep(events, err)
 			return
 		}
 		time.Sleep(delay)
@@ -178,6 +189,29 @@ func (a *Activity) republish(m bus.Message, formed time.Time, events int, firstI
 				return
 			}
 		}
+	}
+}
+
+// keep writes a batch the bus would not take straight into the store, as
+// the logger would have (the store skips event ids it has, so a batch the
+// bus stored after all is not kept twice). During a long outage that is a
+// batch every linger: a line a second is logged.
+func (a *Activity) keep(events []model.Event, busErr error) {
+	storeErr := errors.New("no store")
+	if a.st != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), storeWriteMax)
+		storeErr = a.st.AppendEvents(ctx, events...)
+		cancel()
+	}
+	ok, suppressed := a.keptLog.Allow()
+	switch {
+	case !ok:
+	case storeErr == nil:
+		a.log.Warn("activity kept in the store without the bus: live feeds miss it", "events", len(events),
+			"first_image", events[0].ImageID, "bus_err", busErr, "suppressed", suppressed)
+	default:
+		a.log.Warn("activity not kept: the bus and the store refused it", "events", len(events),
+			"first_image", events[0].ImageID, "bus_err", busErr, "store_err", storeErr, "suppressed", suppressed)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/imgpipe/imgpipe/bus/natsbus"
 	"github.com/imgpipe/imgpipe/internal/natstest"
 	"github.com/imgpipe/imgpipe/model"
+	"github.com/imgpipe/imgpipe/store/local"
 )
 
 // realBus is a bus on an embedded nats-server of the test's own.
@@ -101,7 +102,7 @@ func next(t *testing.T, msgs <-chan []byte, wait time.Duration) []model.Event {
 func TestActivityBatches(t *testing.T) {
 	b := realBus(t)
 	msgs := watch(t, b)
-	a := NewActivity(b, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a := NewActivity(b, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	a.linger = time.Second // long enough to tell the linger from Stop and a full batch
 
 	for i := range 3 {
@@ -159,7 +160,7 @@ func isClosed(ch <-chan struct{}, wait time.Duration) bool {
 // the stream then holds.
 func TestActivityStored(t *testing.T) {
 	b := realBus(t)
-	a := NewActivity(b, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a := NewActivity(b, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	a.linger = time.Hour // only Flush and full batches publish
 	if !isClosed(a.Stored(), 0) {
 		t.Fatal("Stored not ready with nothing emitted")
@@ -207,7 +208,7 @@ func TestActivityRepublishesARefusedBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	a := NewActivity(b, slog.New(slog.DiscardHandler))
+	a := NewActivity(b, nil, slog.New(slog.DiscardHandler))
 	a.linger = time.Hour
 	a.Emit(event(1))
 	stored := a.Stored()
@@ -229,7 +230,7 @@ func TestActivityRepublishesARefusedBatch(t *testing.T) {
 // worker: until then Drain waits, and the next message is handled.
 func TestConsumerRoleSettlesAfterItsActivity(t *testing.T) {
 	b := realBus(t)
-	a := NewActivity(b, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a := NewActivity(b, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	a.linger = time.Hour
 	handled := make(chan string, 2)
 	r := &consumerRole{name: "test", b: b, act: a,
@@ -284,5 +285,63 @@ func TestDecodeActivity(t *testing.T) {
 		if _, _, err := DecodeActivity([]byte(bad)); err == nil {
 			t.Errorf("%q: accepted", bad)
 		}
+	}
+}
+
+// TestActivityKeptInTheStoreWhenTheBusRefusesIt: a batch the bus refuses
+// for the retry bound, or until Stop, is written straight into the store,
+// where the timelines read it, rather than dropped.
+func TestActivityKeptInTheStoreWhenTheBusRefusesIt(t *testing.T) {
+	ns, err := natsbus.StartEmbedded(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	b := connectTo(t, ns)
+	js := natstest.JetStream(t, "", nats.InProcessServer(ns))
+	if err := js.DeleteStream(t.Context(), "IMGPIPE_ACTIVITY"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := local.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	kept := func(id string) bool {
+		evs, err := st.ImageEvents(t.Context(), id)
+		return err == nil && len(evs) == 1 && evs[0].ID == id+".test.1"
+	}
+
+	// Refused past the retry bound.
+	a := NewActivity(b, st, slog.New(slog.DiscardHandler))
+	a.linger, a.retryFor = time.Hour, 300*time.Millisecond
+	a.Emit(event(1))
+	a.Emit(event(2))
+	stored := a.Stored()
+	a.Flush()
+	if isClosed(stored, 100*time.Millisecond) || kept("img1") {
+		t.Fatal("the batch went to the store before the retry bound")
+	}
+	if !isClosed(stored, 10*time.Second) {
+		t.Fatal("Stored never ready")
+	}
+	if !kept("img1") || !kept("img2") {
+		t.Fatal("the refused batch is not in the store")
+	}
+
+	// Refused until Stop.
+	a = NewActivity(b, st, slog.New(slog.DiscardHandler))
+	a.linger = time.Hour
+	a.Emit(event(3))
+	stored = a.Stored()
+	a.Flush()
+	if isClosed(stored, 300*time.Millisecond) {
+		t.Fatal("Stored ready though the batch was refused")
+	}
+	if err := a.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !isClosed(stored, 10*time.Second) || !kept("img3") {
+		t.Fatal("on Stop, the refused batch was not kept in the store")
 	}
 }

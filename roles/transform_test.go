@@ -39,7 +39,7 @@ func TestEarlierRunsMessageLeavesTheImageToTheNewRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	d := Deps{Bus: b, Store: st, Log: slog.New(slog.DiscardHandler), Metrics: NewMetrics(), Activity: NewActivity(b, nil)}
+	d := Deps{Bus: b, Store: st, Log: slog.New(slog.DiscardHandler), Metrics: NewMetrics(), Activity: NewActivity(b, st, nil)}
 	tr := &transformer{deps: d, act: activity{d, "transform"}, stopping: make(chan struct{})}
 
 	now := time.Now().UTC()
