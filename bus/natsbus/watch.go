@@ -27,29 +27,39 @@ func (b *Bus) Watch(ctx context.Context, q bus.Queue, from uint64, fn func(seq u
 		return err
 	}
 	stream := b.names.stream(q)
-	cfg := jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverNewPolicy,
-		// A watcher that vanishes (crash, lost connection) leaves a
-		// consumer behind; the server drops it after this idle time.
-		InactiveThreshold: 30 * time.Second,
+	// Where a watch starts is read from the stream, whose leader answers,
+	// rather than left to DeliverNew: on a cluster the consumer can be
+	// placed on a replica that has not applied the latest messages yet,
+	// and delivered one published before the watch started (seen once in
+	// the conformance suite on a 3-node cluster).
+	info, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return wrap("watch "+string(q), err)
 	}
+	next := info.CachedInfo().State.LastSeq + 1
 	if from > 0 {
 		// A sequence the stream no longer keeps starts at its first. One
 		// it never reached (a position from a stream since recreated: a
 		// data dir wiped, a new cluster) would wait for that sequence,
 		// skipping everything before: it starts at the next message.
-		info, err := b.js.Stream(ctx, stream)
-		if err != nil {
-			return wrap("watch "+string(q), err)
-		}
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = min(from, info.CachedInfo().State.LastSeq+1)
+		next = min(from, next)
+	}
+	cfg := jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   next,
+		// A watcher that vanishes (crash, lost connection) leaves a
+		// consumer behind; the server drops it after this idle time.
+		InactiveThreshold: 30 * time.Second,
 	}
 	cons, err := b.js.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
 		return wrap("watch "+string(q), err)
 	}
-	it, err := cons.Messages()
+	// The first pull of a consumer just created on a cluster can reach
+	// its server before the consumer does, and be lost: the client only
+	// notices when two heartbeats are missed, then recreates it. At the
+	// ordered consumer's default (5 s) that left a watch deaf for 10 s.
+	it, err := cons.Messages(jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(watchHeartbeat))
 	if err != nil {
 		return wrap("watch "+string(q), err)
 	}
@@ -80,3 +90,7 @@ func (b *Bus) Watch(ctx context.Context, q bus.Queue, from uint64, fn func(seq u
 		fn(meta.Sequence.Stream, msg.Data())
 	}
 }
+
+// watchHeartbeat is how often an idle watch hears from the server: a lost
+// pull is noticed after two of them are missed.
+const watchHeartbeat = time.Second
