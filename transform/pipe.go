@@ -28,17 +28,6 @@ func (p *pipe) apply(op string, f func(in *C.VipsImage, out **C.VipsImage) C.int
 	return nil
 }
 
-// materialize computes the image into memory under the guard g: on this
-// thread if here, else on libvips' workers.
-func (p *pipe) materialize(op string, g *C.ip_guard, here bool) error {
-	return p.apply(op, func(in *C.VipsImage, out **C.VipsImage) C.int {
-		if here {
-			return C.ip_materialize_here(in, g, out)
-		}
-		return C.ip_materialize(in, g, out)
-	})
-}
-
 // perPage runs f on every page and stacks the results again; a still image
 // is one page. f may change the page size.
 func (p *pipe) perPage(op string, f func(in *C.VipsImage, out **C.VipsImage) C.int) error {

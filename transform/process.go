@@ -124,19 +124,7 @@ func (e *Engine) renderOnce(data []byte, j job, wm *watermarkSource, g *C.ip_gua
 	if err := e.checkOutputDims(geo.width, geo.pageHeight, j.out); err != nil {
 		return nil, model.Info{}, "", err
 	}
-	// Filters and compositing are computed by the encoder, under the
-	// guard; a small image's are computed here first, and the encoder
-	// only reads memory. A streamed run's failures all surface at once,
-	// in the encoder or here, and a second run names the stage.
-	if here := computesHere(j, p); here {
-		stage := "process"
-		if stream {
-			stage = "encode"
-		}
-		if err := p.materialize("compute", g, here); err != nil {
-			return nil, model.Info{}, stage, err
-		}
-	}
+	// Filters and compositing are computed by the encoder, under the guard.
 	out, err := encode(p.im, j, g)
 	if err != nil {
 		return nil, model.Info{}, "encode", err
@@ -217,34 +205,9 @@ func (e *Engine) decode(p *pipe, data []byte, j job, g *C.ip_guard, stream bool)
 	if stream {
 		return nil
 	}
-	return p.materialize("materialize", g, computesHere(j, p))
-}
-
-// Bounds of what a render computes on its own thread (computesHere).
-// hereMaxInputPixels bounds the decoded input, at its shrink-on-load
-// scale: a strip of the output, the guard's unit, then never costs more
-// than decoding all of it (a few tens of milliseconds). A variable for
-// tests, which compare both ways. hereMaxBytes bounds the computed image,
-// held whole in memory instead of streamed through the encoder.
-var hereMaxInputPixels int64 = 4 << 20
-
-const hereMaxBytes = 16 << 20
-
-// computesHere tells whether p's image is small enough to be computed on
-// the render's own thread (ip_materialize_here) rather than by libvips'
-// workers. What it saves is thread hand-offs, which cost what the machine
-// makes them cost: making 160x160 thumbnails of 640x480 JPEGs, a plain C
-// loop took 0 to 15% less CPU, and the pipeline carried 3 to 12% more of
-// them a second (interleaved runs, at different times of one day).
-// Animations keep the workers.
-func computesHere(j job, p *pipe) bool {
-	if j.animate {
-		return false
-	}
-	in := int64(j.src.info.Width) * int64(j.src.info.Height) / int64(j.shrink*j.shrink)
-	g := p.geom()
-	out := int64(g.width) * int64(g.height) * int64(C.ip_bands(p.im)) * int64(C.ip_sample_size(p.im))
-	return in <= hereMaxInputPixels && out <= hereMaxBytes
+	return p.apply("materialize", func(in *C.VipsImage, out **C.VipsImage) C.int {
+		return C.ip_materialize(in, g, out)
+	})
 }
 
 // pipelineError maps a failure to a public error; libvips' text is logged.

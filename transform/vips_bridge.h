@@ -76,8 +76,6 @@ typedef struct {
 	volatile gint fired;
 } ip_guard;
 int ip_materialize(VipsImage *in, ip_guard *guard, VipsImage **out);
-/* The same on the calling thread, a strip at a time: for small images. */
-int ip_materialize_here(VipsImage *in, ip_guard *guard, VipsImage **out);
 void ip_guard_cancel(ip_guard *guard);
 int ip_guard_fired(ip_guard *guard);
 

@@ -4,23 +4,14 @@
 
 /* ---- materialise under a kill guard ------------------------------------- */
 
-/* Whether the guard says stop; it is then fired. */
-static int
-ip_guard_stops(ip_guard *guard)
+static void
+ip_eval_cb(VipsImage *image, VipsProgress *progress, ip_guard *guard)
 {
 	if (g_atomic_int_get(&guard->cancel) ||
 		g_get_monotonic_time() > guard->deadline) {
 		g_atomic_int_set(&guard->fired, 1);
-		return 1;
-	}
-	return 0;
-}
-
-static void
-ip_eval_cb(VipsImage *image, VipsProgress *progress, ip_guard *guard)
-{
-	if (ip_guard_stops(guard))
 		vips_image_set_kill(image, TRUE);
+	}
 }
 
 /* Compute in into a new memory image. libvips checks the kill flag of the
@@ -43,53 +34,6 @@ ip_materialize(VipsImage *in, ip_guard *guard, VipsImage **out)
 	}
 	*out = mem;
 	return 0;
-}
-
-/* Output lines computed at a time by ip_materialize_here. */
-#define IP_STRIP_LINES 64
-
-/* ip_materialize on the calling thread: a region of in is computed a strip
- * of lines at a time and copied out, the guard checked between strips. A
- * sink (ip_materialize, and every encoder) runs the pixels on a worker
- * thread and hands each strip over, with semaphores, to the thread that
- * waits for it; for a small image the hand-offs cost more than the
- * pixels. Only for images whose every strip is little work: the guard can
- * stop nothing inside one. */
-int
-ip_materialize_here(VipsImage *in, ip_guard *guard, VipsImage **out)
-{
-	VipsImage *mem = vips_image_new_memory();
-	VipsRegion *region = NULL;
-	size_t line = VIPS_IMAGE_SIZEOF_LINE(in);
-	int y, i;
-
-	if (vips_image_pio_input(in) ||
-		vips_image_pipelinev(mem, VIPS_DEMAND_STYLE_THINSTRIP, in, NULL) ||
-		vips_image_write_prepare(mem) ||
-		!(region = vips_region_new(in)))
-		goto fail;
-	for (y = 0; y < in->Ysize; y += IP_STRIP_LINES) {
-		VipsRect strip = { 0, y, in->Xsize, VIPS_MIN(IP_STRIP_LINES, in->Ysize - y) };
-
-		if (ip_guard_stops(guard)) {
-			vips_error("imgpipe", "%s", "killed");
-			goto fail;
-		}
-		if (vips_region_prepare(region, &strip))
-			goto fail;
-		for (i = 0; i < strip.height; i++)
-			memcpy(VIPS_IMAGE_ADDR(mem, 0, y + i),
-				VIPS_REGION_ADDR(region, 0, y + i), line);
-	}
-	g_object_unref(region);
-	*out = mem;
-	return 0;
-
-fail:
-	if (region)
-		g_object_unref(region);
-	g_object_unref(mem);
-	return -1;
 }
 
 void
