@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -48,18 +49,21 @@ const (
 // SettleAfter).
 //
 // It is a service, added first so that it stops last: Stop publishes what
-// is pending after every role has drained, and the bus then flushes; events
-// emitted after Stop (by a handler a hard shutdown left running) go out at
-// once.
+// is pending after every role has drained and waits, within its deadline,
+// until every batch is settled (stored by the bus, or kept in the store,
+// which the process closes after); events emitted after Stop (by a handler
+// a hard shutdown left running) go out at once.
 type Activity struct {
 	b     bus.Bus
 	st    store.Store // where a batch the bus keeps refusing goes; nil: dropped
 	log   *slog.Logger
 	batch string // unique prefix of this process's batch ids
 
-	linger   time.Duration // activityLinger; tests lengthen it
-	retryFor time.Duration // activityRetryFor; tests shorten it
-	keptLog  loglimit.Limiter
+	linger    time.Duration // activityLinger; tests lengthen it
+	retryFor  time.Duration // activityRetryFor; tests shorten it
+	keptLog   loglimit.Limiter
+	storeAway atomic.Int64  // unix nanos until which keep does not try the store
+	stopCh    chan struct{} // closed by Stop: republishing gives up at once
 
 	mu      sync.Mutex // orders batches and guards what follows
 	pending []model.Event
@@ -92,19 +96,33 @@ func (a *Activity) Stored() <-chan struct{} {
 // NewActivity publishes on b, and keeps in st what b keeps refusing; log
 // reports those batches.
 func NewActivity(b bus.Bus, st store.Store, log *slog.Logger) *Activity {
-	return &Activity{b: b, st: st, log: log, batch: nuid.Next(), linger: activityLinger, retryFor: activityRetryFor}
+	return &Activity{b: b, st: st, log: log, batch: nuid.Next(), linger: activityLinger, retryFor: activityRetryFor,
+		stopCh: make(chan struct{})}
 }
 
 func (a *Activity) Name() string                { return "activity" }
 func (a *Activity) Start(context.Context) error { return nil }
 
-// Stop publishes the pending batch; from then on events are not held.
-func (a *Activity) Stop(context.Context) error {
+// Stop publishes the pending batch, and waits until it and every batch
+// before it are settled, or ctx ends; from then on events are not held.
+func (a *Activity) Stop(ctx context.Context) error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.stopped = true
+	if !a.stopped {
+		a.stopped = true
+		close(a.stopCh)
+	}
 	a.publishLocked()
-	return nil
+	last := a.last
+	a.mu.Unlock()
+	if last == nil {
+		return nil
+	}
+	select {
+	case <-last:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("activity: batches still unsettled at the deadline: %w", ctx.Err())
+	}
 }
 
 // Emit queues ev for the next batch.
@@ -153,7 +171,7 @@ func (a *Activity) publishLocked() {
 	// the ones before it have settled, so that one batch at a time retries.
 	go func() {
 		if err == nil {
-			err = <-outcome
+			err = a.await(outcome)
 		}
 		if prev != nil {
 			<-prev
@@ -163,6 +181,26 @@ func (a *Activity) publishLocked() {
 		}
 		close(stored)
 	}()
+}
+
+// stopGrace is how long, once Stop was called, a publish is given to be
+// acknowledged before its batch is kept in the store instead: a bus that
+// is away would otherwise hold the stop for its ack timeout (30 s).
+const stopGrace = time.Second
+
+// await returns a publish's outcome, or an error stopGrace after Stop.
+func (a *Activity) await(outcome <-chan error) error {
+	select {
+	case err := <-outcome:
+		return err
+	case <-a.stopCh:
+	}
+	select {
+	case err := <-outcome:
+		return err
+	case <-time.After(stopGrace):
+		return errors.New("not acknowledged before the process stopped")
+	}
 }
 
 // activityRetryFor bounds the republishing of a batch the bus refused or
@@ -182,15 +220,28 @@ func (a *Activity) republish(m bus.Message, formed time.Time, events []model.Eve
 			a.keep(events, err)
 			return
 		}
-		time.Sleep(delay)
+		select {
+		case <-time.After(delay):
+		case <-a.stopCh:
+			continue
+		}
 		var outcome <-chan error
 		if outcome, err = a.b.PublishAsync(m); err == nil {
-			if err = <-outcome; err == nil {
+			if err = a.await(outcome); err == nil {
 				return
 			}
 		}
 	}
 }
+
+// Bounds of keep. The batches behind one wait for its store write: it is
+// given keepTimeout, and after one fails the store is not tried for
+// keepAwayFor, so that in an outage of both the bus and the store batches
+// are dropped as fast as they form rather than pile up behind the writes.
+const (
+	keepTimeout = 2 * time.Second
+	keepAwayFor = 5 * time.Second
+)
 
 // keep writes a batch the bus would not take straight into the store, as
 // the logger would have (the store skips event ids it has, so a batch the
@@ -198,9 +249,15 @@ func (a *Activity) republish(m bus.Message, formed time.Time, events []model.Eve
 // batch every linger: a line a second is logged.
 func (a *Activity) keep(events []model.Event, busErr error) {
 	storeErr := errors.New("no store")
-	if a.st != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), storeWriteMax)
-		storeErr = a.st.AppendEvents(ctx, events...)
+	switch {
+	case a.st == nil:
+	case time.Now().UnixNano() < a.storeAway.Load():
+		storeErr = errors.New("the store failed a moment ago")
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), keepTimeout)
+		if storeErr = a.st.AppendEvents(ctx, events...); storeErr != nil {
+			a.storeAway.Store(time.Now().Add(keepAwayFor).UnixNano())
+		}
 		cancel()
 	}
 	ok, suppressed := a.keptLog.Allow()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/imgpipe/imgpipe/bus/natsbus"
 	"github.com/imgpipe/imgpipe/internal/natstest"
 	"github.com/imgpipe/imgpipe/model"
+	"github.com/imgpipe/imgpipe/store"
 	"github.com/imgpipe/imgpipe/store/local"
 )
 
@@ -338,10 +340,93 @@ func TestActivityKeptInTheStoreWhenTheBusRefusesIt(t *testing.T) {
 	if isClosed(stored, 300*time.Millisecond) {
 		t.Fatal("Stored ready though the batch was refused")
 	}
+	// Stop returns once the batch is kept: the process closes the store
+	// after it.
 	if err := a.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if !isClosed(stored, 10*time.Second) || !kept("img3") {
-		t.Fatal("on Stop, the refused batch was not kept in the store")
+	if !isClosed(stored, 0) || !kept("img3") {
+		t.Fatal("Stop returned before the refused batch was kept in the store")
+	}
+
+	// The store refusing too (closed here), the batch is dropped, and the
+	// store is not tried again for a while: batches behind do not wait.
+	st.Close()
+	counted := &countingStore{Store: st}
+	a = NewActivity(b, counted, slog.New(slog.DiscardHandler))
+	a.linger, a.retryFor = time.Hour, 100*time.Millisecond
+	for i := 4; i <= 5; i++ {
+		a.Emit(event(i))
+		stored := a.Stored()
+		a.Flush()
+		if !isClosed(stored, 10*time.Second) {
+			t.Fatalf("batch %d never settled", i)
+		}
+	}
+	if n := counted.appends.Load(); n != 1 {
+		t.Fatalf("the refusing store was asked %d times, want once", n)
+	}
+}
+
+// countingStore counts the AppendEvents calls a real store gets.
+type countingStore struct {
+	store.Store
+	appends atomic.Int32
+}
+
+func (c *countingStore) AppendEvents(ctx context.Context, events ...model.Event) error {
+	c.appends.Add(1)
+	return c.Store.AppendEvents(ctx, events...)
+}
+
+// TestActivityStopDoesNotWaitForAnUnansweredPublish: a publish nothing
+// acknowledges (here the stream is gone and a plain subscriber takes its
+// subject, so the client waits for its 30 s ack timeout) is given a moment
+// once Stop is called, then its batch is kept in the store, and Stop
+// returns.
+func TestActivityStopDoesNotWaitForAnUnansweredPublish(t *testing.T) {
+	ns, err := natsbus.StartEmbedded(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	b := connectTo(t, ns)
+	js := natstest.JetStream(t, "", nats.InProcessServer(ns))
+	if err := js.DeleteStream(t.Context(), "IMGPIPE_ACTIVITY"); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := nc.Subscribe("imgpipe.activity.>", func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := local.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+
+	a := NewActivity(b, st, slog.New(slog.DiscardHandler))
+	a.linger = time.Hour
+	a.Emit(event(1))
+	stored := a.Stored()
+	a.Flush()
+	if isClosed(stored, 500*time.Millisecond) {
+		t.Fatal("settled though nothing acknowledged the publish")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	evs, err := st.ImageEvents(t.Context(), "img1")
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("kept: %+v %v", evs, err)
 	}
 }
