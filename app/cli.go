@@ -64,11 +64,10 @@ func runCommand(name, short, long string, defaultRoles []string, embedded bool) 
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, ignored, err := commandConfig(cmd, defaultRoles, embedded)
 			if err != nil {
-				if cfg.Log.Format == "json" {
+				if refusalFormat(cmd, cfg) == "json" {
 					// A collector of JSON lines gets the refusal too;
 					// Main prints it plainly, as text logs would.
-					cfg.Log.Level = "error"
-					NewLogger(cfg.Log, os.Stderr).Error("imgpipe not started", "err", err)
+					NewLogger(LogConfig{Format: "json", Level: "error"}, os.Stderr).Error("imgpipe not started", "err", err)
 				}
 				return err
 			}
@@ -122,6 +121,19 @@ func runCommand(name, short, long string, defaultRoles []string, embedded bool) 
 		f.String("roles", strings.Join(defaultRoles, ","), "roles to run: "+strings.Join(AllRoles, ","))
 	}
 	return cmd
+}
+
+// refusalFormat is the log format a refused configuration asks for, as far
+// as it can be told: a file or a value that did not load leaves cfg at the
+// defaults, so the flag and the environment are read directly.
+func refusalFormat(cmd *cobra.Command, cfg Config) string {
+	if f := cmd.Flags().Lookup("log-format"); f != nil && f.Changed {
+		return f.Value.String()
+	}
+	if v := os.Getenv("IMGPIPE_LOG_FORMAT"); v != "" {
+		return v
+	}
+	return cfg.Log.Format
 }
 
 // commandConfig loads and validates the configuration of a run command.

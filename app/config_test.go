@@ -43,7 +43,6 @@ transform:
 		t.Fatal(err)
 	}
 	flags := pflag.NewFlagSet("test", pflag.ContinueOnError)
-	flags.AddFlagSet(cmd.PersistentFlags())
 	flags.AddFlagSet(serve.Flags())
 	if err := flags.Parse([]string{"--log-level", "error", "--roles", "api"}); err != nil {
 		t.Fatal(err)
@@ -250,7 +249,6 @@ func TestDevRunsEveryRole(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd.Flags().AddFlagSet(root.PersistentFlags())
 		if err := cmd.Flags().Parse(append([]string{"--config", file}, args...)); err != nil {
 			t.Fatal(err)
 		}

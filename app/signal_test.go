@@ -71,21 +71,4 @@ func TestFailureLoggedInTheLogsFormat(t *testing.T) {
 	if !found || !strings.Contains(string(out), "\nimgpipe: ") {
 		t.Fatalf("want a JSON error record and the plain line; output:\n%s", out)
 	}
-
-	// A configuration refused before anything starts, in JSON as well.
-	out, err = exec.Command(imgpipeBinary(t), "serve", "--log-format", "json", "--listen", "127.0.0.1:0").CombinedOutput()
-	if err == nil {
-		t.Fatalf("serve started without --nats and --store:\n%s", out)
-	}
-	found = false
-	for line := range strings.Lines(string(out)) {
-		var rec struct{ Level, Msg, Err string }
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Level == "ERROR" && rec.Msg == "imgpipe not started" &&
-			strings.Contains(rec.Err, "--nats is required") && strings.Contains(rec.Err, "--store is required") {
-			found = true
-		}
-	}
-	if !found || !strings.Contains(string(out), "imgpipe: invalid configuration") {
-		t.Fatalf("want a JSON error record of the refused configuration and the plain lines; output:\n%s", out)
-	}
 }
