@@ -35,3 +35,25 @@ func TestInvalidDatabaseFailsAtOnce(t *testing.T) {
 		t.Fatal("start with an invalid database name still retrying after a minute")
 	}
 }
+
+// TestFailedLoginFailsAtOnce: credentials the server refuses fail the start
+// at once with its reason, without the password, rather than being tried
+// again until startup_timeout. (FerretDB refuses every SCRAM login, as a
+// MongoDB server refuses a wrong password: AuthenticationFailed.)
+func TestFailedLoginFailsAtOnce(t *testing.T) {
+	cfg := apptest.Config(t)
+	cfg.Store.URL = strings.Replace(ferrettest.For(t), "mongodb://", "mongodb://imgpipe:s3cret@", 1)
+	cfg.StartupTimeout = 10 * time.Minute
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- app.New(cfg, slog.New(slog.DiscardHandler)).Run(ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, store.ErrMisconfigured) || !strings.Contains(err.Error(), "AuthenticationFailed") || strings.Contains(err.Error(), "s3cret") {
+			t.Fatalf("start with a refused login: %v, want the server's refusal without the password", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("start with a refused login still retrying after a minute")
+	}
+}

@@ -114,7 +114,7 @@ func Open(ctx context.Context, uri string, log *slog.Logger) (*Store, error) {
 	}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
-		return nil, err
+		return nil, misconfigured(err)
 	}
 	if err := s.createIndexes(ctx); err != nil {
 		_ = s.Close()
@@ -149,12 +149,14 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// misconfigured marks the server's refusals that no retry can change.
+// misconfigured marks the server's refusals that no retry can change: a
+// login refused (the handshake's, which Ping is the first to need), a
+// user without the rights, a database name refused.
 func misconfigured(err error) error {
 	var ce mongo.CommandError
 	if errors.As(err, &ce) {
 		switch ce.Code {
-		case 13, 73: // Unauthorized, InvalidNamespace
+		case 13, 18, 73: // Unauthorized, AuthenticationFailed, InvalidNamespace
 			return fmt.Errorf("%w: %w", store.ErrMisconfigured, err)
 		}
 	}
