@@ -87,6 +87,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
 
+	if err := refuseFreshStore(startCtx, b, a.cfg, ns != nil); err != nil {
+		return err
+	}
 	st, err := waitFor(startCtx, a.log, "store", cmp.Or(a.cfg.Store.URL, a.cfg.DataDir), func(ctx context.Context) (store.Store, error) {
 		s, err := storeopen.Open(ctx, a.cfg.Store.URL, a.cfg.DataDir, a.log.With("component", "store"))
 		if err == nil {

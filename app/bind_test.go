@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,10 @@ func TestProcessWithAnotherStoreRefused(t *testing.T) {
 			t.Errorf("refusal %q does not say %q", err, want)
 		}
 	}
+	// Refused before anything was made in it: no database to drop.
+	if names := databases(t, right); slices.Contains(names, dbName(wrong)) || !slices.Contains(names, dbName(right)) {
+		t.Errorf("databases after the refusal: %v; want %s and not %s", names, dbName(right), dbName(wrong))
+	}
 	// Nothing was taken away: an upload is saved where the front reads.
 	id := upload(t, front.URL, "width=40", fixtures.JPEG(80, 60, 301))
 	waitOK(t, front.URL, id)
@@ -136,6 +141,21 @@ func copyIdentity(t *testing.T, from, to string) {
 }
 
 func dbName(uri string) string { return uri[strings.LastIndex(uri, "/")+1:] }
+
+// databases lists the databases of the server at uri.
+func databases(t *testing.T, uri string) []string {
+	t.Helper()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	names, err := client.ListDatabaseNames(t.Context(), bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
 
 // TestDevFollowsItsStore: imgpipe dev's embedded bus has no port, so no
 // other process can share it: given another store on the same data dir

@@ -240,6 +240,9 @@ type Bus interface {
 	// empties the status table, whose records describe the old store's
 	// images: one the new store lacks would say done and serve nothing.
 	BindStore(ctx context.Context, sb StoreBinding, replace bool) (StoreBinding, error)
+	// BoundStore returns the binding recorded, or ErrNotFound while none
+	// is: what a process checks before it lets its store create anything.
+	BoundStore(ctx context.Context) (StoreBinding, error)
 
 	Ping(ctx context.Context) error
 	Close() error

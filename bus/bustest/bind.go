@@ -10,13 +10,16 @@ import (
 	"github.com/imgpipe/imgpipe/model"
 )
 
-// testBindStore: the first binding is kept, whoever asks after, however
-// many ask at once; replace records another for good, and empties the
-// status table.
+// testBindStore: BoundStore finds none at first; the first binding is kept,
+// whoever asks after, however many ask at once, and BoundStore reads it;
+// replace records another for good, and empties the status table.
 func testBindStore(t *testing.T, b bus.Bus) {
 	ctx := ctxFor(t)
 	at := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	first := bus.StoreBinding{Store: "aaaa", Where: "/data/store", By: "one", At: at}
+	if sb, err := b.BoundStore(ctx); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("BoundStore before any binding: %+v, %v; want ErrNotFound", sb, err)
+	}
 	// Processes starting together race: one binding wins, all see it.
 	got := make([]bus.StoreBinding, 8)
 	var wg sync.WaitGroup
@@ -39,6 +42,9 @@ func testBindStore(t *testing.T, b bus.Bus) {
 		}
 	}
 	winner := got[0]
+	if sb, err := b.BoundStore(ctx); err != nil || sb.Store != winner.Store || sb.By != winner.By || !sb.At.Equal(winner.At) {
+		t.Fatalf("BoundStore: %+v, %v; want %+v", sb, err, winner)
+	}
 	if later, err := b.BindStore(ctx, bus.StoreBinding{Store: "late", By: "three", At: at}, false); err != nil || !later.At.Equal(winner.At) || later.Store != winner.Store || later.Where != winner.Where || later.By != winner.By {
 		t.Fatalf("a later BindStore: %+v, %v; want the first, %+v", later, err, winner)
 	}
@@ -56,5 +62,8 @@ func testBindStore(t *testing.T, b bus.Bus) {
 	}
 	if got, err := b.BindStore(ctx, first, false); err != nil || got.Store != "moved" || got.Where != moved.Where {
 		t.Fatalf("BindStore after a replace: %+v, %v; want %+v", got, err, moved)
+	}
+	if got, err := b.BoundStore(ctx); err != nil || got.Store != "moved" {
+		t.Fatalf("BoundStore after a replace: %+v, %v; want %+v", got, err, moved)
 	}
 }

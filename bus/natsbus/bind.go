@@ -44,19 +44,46 @@ func (b *Bus) BindStore(ctx context.Context, sb bus.StoreBinding, replace bool) 
 	// Read through the leader: a replica's direct get may not have the
 	// create that just refused ours (seen on a three-server cluster as
 	// "key not found" right after "key exists").
-	bucket := b.names.metaBucket()
-	msg, err := b.leaderGet(ctx, "KV_"+bucket, "$KV."+bucket+"."+storeKey)
+	got, err := b.readBinding(ctx)
 	if err != nil {
 		return bus.StoreBinding{}, b.fail(ctx, op, err)
-	}
-	var got bus.StoreBinding
-	if err := json.Unmarshal(msg.Data, &got); err != nil || got.Store == "" {
-		return bus.StoreBinding{}, fmt.Errorf("natsbus: the store binding in bucket %s is unreadable (%v): %q", bucket, err, msg.Data)
 	}
 	if got.Store == sb.Store {
 		b.bound.Store(&got) // what heal records again; never another store's
 	}
 	return got, nil
+}
+
+// BoundStore reads the binding from the meta bucket's leader.
+func (b *Bus) BoundStore(ctx context.Context) (bus.StoreBinding, error) {
+	const op = "read the store binding"
+	ctx, done, err := b.begin(ctx, op)
+	if err != nil {
+		return bus.StoreBinding{}, err
+	}
+	defer done()
+	sb, err := b.readBinding(ctx)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return sb, fmt.Errorf("natsbus: %s: %w", op, bus.ErrNotFound)
+	}
+	if err != nil {
+		return sb, b.fail(ctx, op, err)
+	}
+	return sb, nil
+}
+
+// readBinding reads the binding through the meta bucket's stream leader.
+func (b *Bus) readBinding(ctx context.Context) (bus.StoreBinding, error) {
+	bucket := b.names.metaBucket()
+	msg, err := b.leaderGet(ctx, "KV_"+bucket, "$KV."+bucket+"."+storeKey)
+	if err != nil {
+		return bus.StoreBinding{}, err
+	}
+	var sb bus.StoreBinding
+	if err := json.Unmarshal(msg.Data, &sb); err != nil || sb.Store == "" {
+		return bus.StoreBinding{}, fmt.Errorf("natsbus: the store binding in bucket %s is unreadable (%v): %q", bucket, err, msg.Data)
+	}
+	return sb, nil
 }
 
 // purgeStatus empties the status table (see bus.Bus.BindStore). Work still

@@ -2,6 +2,7 @@ package mongo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -45,6 +46,33 @@ func (s *Store) loadIdentity(ctx context.Context) error {
 	defer s.identityMu.Unlock()
 	s.identity = doc.ID
 	return nil
+}
+
+// Peek reads the identity of the database at uri without writing anything:
+// "" for a database imgpipe never opened, or that does not exist (reading
+// does not create it, which Open would, with its indexes and identity).
+// where names it as Store.Where does. Errors are Open's.
+func Peek(ctx context.Context, uri string) (identity, where string, err error) {
+	client, cs, dbName, err := connect(uri)
+	if err != nil {
+		return "", "", err
+	}
+	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
+	s := &Store{client: client}
+	if err := s.Ping(ctx); err != nil {
+		return "", "", misconfigured(err)
+	}
+	var doc struct {
+		ID string `bson:"id"`
+	}
+	err = client.Database(dbName).Collection(metaName).FindOne(ctx, bson.D{{Key: "_id", Value: "identity"}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		err = nil
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("store/mongo: identity: %w", misconfigured(err))
+	}
+	return doc.ID, whereOf(cs, dbName), nil
 }
 
 // Identity is read at open (see store.Store).

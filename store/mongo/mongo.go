@@ -70,23 +70,9 @@ func Open(ctx context.Context, uri string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	// Parse first so errors never echo the URI, which may carry a password.
-	cs, err := connstring.ParseAndValidate(uri)
+	client, cs, dbName, err := connect(uri)
 	if err != nil {
-		return nil, urlError(err)
-	}
-	dbName := cs.Database
-	if dbName == "" {
-		dbName = DefaultDatabase
-	}
-
-	opts := options.Client().ApplyURI(uri).SetAppName("imgpipe")
-	if !cs.ServerSelectionTimeoutSet {
-		opts.SetServerSelectionTimeout(serverSelectionTimeout)
-	}
-	client, err := mongo.Connect(opts)
-	if err != nil {
-		return nil, fmt.Errorf("store/mongo: connect: %w", err)
+		return nil, err
 	}
 	// "Returns only when durable": unless the URL says otherwise, writes
 	// wait for a majority of the replica set and for the journal.
@@ -110,7 +96,7 @@ func Open(ctx context.Context, uri string, log *slog.Logger) (*Store, error) {
 		images: db.Collection(imagesName),
 		events: db.Collection(eventsName),
 		log:    log,
-		where:  cs.Scheme + "://" + strings.Join(cs.Hosts, ",") + "/" + dbName,
+		where:  whereOf(cs, dbName),
 	}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
@@ -126,6 +112,34 @@ func Open(ctx context.Context, uri string, log *slog.Logger) (*Store, error) {
 	}
 	log.Info("store opened", "kind", store.KindMongo, "hosts", strings.Join(cs.Hosts, ","), "database", dbName)
 	return s, nil
+}
+
+// connect makes a client for uri, and names its database: the URI's path,
+// DefaultDatabase if empty. The URI is parsed first so that errors never
+// echo it: it may carry a password.
+func connect(uri string) (*mongo.Client, *connstring.ConnString, string, error) {
+	cs, err := connstring.ParseAndValidate(uri)
+	if err != nil {
+		return nil, nil, "", urlError(err)
+	}
+	dbName := cs.Database
+	if dbName == "" {
+		dbName = DefaultDatabase
+	}
+	opts := options.Client().ApplyURI(uri).SetAppName("imgpipe")
+	if !cs.ServerSelectionTimeoutSet {
+		opts.SetServerSelectionTimeout(serverSelectionTimeout)
+	}
+	client, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("store/mongo: connect: %w", err)
+	}
+	return client, cs, dbName, nil
+}
+
+// whereOf names a database for people (store.Store.Where): no credentials.
+func whereOf(cs *connstring.ConnString, dbName string) string {
+	return cs.Scheme + "://" + strings.Join(cs.Hosts, ",") + "/" + dbName
 }
 
 // Ping asks the primary for an answer.
