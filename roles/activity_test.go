@@ -194,11 +194,11 @@ func TestActivityStored(t *testing.T) {
 	}
 }
 
-// TestActivityRepublishesARefusedBatch: a batch the bus does not store (here
-// its stream is gone, as an operator deleting it would leave it) is
-// published again until it is, and Stored waits for that: the work it
-// records is not acknowledged with its events lost.
-func TestActivityRepublishesARefusedBatch(t *testing.T) {
+// withoutActivityStream is a bus on a server of its own whose activity
+// stream is gone, as an operator deleting it would leave it: publishes to
+// it are refused until something creates it again.
+func withoutActivityStream(t *testing.T) (bus.Bus, *server.Server) {
+	t.Helper()
 	ns, err := natsbus.StartEmbedded(t.TempDir(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -209,6 +209,15 @@ func TestActivityRepublishesARefusedBatch(t *testing.T) {
 	if err := js.DeleteStream(t.Context(), "IMGPIPE_ACTIVITY"); err != nil {
 		t.Fatal(err)
 	}
+	return b, ns
+}
+
+// TestActivityRepublishesARefusedBatch: a batch the bus does not store (here
+// its stream is gone, as an operator deleting it would leave it) is
+// published again until it is, and Stored waits for that: the work it
+// records is not acknowledged with its events lost.
+func TestActivityRepublishesARefusedBatch(t *testing.T) {
+	b, ns := withoutActivityStream(t)
 
 	a := NewActivity(b, nil, slog.New(slog.DiscardHandler))
 	a.linger = time.Hour
@@ -294,16 +303,7 @@ func TestDecodeActivity(t *testing.T) {
 // for the retry bound, or until Stop, is written straight into the store,
 // where the timelines read it, rather than dropped.
 func TestActivityKeptInTheStoreWhenTheBusRefusesIt(t *testing.T) {
-	ns, err := natsbus.StartEmbedded(t.TempDir(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	b := connectTo(t, ns)
-	js := natstest.JetStream(t, "", nats.InProcessServer(ns))
-	if err := js.DeleteStream(t.Context(), "IMGPIPE_ACTIVITY"); err != nil {
-		t.Fatal(err)
-	}
+	b, _ := withoutActivityStream(t)
 	st, err := local.Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -385,16 +385,7 @@ func (c *countingStore) AppendEvents(ctx context.Context, events ...model.Event)
 // once Stop is called, then its batch is kept in the store, and Stop
 // returns.
 func TestActivityStopDoesNotWaitForAnUnansweredPublish(t *testing.T) {
-	ns, err := natsbus.StartEmbedded(t.TempDir(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	b := connectTo(t, ns)
-	js := natstest.JetStream(t, "", nats.InProcessServer(ns))
-	if err := js.DeleteStream(t.Context(), "IMGPIPE_ACTIVITY"); err != nil {
-		t.Fatal(err)
-	}
+	b, ns := withoutActivityStream(t)
 	nc, err := nats.Connect("", nats.InProcessServer(ns))
 	if err != nil {
 		t.Fatal(err)
