@@ -57,7 +57,11 @@ func Peek(ctx context.Context, uri string) (identity, where string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		_ = client.Disconnect(dctx)
+	}()
 	s := &Store{client: client}
 	if err := s.Ping(ctx); err != nil {
 		return "", "", misconfigured(err)
