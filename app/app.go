@@ -118,6 +118,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	deps := roles.Deps{Bus: b, Store: st, Engine: eng, Instance: a.cfg.Instance, Log: a.log, Metrics: metrics,
 		Activity: roles.NewActivity(b, st, a.log.With("component", "activity")), Room: room}
 	mgr := a.manager(deps)
+	deps.Activity.Hurry(mgr.Stopping())
 	if ns == nil {
 		// Only a bus other processes share can be moved to another store.
 		mgr.Add(newBindingCheck(b, binding, a.log.With("component", "store-binding")))

@@ -42,11 +42,12 @@ const (
 // stored, and the roles hold what depends on it until then (the ack of the
 // message whose handling the events describe, the answer to an upload).
 // A batch the bus refuses or loses (a failover, a reconnect) is published
-// again; one it refuses for activityRetryFor (or until Stop) is written
-// straight into the store, as the logger would have kept it: timelines have
-// it, only live feeds miss it. It is dropped (logged) only when the store
-// refuses it too. The work it describes is not held back that long (see
-// SettleAfter).
+// again; one it refuses for activityRetryFor (or once the process's
+// shutdown began, see Hurry) is written straight into the store, as the
+// logger would have kept it: timelines have it, only live feeds miss it.
+// It is dropped (logged) only when the store refuses it too, or refused
+// another in the last keepAwayFor. The work it describes is not held back
+// that long (see SettleAfter).
 //
 // It is a service, added first so that it stops last: Stop publishes what
 // is pending after every role has drained and waits, within its deadline,
@@ -63,7 +64,8 @@ type Activity struct {
 	retryFor  time.Duration // activityRetryFor; tests shorten it
 	keptLog   loglimit.Limiter
 	storeAway atomic.Int64  // unix nanos until which keep does not try the store
-	stopCh    chan struct{} // closed by Stop: republishing gives up at once
+	hurry     chan struct{} // closed once shutdown begins (Hurry) or by Stop
+	hurryOnce sync.Once
 
 	mu      sync.Mutex // orders batches and guards what follows
 	pending []model.Event
@@ -97,25 +99,35 @@ func (a *Activity) Stored() <-chan struct{} {
 // reports those batches.
 func NewActivity(b bus.Bus, st store.Store, log *slog.Logger) *Activity {
 	return &Activity{b: b, st: st, log: log, batch: nuid.Next(), linger: activityLinger, retryFor: activityRetryFor,
-		stopCh: make(chan struct{})}
+		hurry: make(chan struct{})}
 }
 
 func (a *Activity) Name() string                { return "activity" }
 func (a *Activity) Start(context.Context) error { return nil }
 
+// Hurry has the batches in trouble give up on the bus once stopping is
+// closed (the process's shutdown beginning): a publish unanswered after
+// stopGrace, or refused, is kept in the store at once. The roles' drain
+// waits for their events (see SettleAfter), and would otherwise wait for
+// the bus's ack timeout, or activityRetryFor, well past its deadline.
+func (a *Activity) Hurry(stopping <-chan struct{}) {
+	go func() {
+		<-stopping
+		a.hurryOnce.Do(func() { close(a.hurry) })
+	}()
+}
+
 // Stop publishes the pending batch, and waits until it and every batch
 // before it are settled, or ctx ends; from then on events are not held.
 func (a *Activity) Stop(ctx context.Context) error {
+	a.hurryOnce.Do(func() { close(a.hurry) })
 	a.mu.Lock()
-	if !a.stopped {
-		a.stopped = true
-		close(a.stopCh)
-	}
+	a.stopped = true
 	a.publishLocked()
 	last := a.last
 	a.mu.Unlock()
-	if last == nil {
-		return nil
+	if last == nil || closedNow(last) {
+		return nil // settled, whatever is left of ctx
 	}
 	select {
 	case <-last:
@@ -183,17 +195,18 @@ func (a *Activity) publishLocked() {
 	}()
 }
 
-// stopGrace is how long, once Stop was called, a publish is given to be
+// stopGrace is how long, once shutdown began, a publish is given to be
 // acknowledged before its batch is kept in the store instead: a bus that
-// is away would otherwise hold the stop for its ack timeout (30 s).
+// is away would otherwise hold the shutdown for its ack timeout (30 s).
 const stopGrace = time.Second
 
-// await returns a publish's outcome, or an error stopGrace after Stop.
+// await returns a publish's outcome, or an error stopGrace after shutdown
+// began.
 func (a *Activity) await(outcome <-chan error) error {
 	select {
 	case err := <-outcome:
 		return err
-	case <-a.stopCh:
+	case <-a.hurry:
 	}
 	select {
 	case err := <-outcome:
@@ -211,18 +224,18 @@ func (a *Activity) await(outcome <-chan error) error {
 const activityRetryFor = time.Minute
 
 // republish publishes m, the batch of events, again until the bus stores
-// it; activityRetryFor after it formed, or on Stop, it is kept in the store
-// instead. What is held for it (acks, answers) waits meanwhile, within its
+// it; activityRetryFor after it formed, or once shutdown began, it is kept
+// in the store instead. What is held for it (acks, answers) waits meanwhile, within its
 // own bounds.
 func (a *Activity) republish(m bus.Message, formed time.Time, events []model.Event, err error) {
 	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
-		if time.Since(formed) > a.retryFor || a.isStopped() {
+		if time.Since(formed) > a.retryFor || closedNow(a.hurry) {
 			a.keep(events, err)
 			return
 		}
 		select {
 		case <-time.After(delay):
-		case <-a.stopCh:
+		case <-a.hurry:
 			continue
 		}
 		var outcome <-chan error
@@ -270,12 +283,6 @@ func (a *Activity) keep(events []model.Event, busErr error) {
 		a.log.Warn("activity not kept: the bus and the store refused it", "events", len(events),
 			"first_image", events[0].ImageID, "bus_err", busErr, "store_err", storeErr, "suppressed", suppressed)
 	}
-}
-
-func (a *Activity) isStopped() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.stopped
 }
 
 // DecodeActivity reads one activity message: a batch, or a single event as

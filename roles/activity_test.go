@@ -185,6 +185,15 @@ func TestActivityStored(t *testing.T) {
 	if !isClosed(second, 5*time.Second) || !isClosed(a.Stored(), 0) {
 		t.Fatal("Stored not ready after every batch was published")
 	}
+	// Everything settled, Stop says so even past its deadline (spent by
+	// the roles' drain before it).
+	spent, cancel := context.WithCancel(t.Context())
+	cancel()
+	for range 20 {
+		if err := a.Stop(spent); err != nil {
+			t.Fatalf("Stop with every batch settled: %v", err)
+		}
+	}
 	// Both batches are in the stream, in order.
 	got := storedBatches(t, b)
 	for i := 1; i <= 2; i++ {
@@ -382,8 +391,8 @@ func (c *countingStore) AppendEvents(ctx context.Context, events ...model.Event)
 // TestActivityStopDoesNotWaitForAnUnansweredPublish: a publish nothing
 // acknowledges (here the stream is gone and a plain subscriber takes its
 // subject, so the client waits for its 30 s ack timeout) is given a moment
-// once Stop is called, then its batch is kept in the store, and Stop
-// returns.
+// once Stop is called, or the shutdown begins (Hurry), then its batch is
+// kept in the store; Stop returns.
 func TestActivityStopDoesNotWaitForAnUnansweredPublish(t *testing.T) {
 	b, ns := withoutActivityStream(t)
 	nc, err := nats.Connect("", nats.InProcessServer(ns))
@@ -419,5 +428,25 @@ func TestActivityStopDoesNotWaitForAnUnansweredPublish(t *testing.T) {
 	evs, err := st.ImageEvents(t.Context(), "img1")
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("kept: %+v %v", evs, err)
+	}
+
+	// Once the shutdown begins (before Stop, while the roles drain and
+	// wait for their events), an unanswered publish is given up on too.
+	a = NewActivity(b, st, slog.New(slog.DiscardHandler))
+	a.linger = time.Hour
+	stopping := make(chan struct{})
+	a.Hurry(stopping)
+	a.Emit(event(2))
+	stored = a.Stored()
+	a.Flush()
+	if isClosed(stored, 500*time.Millisecond) {
+		t.Fatal("settled though nothing acknowledged the publish")
+	}
+	close(stopping)
+	if !isClosed(stored, 5*time.Second) {
+		t.Fatal("the shutdown began, yet the batch still waits for the bus")
+	}
+	if evs, err := st.ImageEvents(t.Context(), "img2"); err != nil || len(evs) != 1 {
+		t.Fatalf("kept once the shutdown began: %+v %v", evs, err)
 	}
 }
