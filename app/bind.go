@@ -16,29 +16,40 @@ import (
 // mistyped name. Opened, it would be created (its indexes, its identity)
 // only for bindStore to refuse it, leaving a database to drop. The rest is
 // bindStore's: a database with an identity is compared there, and a new
-// one is right for a bus with no store yet, or with --rebind-store. What
-// cannot be read now (the bus, the server) is left to the open and to
-// bindStore as well.
+// one is right for a bus with no store yet, or with --rebind-store naming
+// the bus's store. It is a courtesy, so what cannot be read within
+// peekFor (the bus, the server) is left to the open and to bindStore.
 func refuseFreshStore(ctx context.Context, b bus.Bus, cfg Config, ownBus bool) error {
-	if ownBus || cfg.Store.Rebind != "" {
+	if ownBus {
 		return nil
 	}
 	if loc, err := store.ParseURL(cfg.Store.URL); err != nil || loc.Kind != store.KindMongo {
 		return nil
 	}
+	// Bounded: a request no stream leader hears gets no answer, and the
+	// start's own deadline is minutes away.
+	ctx, cancel := context.WithTimeout(ctx, peekFor)
+	defer cancel()
 	bound, err := b.BoundStore(ctx)
-	if err != nil {
+	if err != nil || cfg.Store.Rebind == bound.Store {
 		return nil
 	}
 	id, where, err := mongo.Peek(ctx, cfg.Store.URL)
 	if err != nil || id != "" {
 		return nil
 	}
-	return fmt.Errorf("this process's store (%s) holds no imgpipe data, so it is not the one the bus's images are kept in: %s (identity %s, recorded by %s at %s); nothing was created in it. "+
+	stale := ""
+	if cfg.Store.Rebind != "" {
+		stale = fmt.Sprintf(" (--rebind-store, store.rebind, names %s, which is not the bus's store: nothing moved)", cfg.Store.Rebind)
+	}
+	return fmt.Errorf("this process's store (%s) has no imgpipe identity (imgpipe never opened it), so it is not the one the bus's images are kept in: %s (identity %s, recorded by %s at %s); nothing was created in it. "+
 		"Give every process on this bus the same store (--store, IMGPIPE_STORE_URL or store.url). "+
-		"If the images were moved to this store for good, start this process with --rebind-store=%s",
-		where, bound.Where, bound.Store, bound.By, bound.At.Format(time.RFC3339), bound.Store)
+		"If the images were moved to this store for good, start this process with --rebind-store=%s%s",
+		where, bound.Where, bound.Store, bound.By, bound.At.Format(time.RFC3339), bound.Store, stale)
 }
+
+// peekFor bounds refuseFreshStore.
+const peekFor = 10 * time.Second
 
 // bindStore checks that st is the store the bus's images are kept in, and
 // records it as such if the bus has none yet (its first process). A

@@ -119,6 +119,9 @@ func TestProcessWithAnotherStoreRefused(t *testing.T) {
 	if err := run(stale); err == nil || !strings.Contains(err.Error(), "nothing moved") {
 		t.Fatalf("another store's process with the spent rebind: %v, want it refused", err)
 	}
+	if names := databases(t, right); slices.Contains(names, dbName(wrong)) {
+		t.Errorf("databases after the refusals: %v; want no %s", names, dbName(wrong))
+	}
 }
 
 // copyIdentity gives the database at to the identity of the one at from,

@@ -14,6 +14,9 @@ import (
 // storeKey is the meta bucket's key for bus.StoreBinding.
 const storeKey = "store"
 
+// kvOperationHeader marks a KV delete or purge; a put has none.
+const kvOperationHeader = "KV-Operation"
+
 // BindStore records sb under storeKey with a create, which only the first
 // of processes starting together wins; the others read the winner's.
 func (b *Bus) BindStore(ctx context.Context, sb bus.StoreBinding, replace bool) (bus.StoreBinding, error) {
@@ -78,6 +81,10 @@ func (b *Bus) readBinding(ctx context.Context) (bus.StoreBinding, error) {
 	msg, err := b.leaderGet(ctx, "KV_"+bucket, "$KV."+bucket+"."+storeKey)
 	if err != nil {
 		return bus.StoreBinding{}, err
+	}
+	if len(msg.Data) == 0 && msg.Header.Get(kvOperationHeader) != "" {
+		// A delete marker (an operator's `nats kv del`): no binding.
+		return bus.StoreBinding{}, jetstream.ErrMsgNotFound
 	}
 	var sb bus.StoreBinding
 	if err := json.Unmarshal(msg.Data, &sb); err != nil || sb.Store == "" {

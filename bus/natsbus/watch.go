@@ -59,7 +59,7 @@ func (b *Bus) Watch(ctx context.Context, q bus.Queue, from uint64, fn func(seq u
 	// its server before the consumer does, and be lost: the client only
 	// notices when two heartbeats are missed, then recreates it. At the
 	// ordered consumer's default (5 s) that left a watch deaf for 10 s.
-	it, err := cons.Messages(jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(watchHeartbeat))
+	it, err := cons.Messages(jetstream.PullExpiry(watchExpiry), jetstream.PullHeartbeat(watchHeartbeat))
 	if err != nil {
 		return wrap("watch "+string(q), err)
 	}
@@ -91,6 +91,11 @@ func (b *Bus) Watch(ctx context.Context, q bus.Queue, from uint64, fn func(seq u
 	}
 }
 
-// watchHeartbeat is how often an idle watch hears from the server: a lost
-// pull is noticed after two of them are missed.
-const watchHeartbeat = time.Second
+// An idle watch hears from the server every watchHeartbeat, and pulls
+// anew every watchExpiry: a lost pull is noticed after two heartbeats are
+// missed. Shorter, each /v1/events client would cost the servers more
+// messages, and a stall that long would recreate its consumer.
+const (
+	watchHeartbeat = 2 * time.Second
+	watchExpiry    = 10 * time.Second
+)

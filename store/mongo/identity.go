@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 
 	"github.com/imgpipe/imgpipe/store"
 )
@@ -69,7 +70,10 @@ func Peek(ctx context.Context, uri string) (identity, where string, err error) {
 	var doc struct {
 		ID string `bson:"id"`
 	}
-	err = client.Database(dbName).Collection(metaName).FindOne(ctx, bson.D{{Key: "_id", Value: "identity"}}).Decode(&doc)
+	// From the primary, whatever the URL's read preference: a secondary
+	// may not have the identity another process has just made.
+	meta := client.Database(dbName).Collection(metaName, options.Collection().SetReadPreference(readpref.Primary()))
+	err = meta.FindOne(ctx, bson.D{{Key: "_id", Value: "identity"}}).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		err = nil
 	}
