@@ -168,3 +168,27 @@ func TestServerErrorsAreUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// A binding deleted by an operator (`nats kv del`, a delete marker) reads as
+// none, and the next process records its own.
+func TestDeletedBindingIsNone(t *testing.T) {
+	b, err := OpenEmbedded(t.Context(), DefaultConfig(), EmbeddedOptions{Dir: t.TempDir()}, "unbind", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	first := bus.StoreBinding{Store: "aaaa", By: "one", At: time.Now().UTC()}
+	if _, err := b.BindStore(t.Context(), first, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.meta.Delete(t.Context(), storeKey); err != nil {
+		t.Fatal(err)
+	}
+	if sb, err := b.BoundStore(t.Context()); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("BoundStore after the delete: %+v, %v; want ErrNotFound", sb, err)
+	}
+	next := bus.StoreBinding{Store: "bbbb", By: "two", At: time.Now().UTC()}
+	if got, err := b.BindStore(t.Context(), next, false); err != nil || got.Store != "bbbb" {
+		t.Fatalf("BindStore after the delete: %+v, %v", got, err)
+	}
+}
