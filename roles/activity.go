@@ -212,7 +212,7 @@ func (a *Activity) await(outcome <-chan error) error {
 	case err := <-outcome:
 		return err
 	case <-time.After(stopGrace):
-		return errors.New("not acknowledged before the process stopped")
+		return errors.New("not acknowledged within a second of the shutdown's start")
 	}
 }
 
@@ -225,8 +225,8 @@ const activityRetryFor = time.Minute
 
 // republish publishes m, the batch of events, again until the bus stores
 // it; activityRetryFor after it formed, or once shutdown began, it is kept
-// in the store instead. What is held for it (acks, answers) waits meanwhile, within its
-// own bounds.
+// in the store instead. What is held for it (acks, answers) waits
+// meanwhile, within its own bounds.
 func (a *Activity) republish(m bus.Message, formed time.Time, events []model.Event, err error) {
 	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
 		if time.Since(formed) > a.retryFor || closedNow(a.hurry) {
