@@ -42,10 +42,19 @@ func refuseFreshStore(ctx context.Context, b bus.Bus, cfg Config, ownBus bool) e
 	if cfg.Store.Rebind != "" {
 		stale = fmt.Sprintf(" (--rebind-store, store.rebind, names %s, which is not the bus's store: nothing moved)", cfg.Store.Rebind)
 	}
-	return fmt.Errorf("this process's store (%s) has no imgpipe identity (imgpipe never opened it), so it is not the one the bus's images are kept in: %s (identity %s, recorded by %s at %s); nothing was created in it. "+
-		"Give every process on this bus the same store (--store, IMGPIPE_STORE_URL or store.url). "+
-		"If the images were moved to this store for good, start this process with --rebind-store=%s%s",
-		where, bound.Where, bound.Store, bound.By, bound.At.Format(time.RFC3339), bound.Store, stale)
+	return fmt.Errorf("this process's store (%s) has no imgpipe identity (imgpipe never opened it), so it is not the one the bus's images are kept in: %s; nothing was created in it. %s%s",
+		where, described(bound), sameStore(bound), stale)
+}
+
+// described names a bus's store in a refusal.
+func described(sb bus.StoreBinding) string {
+	return fmt.Sprintf("%s (identity %s, recorded by %s at %s)", sb.Where, sb.Store, sb.By, sb.At.Format(time.RFC3339))
+}
+
+// sameStore ends the refusal of another store: what to do about it.
+func sameStore(bound bus.StoreBinding) string {
+	return "Give every process on this bus the same store (--store, IMGPIPE_STORE_URL or store.url). " +
+		"If the images were moved to this store for good, start this process with --rebind-store=" + bound.Store
 }
 
 // peekFor bounds refuseFreshStore.
@@ -89,13 +98,11 @@ func bindStore(ctx context.Context, b bus.Bus, st store.Store, cfg Config, ownBu
 	case ownBus:
 		replaces = bound.Store
 	case replaces == "":
-		return mine, fmt.Errorf("this process's store (%s, identity %s) is not the one the bus's images are kept in: %s (identity %s, recorded by %s at %s). "+
-			"Give every process on this bus the same store (--store, IMGPIPE_STORE_URL or store.url). "+
-			"If the images were moved to this store for good, start this process with --rebind-store=%s",
-			mine.Where, mine.Store, bound.Where, bound.Store, bound.By, bound.At.Format(time.RFC3339), bound.Store)
+		return mine, fmt.Errorf("this process's store (%s, identity %s) is not the one the bus's images are kept in: %s. %s",
+			mine.Where, mine.Store, described(bound), sameStore(bound))
 	case replaces != bound.Store:
-		return mine, fmt.Errorf("--rebind-store (store.rebind) names store %s, but the bus's images are kept in %s (identity %s, recorded by %s at %s): nothing moved, and this process's store (%s, identity %s) is not that one",
-			replaces, bound.Where, bound.Store, bound.By, bound.At.Format(time.RFC3339), mine.Where, mine.Store)
+		return mine, fmt.Errorf("--rebind-store (store.rebind) names store %s, but the bus's images are kept in %s: nothing moved, and this process's store (%s, identity %s) is not that one",
+			replaces, described(bound), mine.Where, mine.Store)
 	}
 	if mine.Store == bound.Store {
 		// A copy of the bus's store (a restored dump keeps the identity):
@@ -181,8 +188,8 @@ func (c *bindingCheck) loop() {
 			continue
 		}
 		if got.Store != c.mine.Store {
-			c.failed <- fmt.Errorf("the bus's images are now kept in another store: %s (identity %s, recorded by %s at %s), not this process's %s (identity %s)",
-				got.Where, got.Store, got.By, got.At.Format(time.RFC3339), c.mine.Where, c.mine.Store)
+			c.failed <- fmt.Errorf("the bus's images are now kept in another store: %s, not this process's %s (identity %s)",
+				described(got), c.mine.Where, c.mine.Store)
 			return
 		}
 	}

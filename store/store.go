@@ -14,11 +14,10 @@ import (
 var ErrNotFound = errors.New("store: not found")
 
 // ErrMisconfigured marks an open the store refuses for what it was asked
-// (a database name MongoDB does not allow, a user without the rights to
-// create the indexes): trying again cannot help, so a starting process
-// says so at once rather than retrying until its startup timeout. (A login
-// MongoDB refuses is not among them: the driver reports it as a server it
-// could not select, like an outage.)
+// (a database name MongoDB does not allow, a login it refuses, a user
+// without the rights to create the indexes): trying again cannot help, so
+// a starting process says so at once rather than retrying until its
+// startup timeout.
 var ErrMisconfigured = errors.New("refused for its configuration, not retried")
 
 // Store is durable storage. Every write is idempotent: writing the same key
