@@ -32,7 +32,6 @@ func TestTransformWorkersScaleOutAndIn(t *testing.T) {
 	// About a tenth of a second each, and small enough for FerretDB.
 	const spec = "width=1200&blur=4&format=webp&quality=50"
 	front := startProcess(t, bin, "front", append([]string{"serve", "--roles=api,save2db,logger"}, common...)...)
-	first := startProcess(t, bin, "w1", append([]string{"worker", "--roles=transform"}, common...)...)
 
 	ids := make([]string, 30)
 	errs := make([]error, len(ids))
@@ -49,6 +48,11 @@ func TestTransformWorkersScaleOutAndIn(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The backlog is queued before any worker runs: with the first worker
+	// taking images as they came, uploads slower than transforms (a store
+	// slowed down, as under -race) left none for the second.
+	first := startProcess(t, bin, "w1", append([]string{"worker", "--roles=transform"}, common...)...)
+	apptest.Eventually(t, "the first worker to transform an image", func() bool { return transformed(t, first) > 0 })
 	// Scale out: the new worker takes images the first has not reached.
 	second := startProcess(t, bin, "w2", append([]string{"worker", "--roles=transform"}, common...)...)
 	apptest.Eventually(t, "the added worker to transform an image", func() bool { return transformed(t, second) > 0 })
