@@ -15,9 +15,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// consumer is one Consume: Workers goroutines reading one pull (an
-// iterator, or their own asks with NoPrefetch), replaced if the server
-// ends it.
+// consumer is one Bus.Consume: Workers goroutines reading one pull (a
+// jetstream Consume that fetches ahead of them, or their own asks with
+// NoPrefetch), replaced if the server ends it.
 type consumer struct {
 	b       *Bus
 	cfg     bus.ConsumerConfig
@@ -37,15 +37,24 @@ type consumer struct {
 	stopCh   chan struct{}    // closed when Drain starts
 	done     chan struct{}    // closed when every worker and held settlement has returned
 	held     sync.WaitGroup   // settlements waiting for SettleAfter
-	fetchLog loglimit.Limiter // NoPrefetch asks that fail
+	fetchLog loglimit.Limiter // pulls and NoPrefetch asks that fail
 }
 
-// pull is one server-side consumer and what reads it: an iterator that
-// fetches ahead of the workers, or, with NoPrefetch, the workers' own
-// one-message fetches, which last as long as ctx.
+// pull is one server-side consumer and what reads it: a Consume that
+// fetches ahead of the workers and hands them its messages one at a time
+// through msgs, or, with NoPrefetch, the workers' own one-message fetches,
+// which last as long as ctx.
+//
+// Not the Messages iterator: it buffers in a channel of PullMaxMessages,
+// and on a reconnect it forgets what that channel holds and pulls a full
+// batch again; with the workers busy the channel is full, and the client
+// drops what does not fit (slow consumer), to come again only after
+// AckWait. Consume's subscription queues instead (nats.go pending limits).
 type pull struct {
 	cons   jetstream.Consumer
-	it     jetstream.MessagesContext // nil with NoPrefetch
+	cc     jetstream.ConsumeContext // nil with NoPrefetch
+	msgs   chan jetstream.Msg       // from cc to the workers, unbuffered
+	closed <-chan struct{}          // closed when cc has ended
 	ctx    context.Context
 	cancel context.CancelFunc
 }
@@ -54,8 +63,8 @@ type pull struct {
 // the server delivers it again after AckWait.
 func (p *pull) stop() {
 	p.cancel()
-	if p.it != nil {
-		p.it.Stop()
+	if p.cc != nil {
+		p.cc.Stop()
 	}
 }
 
@@ -67,11 +76,11 @@ func (p *pull) stop() {
 // way is lost with the ask, to come again after AckWait, as one lost in
 // flight does.
 func (p *pull) drain(connected bool) {
-	if p.it == nil || !connected {
+	if p.cc == nil || !connected {
 		p.stop()
 		return
 	}
-	p.it.Drain()
+	p.cc.Drain()
 }
 
 // pullExpiry bounds one pull request, and so the time a lost one leaves a
@@ -99,16 +108,38 @@ func (c *consumer) open(ctx context.Context) (*pull, error) {
 	// The client notices by missing heartbeats (two of them, each half the
 	// expiry) and pulls again; at the default 30 s expiry that is a
 	// consumer deaf for 30 s after it is created or its leader changes.
-	it, err := cons.Messages(
+	// One message waits in the callback for a worker, the rest of the
+	// batch in the subscription's queue.
+	p.msgs = make(chan jetstream.Msg)
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		select {
+		case p.msgs <- msg:
+		case <-p.ctx.Done(): // stopped: it comes again after AckWait
+		}
+	},
 		jetstream.PullMaxMessages(c.workers),
 		jetstream.PullExpiry(pullExpiry),
-		jetstream.WithMessagesErrOnMissingHeartbeat(false),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			// Transient (a leadership change, ...); a terminal error ends
+			// cc, and run recreates it. A missed heartbeat is a pull lost
+			// and asked again at once: nothing an operator need act on.
+			switch {
+			case errors.Is(err, jetstream.ErrNoHeartbeat):
+				c.log.Debug("pull lost, asked again", "err", err)
+				return
+			case errors.Is(err, jetstream.ErrConnectionClosed):
+				return // the bus closing: said where it closes
+			}
+			if ok, n := c.fetchLog.Allow(); ok {
+				c.log.Warn("fetch failed", "err", err, "suppressed", n)
+			}
+		}),
 	)
 	if err != nil {
 		p.cancel()
 		return nil, wrap("consumer "+c.cfg.Durable, err)
 	}
-	p.it = it
+	p.cc, p.closed = cc, cc.Closed()
 	return p, nil
 }
 
@@ -123,10 +154,10 @@ func (c *consumer) run(p *pull) {
 	for p != nil {
 		var wg sync.WaitGroup
 		for range c.workers {
-			if p.it == nil {
+			if p.cc == nil {
 				wg.Go(func() { c.fetch(p) })
 			} else {
-				wg.Go(func() { c.work(p.it) })
+				wg.Go(func() { c.work(p) })
 			}
 		}
 		workersDone, supervised := make(chan struct{}), make(chan struct{})
@@ -150,7 +181,7 @@ func (c *consumer) run(p *pull) {
 // prefetch buffer at once (handing messages back) while the workers finish
 // their handlers. Until then it checks now and then that the consumer
 // still exists: deleted while no pull request was waiting on the server,
-// it would leave an iterator silent forever, and asks failing for good.
+// it would leave a Consume silent forever, and asks failing for good.
 func (c *consumer) supervise(p *pull, workersDone <-chan struct{}) {
 	tick := time.NewTicker(time.Duration(consumerCheckEvery.Load()))
 	defer tick.Stop()
@@ -159,8 +190,8 @@ func (c *consumer) supervise(p *pull, workersDone <-chan struct{}) {
 		case <-workersDone:
 			return
 		case <-c.stopCh:
-			if p.it != nil {
-				c.work(p.it)
+			if p.cc != nil {
+				c.handBack(p)
 			}
 			return
 		case <-tick.C:
@@ -217,25 +248,41 @@ func (c *consumer) reopen() *pull {
 	}
 }
 
-func (c *consumer) work(it jetstream.MessagesContext) {
+// work is a worker of a prefetching pull: it handles messages until the
+// pull ends or Drain starts (supervise then takes what was fetched ahead).
+func (c *consumer) work(p *pull) {
 	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
-			}
-			// Transient (leadership change, ...); a terminal error stops
-			// the iterator, and the next call reports it closed.
-			c.log.Warn("fetch failed", "err", err)
-			continue
+		select {
+		case msg := <-p.msgs:
+			c.handle(msg)
+		case <-p.closed:
+			return
+		case <-p.ctx.Done():
+			return
+		case <-c.stopCh:
+			return
 		}
-		c.handle(msg)
+	}
+}
+
+// handBack takes, on Drain, what the pull fetched ahead (handle hands it
+// back) until the drained subscription has delivered all of it.
+func (c *consumer) handBack(p *pull) {
+	for {
+		select {
+		case msg := <-p.msgs:
+			c.handle(msg)
+		case <-p.closed:
+			return
+		case <-p.ctx.Done():
+			return
+		}
 	}
 }
 
 // fetch is a NoPrefetch worker: it asks the server for one message when it
 // is free, and handles it. Each ask lasts pullExpiry at most, for the same
-// reason as the iterator's pulls: one can be lost.
+// reason as Consume's pulls: one can be lost.
 func (c *consumer) fetch(p *pull) {
 	for p.ctx.Err() == nil {
 		ctx, cancel := context.WithTimeout(p.ctx, pullExpiry)

@@ -226,6 +226,78 @@ func TestServerDown(t *testing.T) {
 	}
 }
 
+// TestRestartWithBacklogDropsNothing: a consumer whose workers are busy
+// and whose prefetched messages wait for them goes on at once when its
+// server restarts. The Messages iterator of nats.go, which the consumers
+// used, forgot on a reconnect what its full buffer held and pulled a
+// whole batch again; the client dropped what did not fit (a slow
+// consumer), and those messages came again only after the ack deadline.
+func TestRestartWithBacklogDropsNothing(t *testing.T) {
+	dir := t.TempDir()
+	ns := startServer(t, dir, "127.0.0.1:0")
+	u, err := url.Parse(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig("backlog")
+	cfg.URL = u.String()
+	log, logged := captureLog()
+	b, err := natsbus.Connect(ctxFor(t), cfg, nil, "backlog", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+
+	const n, workers = 300, 4
+	ctx := ctxFor(t)
+	for i := range n {
+		if err := b.Publish(ctx, bus.Message{Queue: bus.Save, Subject: fmt.Sprint("m", i), ID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	handled := map[string]bool{}
+	all := make(chan struct{})
+	// Longer than any outage here: what the restart drops comes again only
+	// after it, and the test sees the stall.
+	const ackWait = 30 * time.Second
+	_, err = b.Consume(ctx, bus.ConsumerConfig{Queue: bus.Save, Durable: "save", Workers: workers, AckWait: ackWait},
+		func(_ context.Context, d bus.Delivery) error {
+			time.Sleep(20 * time.Millisecond) // busy: the prefetched wait
+			mu.Lock()
+			defer mu.Unlock()
+			if handled[d.Subject()] = true; len(handled) == n {
+				close(all)
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(handled) }
+	deadline := time.Now().Add(patience)
+	for count() < n/4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages handled before the restart", count(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	startServer(t, dir, u.Host)
+	restarted := time.Now()
+
+	select {
+	case <-all:
+		t.Logf("every message handled %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	case <-time.After(ackWait * 2 / 3):
+		t.Errorf("%d of %d messages handled %s after the restart", count(), n, ackWait*2/3)
+	}
+	if strings.Contains(logged(), "slow consumer") {
+		t.Errorf("messages dropped by the client:\n%s", logged())
+	}
+}
+
 // TestConcurrentConnect: processes starting together all set up the same
 // streams and buckets without failing.
 func TestConcurrentConnect(t *testing.T) {
@@ -670,13 +742,7 @@ func TestCredentialsNotLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var logged bytes.Buffer
-	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return logged.Write(p)
-	}), nil))
+	log, logged := captureLog()
 	for _, user := range []*url.URL{{User: url.User("s3cr3t-token")}, {User: url.UserPassword("alice", "s3cr3t-pass")}} {
 		cfg := testConfig("creds")
 		u.User = user.User
@@ -687,13 +753,28 @@ func TestCredentialsNotLogged(t *testing.T) {
 		}
 		_ = b.Close()
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(logged.String(), "connected") {
-		t.Fatalf("no connection logged: %s", logged.String())
+	if !strings.Contains(logged(), "connected") {
+		t.Fatalf("no connection logged: %s", logged())
 	}
-	if strings.Contains(logged.String(), "s3cr3t") {
-		t.Fatalf("credentials in the log: %s", logged.String())
+	if strings.Contains(logged(), "s3cr3t") {
+		t.Fatalf("credentials in the log: %s", logged())
+	}
+}
+
+// captureLog returns a logger at every level, and a function that reads
+// what it has written so far.
+func captureLog() (*slog.Logger, func() string) {
+	var mu sync.Mutex
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return log, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.String()
 	}
 }
 
