@@ -15,9 +15,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// consumer is one Bus.Consume: Workers goroutines reading one pull (a
-// jetstream Consume that fetches ahead of them, or their own asks with
-// NoPrefetch), replaced if the server ends it.
+// consumer is one Bus.Consume: Workers goroutines reading one pull (what
+// its fetcher asks for ahead of them, or their own asks with NoPrefetch),
+// replaced if the consumer is gone from the server.
 type consumer struct {
 	b       *Bus
 	cfg     bus.ConsumerConfig
@@ -37,50 +37,49 @@ type consumer struct {
 	stopCh   chan struct{}    // closed when Drain starts
 	done     chan struct{}    // closed when every worker and held settlement has returned
 	held     sync.WaitGroup   // settlements waiting for SettleAfter
-	fetchLog loglimit.Limiter // pulls and NoPrefetch asks that fail
+	fetchLog loglimit.Limiter // asks that fail
 }
 
-// pull is one server-side consumer and what reads it: a Consume that
-// fetches ahead of the workers and hands them its messages one at a time
-// through msgs, or, with NoPrefetch, the workers' own one-message fetches,
-// which last as long as ctx.
+// pull is one server-side consumer and what reads it: a fetcher that asks
+// for as many messages as the process may still hold (one slot each,
+// freed when its handler returns) and passes them to the workers through
+// msgs, or, with NoPrefetch, the workers' own one-message asks, which last
+// as long as ctx.
 //
-// Not the Messages iterator: it buffers in a channel of PullMaxMessages,
-// and on a reconnect it forgets what that channel holds and pulls a full
-// batch again; with the workers busy the channel is full, and the client
-// drops what does not fit (slow consumer), to come again only after
-// AckWait. Consume's subscription queues instead (nats.go pending limits).
+// Not nats.go's Messages iterator, nor its Consume: on a reconnect both
+// forget what they hold and pull a whole batch again. The iterator's
+// buffer, full while the workers are busy, then overflows, and the client
+// drops what does not fit (a slow consumer) until AckWait; Consume, whose
+// callback would wait for a free worker, takes that wait for missed
+// heartbeats and pulls another batch every few seconds. Slots bound what
+// a process holds whatever happens to the asks.
 type pull struct {
 	cons   jetstream.Consumer
-	cc     jetstream.ConsumeContext // nil with NoPrefetch
-	msgs   chan jetstream.Msg       // from cc to the workers, unbuffered
-	closed <-chan struct{}          // closed when cc has ended
-	ctx    context.Context
+	ctx    context.Context // ends when the pull is stopped
 	cancel context.CancelFunc
+	// Prefetching only:
+	fetching context.Context    // ends on Drain, and with ctx
+	endFetch context.CancelFunc // ends fetching
+	slots    chan struct{}      // one per message asked for, fetched or in a handler
+	msgs     chan jetstream.Msg // fetched, for the workers; closed when fetching ends
 }
 
 // stop ends the reading at once: what was fetched ahead is dropped, and
 // the server delivers it again after AckWait.
-func (p *pull) stop() {
-	p.cancel()
-	if p.cc != nil {
-		p.cc.Stop()
-	}
-}
+func (p *pull) stop() { p.cancel() }
 
-// drain ends the reading, letting the workers (supervise, on Drain) take
-// what was fetched ahead, to hand it back. Draining a subscription needs
-// the server: with the connection down, it stops instead. A NoPrefetch
-// worker's ask is cancelled: the server delivers nothing more to it once
-// it hears of that (it checks for interest), and a message already on its
-// way is lost with the ask, to come again after AckWait, as one lost in
-// flight does.
+// drain ends the fetching, letting the workers (and supervise, on Drain)
+// take what was fetched ahead, to hand it back. With the connection down
+// the naks could not reach the server: it stops instead. An ask is
+// cancelled: the server delivers nothing more to it once it hears of that
+// (it checks for interest), and a message already on its way is lost with
+// the ask, to come again after AckWait, as one lost in flight does.
 func (p *pull) drain(connected bool) {
-	if p.cc == nil || !connected {
+	if p.msgs == nil || !connected {
 		p.stop()
 		return
 	}
-	p.cc.Drain()
+	p.endFetch()
 }
 
 // pullExpiry bounds one pull request, and so the time a lost one leaves a
@@ -102,44 +101,10 @@ func (c *consumer) open(ctx context.Context) (*pull, error) {
 	if c.cfg.NoPrefetch {
 		return p, nil
 	}
-	// Pull Workers at a time: with Workers busy that is 2×Workers held.
-	// A pull request can be lost: sent to a replicated consumer whose
-	// leader is not elected yet, or held by a leader that then goes away.
-	// The client notices by missing heartbeats (two of them, each half the
-	// expiry) and pulls again; at the default 30 s expiry that is a
-	// consumer deaf for 30 s after it is created or its leader changes.
-	// One message waits in the callback for a worker, the rest of the
-	// batch in the subscription's queue.
-	p.msgs = make(chan jetstream.Msg)
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		select {
-		case p.msgs <- msg:
-		case <-p.ctx.Done(): // stopped: it comes again after AckWait
-		}
-	},
-		jetstream.PullMaxMessages(c.workers),
-		jetstream.PullExpiry(pullExpiry),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			// Transient (a leadership change, ...); a terminal error ends
-			// cc, and run recreates it. A missed heartbeat is a pull lost
-			// and asked again at once: nothing an operator need act on.
-			switch {
-			case errors.Is(err, jetstream.ErrNoHeartbeat):
-				c.log.Debug("pull lost, asked again", "err", err)
-				return
-			case errors.Is(err, jetstream.ErrConnectionClosed):
-				return // the bus closing: said where it closes
-			}
-			if ok, n := c.fetchLog.Allow(); ok {
-				c.log.Warn("fetch failed", "err", err, "suppressed", n)
-			}
-		}),
-	)
-	if err != nil {
-		p.cancel()
-		return nil, wrap("consumer "+c.cfg.Durable, err)
-	}
-	p.cc, p.closed = cc, cc.Closed()
+	// Workers in handlers and as many fetched ahead.
+	p.fetching, p.endFetch = context.WithCancel(p.ctx)
+	p.slots = make(chan struct{}, 2*c.workers)
+	p.msgs = make(chan jetstream.Msg, cap(p.slots))
 	return p, nil
 }
 
@@ -153,8 +118,11 @@ func (c *consumer) run(p *pull) {
 	}()
 	for p != nil {
 		var wg sync.WaitGroup
+		if p.msgs != nil {
+			wg.Go(func() { c.prefetch(p) })
+		}
 		for range c.workers {
-			if p.cc == nil {
+			if p.msgs == nil {
 				wg.Go(func() { c.fetch(p) })
 			} else {
 				wg.Go(func() { c.work(p) })
@@ -180,8 +148,7 @@ func (c *consumer) run(p *pull) {
 // supervise runs beside the workers of one pull. On Drain it empties the
 // prefetch buffer at once (handing messages back) while the workers finish
 // their handlers. Until then it checks now and then that the consumer
-// still exists: deleted while no pull request was waiting on the server,
-// it would leave a Consume silent forever, and asks failing for good.
+// still exists: deleted, it would leave asks failing for good.
 func (c *consumer) supervise(p *pull, workersDone <-chan struct{}) {
 	tick := time.NewTicker(time.Duration(consumerCheckEvery.Load()))
 	defer tick.Stop()
@@ -190,8 +157,8 @@ func (c *consumer) supervise(p *pull, workersDone <-chan struct{}) {
 		case <-workersDone:
 			return
 		case <-c.stopCh:
-			if p.cc != nil {
-				c.handBack(p)
+			if p.msgs != nil {
+				c.work(p)
 			}
 			return
 		case <-tick.C:
@@ -248,41 +215,81 @@ func (c *consumer) reopen() *pull {
 	}
 }
 
-// work is a worker of a prefetching pull: it handles messages until the
-// pull ends or Drain starts (supervise then takes what was fetched ahead).
-func (c *consumer) work(p *pull) {
+// prefetch is the fetcher of a pull: while it fetches, it asks the server
+// for as many messages as there are free slots, waiting for a quarter of
+// them at least (as nats.go's own pulls wait for half their batch): an ask
+// a message would cost a round trip and a subscription each. No worker
+// waits for that: while one is idle, nothing is buffered, and at least
+// half the slots are free. It closes msgs when fetching ends, so that the
+// workers take what is left and return.
+func (c *consumer) prefetch(p *pull) {
+	defer close(p.msgs)
+	least := max(1, cap(p.slots)/4)
 	for {
-		select {
-		case msg := <-p.msgs:
-			c.handle(msg)
-		case <-p.closed:
-			return
-		case <-p.ctx.Done():
-			return
-		case <-c.stopCh:
+		n := 0
+		for ; n < least; n++ {
+			select {
+			case p.slots <- struct{}{}:
+			case <-p.fetching.Done():
+				return
+			}
+		}
+	free:
+		for n < cap(p.slots) {
+			select {
+			case p.slots <- struct{}{}:
+				n++
+			default:
+				break free
+			}
+		}
+		got, err := c.fetchAhead(p, n)
+		for range n - got {
+			<-p.slots
+		}
+		if err != nil && !c.fetchFailed(p.fetching, err) {
 			return
 		}
 	}
 }
 
-// handBack takes, on Drain, what the pull fetched ahead (handle hands it
-// back) until the drained subscription has delivered all of it.
-func (c *consumer) handBack(p *pull) {
-	for {
-		select {
-		case msg := <-p.msgs:
+// fetchAhead asks for n messages and passes on those that come within
+// pullExpiry: an ask can be lost (sent to a replicated consumer whose
+// leader is not elected yet, or held by a leader that then goes away),
+// and leaves the consumer deaf until it expires.
+func (c *consumer) fetchAhead(p *pull, n int) (got int, err error) {
+	ctx, cancel := context.WithTimeout(p.fetching, pullExpiry)
+	defer cancel()
+	batch, err := p.cons.Fetch(n, jetstream.FetchContext(ctx))
+	if err != nil {
+		return 0, err
+	}
+	for msg := range batch.Messages() {
+		p.msgs <- msg // room for every slot: it never waits
+		got++
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return got, err
+	}
+	return got, nil
+}
+
+// work is a worker of a prefetching pull: it handles what the fetcher
+// passes on until fetching has ended and nothing is left. Once Drain has
+// begun, handle hands each message back; once the pull is stopped, what
+// is left is dropped, to come again after AckWait.
+func (c *consumer) work(p *pull) {
+	for msg := range p.msgs {
+		if p.ctx.Err() == nil {
 			c.handle(msg)
-		case <-p.closed:
-			return
-		case <-p.ctx.Done():
-			return
 		}
+		<-p.slots
 	}
 }
 
 // fetch is a NoPrefetch worker: it asks the server for one message when it
 // is free, and handles it. Each ask lasts pullExpiry at most, for the same
-// reason as Consume's pulls: one can be lost.
+// reason as the fetcher's (fetchAhead): one can be lost.
 func (c *consumer) fetch(p *pull) {
 	for p.ctx.Err() == nil {
 		ctx, cancel := context.WithTimeout(p.ctx, pullExpiry)
@@ -291,29 +298,37 @@ func (c *consumer) fetch(p *pull) {
 		switch {
 		case err == nil:
 			c.handle(msg)
-		case p.ctx.Err() != nil || c.b.nc.IsClosed():
-			return
 		case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 			// Nothing came: ask again.
-		default:
-			// The connection is down, the consumer's leader is
-			// changing, the consumer is gone (supervise notices and
-			// stops this pull), or the server already holds as many
-			// waiting asks as the consumer allows (MaxWaiting, 512 by
-			// default: idle workers of the fleet beyond that ask again
-			// later). Not a spin meanwhile, nor a flood of the log.
-			if ok, n := c.fetchLog.Allow(); ok {
-				c.log.Warn("fetch failed", "err", err, "suppressed", n)
-			}
-			select {
-			case <-p.ctx.Done():
-			case <-time.After(fetchRetryAfter):
-			}
+		case !c.fetchFailed(p.ctx, err):
+			return
 		}
 	}
 }
 
-// fetchRetryAfter paces a NoPrefetch worker's asks while they fail.
+// fetchFailed paces and logs asks that fail, and tells whether to ask
+// again: not once ctx has ended or the connection is closed. Otherwise the
+// connection is down, the consumer's leader is changing, the consumer is
+// gone (supervise notices and stops the pull), or the server already
+// holds as many waiting asks as the consumer allows (MaxWaiting, 512 by
+// default: idle workers of the fleet beyond that ask again later). Not a
+// spin meanwhile, nor a flood of the log.
+func (c *consumer) fetchFailed(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || c.b.nc.IsClosed() {
+		return false
+	}
+	if ok, n := c.fetchLog.Allow(); ok {
+		c.log.Warn("fetch failed", "err", err, "suppressed", n)
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(fetchRetryAfter):
+		return true
+	}
+}
+
+// fetchRetryAfter paces asks while they fail.
 const fetchRetryAfter = 250 * time.Millisecond
 
 // Drain stops pulling, hands back prefetched messages, and waits for the
