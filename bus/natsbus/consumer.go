@@ -70,10 +70,12 @@ func (p *pull) stop() { p.cancel() }
 
 // drain ends the fetching, letting the workers (and supervise, on Drain)
 // take what was fetched ahead, to hand it back. With the connection down
-// the naks could not reach the server: it stops instead. An ask is
-// cancelled: the server delivers nothing more to it once it hears of that
-// (it checks for interest), and a message already on its way is lost with
-// the ask, to come again after AckWait, as one lost in flight does.
+// the naks could not reach the server: it stops instead. An open ask is
+// cancelled, the fetcher's as a NoPrefetch worker's: the server delivers
+// nothing more to it once it hears of that (it checks for interest), and
+// a message already on its way is lost with the ask, to come again after
+// AckWait, as one lost in flight does. Letting the ask run out instead
+// would hold every drain for its expiry.
 func (p *pull) drain(connected bool) {
 	if p.msgs == nil || !connected {
 		p.stop()
@@ -82,8 +84,8 @@ func (p *pull) drain(connected bool) {
 	p.endFetch()
 }
 
-// pullExpiry bounds one pull request, and so the time a lost one leaves a
-// consumer deaf; an idle consumer pulls again this often.
+// pullExpiry bounds one ask, and so the time a lost one leaves a consumer
+// deaf; an idle consumer asks again this often.
 const pullExpiry = 5 * time.Second
 
 // consumerCheckEvery paces the check that the consumer still exists.
@@ -220,7 +222,9 @@ func (c *consumer) reopen() *pull {
 // them at least (as nats.go's own pulls wait for half their batch): an ask
 // a message would cost a round trip and a subscription each. No worker
 // waits for that: while one is idle, nothing is buffered, and at least
-// half the slots are free. It closes msgs when fetching ends, so that the
+// half the slots hold no message. It asks only while the connection is
+// up: an ask made meanwhile would wait in the client's reconnect buffer
+// and end without a word. It closes msgs when fetching ends, so that the
 // workers take what is left and return.
 func (c *consumer) prefetch(p *pull) {
 	defer close(p.msgs)
@@ -242,6 +246,9 @@ func (c *consumer) prefetch(p *pull) {
 			default:
 				break free
 			}
+		}
+		if p.fetching.Err() != nil || !c.connected(p.fetching) {
+			return
 		}
 		got, err := c.fetchAhead(p, n)
 		for range n - got {
@@ -291,7 +298,7 @@ func (c *consumer) work(p *pull) {
 // is free, and handles it. Each ask lasts pullExpiry at most, for the same
 // reason as the fetcher's (fetchAhead): one can be lost.
 func (c *consumer) fetch(p *pull) {
-	for p.ctx.Err() == nil {
+	for p.ctx.Err() == nil && c.connected(p.ctx) {
 		ctx, cancel := context.WithTimeout(p.ctx, pullExpiry)
 		msg, err := p.cons.Next(jetstream.FetchContext(ctx))
 		cancel()
@@ -307,15 +314,20 @@ func (c *consumer) fetch(p *pull) {
 }
 
 // fetchFailed paces and logs asks that fail, and tells whether to ask
-// again: not once ctx has ended or the connection is closed. Otherwise the
-// connection is down, the consumer's leader is changing, the consumer is
-// gone (supervise notices and stops the pull), or the server already
-// holds as many waiting asks as the consumer allows (MaxWaiting, 512 by
-// default: idle workers of the fleet beyond that ask again later). Not a
-// spin meanwhile, nor a flood of the log.
+// again: not once ctx has ended or the connection is closed. A server
+// shutting down or a consumer's leader changing end the asks it held:
+// asked again at once, they reach the next one. Otherwise the consumer has
+// no leader yet, or is gone (supervise notices and stops the pull), or the
+// server already holds as many waiting asks as the consumer allows
+// (MaxWaiting, 512 by default: idle workers of the fleet beyond that ask
+// again later). Not a spin meanwhile, nor a flood of the log.
 func (c *consumer) fetchFailed(ctx context.Context, err error) bool {
 	if ctx.Err() != nil || c.b.nc.IsClosed() {
 		return false
+	}
+	if errors.Is(err, jetstream.ErrServerShutdown) || errors.Is(err, jetstream.ErrConsumerLeadershipChanged) {
+		c.log.Debug("ask ended by the server; asking again", "err", err)
+		return true
 	}
 	if ok, n := c.fetchLog.Allow(); ok {
 		c.log.Warn("fetch failed", "err", err, "suppressed", n)
@@ -328,7 +340,24 @@ func (c *consumer) fetchFailed(ctx context.Context, err error) bool {
 	}
 }
 
-// fetchRetryAfter paces asks while they fail.
+// connected waits, while ctx lasts, for the connection to be up, and
+// tells whether it is.
+func (c *consumer) connected(ctx context.Context) bool {
+	for !c.b.nc.IsConnected() {
+		if c.b.nc.IsClosed() {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(fetchRetryAfter):
+		}
+	}
+	return true
+}
+
+// fetchRetryAfter paces asks while they fail, or while the connection is
+// down.
 const fetchRetryAfter = 250 * time.Millisecond
 
 // Drain stops pulling, hands back prefetched messages, and waits for the
