@@ -18,10 +18,11 @@ import (
 // receive a context carrying ctx's values that is cancelled only on a hard
 // shutdown (Drain's or Close's deadline passing).
 //
-// Each process holds at most 2×Workers messages: Workers in handlers and
-// as many prefetched; with NoPrefetch, only those its workers have taken
-// (a settlement held by SettleAfter, heartbeat and all, frees its worker
-// to ask again). The consumer's MaxAckPending bounds all processes
+// Each process holds at most 2×Workers messages in handlers, fetched
+// ahead or asked for, whatever happens to its connection; with
+// NoPrefetch, only those its workers have taken. A settlement held by
+// SettleAfter, heartbeat and all, is not counted: it frees its worker to
+// take the next. The consumer's MaxAckPending bounds all processes
 // together, so a stalled fleet stops pulling instead of piling up work.
 //
 // Outcome of a handler:
