@@ -72,10 +72,11 @@ func (p *pull) stop() { p.cancel() }
 // take what was fetched ahead, to hand it back. With the connection down
 // the naks could not reach the server: it stops instead. An open ask is
 // cancelled, the fetcher's as a NoPrefetch worker's: the server delivers
-// nothing more to it once it hears of that (it checks for interest), and
-// a message already on its way is lost with the ask, to come again after
-// AckWait, as one lost in flight does. Letting the ask run out instead
-// would hold every drain for its expiry.
+// nothing more to it once it hears of that (it checks for interest; with
+// leaf nodes or gateways, only for asks over 2 s old), and a message
+// already on its way is lost with the ask, to come again after AckWait,
+// as one lost in flight does. Letting the ask run out instead would hold
+// every drain for its expiry.
 func (p *pull) drain(connected bool) {
 	if p.msgs == nil || !connected {
 		p.stop()
