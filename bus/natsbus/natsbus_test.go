@@ -320,6 +320,71 @@ func TestRestartUnderBacklog(t *testing.T) {
 	}
 }
 
+// TestWatchThroughRestart: a watch (what /v1/events reads) that is behind
+// when its server restarts goes on after it with every message, in order,
+// none twice: its ordered consumer reads through nats.go's Messages
+// iterator, whose buffer can overflow on a reconnect, and must recreate
+// itself at the gap.
+func TestWatchThroughRestart(t *testing.T) {
+	dir := t.TempDir()
+	ns := startServer(t, dir, "127.0.0.1:0")
+	u, err := url.Parse(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig("watchrs")
+	cfg.URL = u.String()
+	b := connect(t, cfg, nil)
+	var mu sync.Mutex
+	var seqs []uint64
+	ctx, cancel := context.WithCancel(t.Context())
+	watched := make(chan error, 1)
+	go func() {
+		watched <- b.Watch(ctx, bus.Activity, 0, func(seq uint64, _ []byte) {
+			time.Sleep(time.Millisecond) // a slow client: the watch falls behind
+			mu.Lock()
+			defer mu.Unlock()
+			seqs = append(seqs, seq)
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-watched; err != nil {
+			t.Errorf("watch: %v", err)
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // the watch has started: it sees what follows
+	const n = 2000
+	for i := range n {
+		if err := b.Publish(ctxFor(t), bus.Message{Queue: bus.Activity, Subject: fmt.Sprint("e", i), Data: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := func() int { mu.Lock(); defer mu.Unlock(); return len(seqs) }
+	for deadline := time.Now().Add(patience); seen() < n/10; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages watched before the restart", seen(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	startServer(t, dir, u.Host)
+	for deadline := time.Now().Add(3 * patience); seen() < n && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, seq := range seqs {
+		if seq != seqs[0]+uint64(i) {
+			t.Fatalf("message %d watched is sequence %d, want %d: a gap or a repeat", i, seq, seqs[0]+uint64(i))
+		}
+	}
+	if len(seqs) != n {
+		t.Fatalf("%d of %d messages watched", len(seqs), n)
+	}
+}
+
 // TestConcurrentConnect: processes starting together all set up the same
 // streams and buckets without failing.
 func TestConcurrentConnect(t *testing.T) {
