@@ -52,6 +52,22 @@ func ctxFor(t *testing.T) context.Context {
 	return ctx
 }
 
+// listeningServer starts a server on a free port, and returns it, a bus
+// configuration that reaches it, and a function that starts it again on
+// that port and store once it has been shut down.
+func listeningServer(t *testing.T, prefix string) (*server.Server, natsbus.Config, func() *server.Server) {
+	t.Helper()
+	dir := t.TempDir()
+	ns := startServer(t, dir, "127.0.0.1:0")
+	u, err := url.Parse(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(prefix)
+	cfg.URL = u.String()
+	return ns, cfg, func() *server.Server { return startServer(t, dir, u.Host) }
+}
+
 // startServer starts an embedded server, shut down when the test ends
 // (a second Shutdown is harmless).
 func startServer(t *testing.T, dir, listen string) *server.Server {
@@ -159,14 +175,7 @@ func TestRestartKeepsState(t *testing.T) {
 // ErrUnavailable; once it is back, the bus reconnects by itself and its
 // consumers resume.
 func TestServerDown(t *testing.T) {
-	dir := t.TempDir()
-	ns := startServer(t, dir, "127.0.0.1:0")
-	u, err := url.Parse(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig("down")
-	cfg.URL = u.String()
+	ns, cfg, startAgain := listeningServer(t, "down")
 	b := connect(t, cfg, nil)
 	msg := bus.Message{Queue: bus.Activity, Subject: "abc", Data: []byte("event")}
 	if err := b.Publish(ctxFor(t), msg); err != nil {
@@ -183,7 +192,7 @@ func TestServerDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 	start := time.Now()
-	err = b.Publish(ctx, msg)
+	err := b.Publish(ctx, msg)
 	if !errors.Is(err, bus.ErrUnavailable) {
 		t.Fatalf("publish with the server down: %v, want ErrUnavailable", err)
 	}
@@ -195,7 +204,7 @@ func TestServerDown(t *testing.T) {
 		t.Fatalf("ping with the server down: %v, want ErrUnavailable", err)
 	}
 
-	ns2 := startServer(t, dir, u.Host)
+	ns2 := startAgain()
 	deadline := time.Now().Add(patience)
 	for b.Ping(ctxFor(t)) != nil {
 		if time.Now().After(deadline) {
@@ -236,14 +245,7 @@ func TestServerDown(t *testing.T) {
 // for a free worker, took that wait for missed heartbeats and pulled
 // another batch every few seconds.
 func TestRestartUnderBacklog(t *testing.T) {
-	dir := t.TempDir()
-	ns := startServer(t, dir, "127.0.0.1:0")
-	u, err := url.Parse(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig("backlog")
-	cfg.URL = u.String()
+	ns, cfg, startAgain := listeningServer(t, "backlog")
 	log, logged := captureLog()
 	b, err := natsbus.Connect(ctxFor(t), cfg, nil, "backlog", log)
 	if err != nil {
@@ -288,7 +290,7 @@ func TestRestartUnderBacklog(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // what is fetched ahead arrives
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	ns = startServer(t, dir, u.Host)
+	ns = startAgain()
 
 	// Held through two asks' time after the restart: every message the
 	// process holds, or has asked for, is one the consumer counts as
@@ -326,14 +328,7 @@ func TestRestartUnderBacklog(t *testing.T) {
 // iterator, whose buffer can overflow on a reconnect, and must recreate
 // itself at the gap.
 func TestWatchThroughRestart(t *testing.T) {
-	dir := t.TempDir()
-	ns := startServer(t, dir, "127.0.0.1:0")
-	u, err := url.Parse(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig("watchrs")
-	cfg.URL = u.String()
+	ns, cfg, startAgain := listeningServer(t, "watchrs")
 	b := connect(t, cfg, nil)
 	var mu sync.Mutex
 	var seqs []uint64
@@ -369,7 +364,7 @@ func TestWatchThroughRestart(t *testing.T) {
 	}
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	startServer(t, dir, u.Host)
+	startAgain()
 	for deadline := time.Now().Add(3 * patience); seen() < n && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
