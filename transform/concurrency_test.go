@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -40,6 +41,67 @@ func TestConcurrentProcess(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// libvips runs no ORC code (see ip_startup): with it, a program compiled
+// on one thread racing one freed on another corrupted liborc's code
+// memory, and the process crashed.
+func TestVectorCodeIsOff(t *testing.T) {
+	testEngine(t)
+	if vectorEnabled() {
+		t.Fatal("libvips' ORC code is enabled")
+	}
+}
+
+// Many workers building resamplers at once, each for other factors, and
+// dropping them: the race ORC lost (see ip_startup) is between a program
+// compiled as one pipeline is built and another freed as one is closed,
+// so the pipelines are built and closed without computing pixels, which
+// makes thousands a second. With ORC on, it crashed the test process in
+// 1 of 6 runs (glibc: "free(): invalid pointer"), and took twice as long:
+// TestVectorCodeIsOff is the check that cannot miss.
+func TestConcurrentPipelineBuilds(t *testing.T) {
+	e := testEngine(t)
+	img := fixtures.JPEG(64, 48, 7)
+	src, err := e.inspect(img, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 1500 {
+				width := 20 + (7*w+i)%40
+				j, err := e.plan(Spec{Width: width, Format: "jpeg"}, src)
+				if err == nil {
+					err = buildOnly(e, img, j)
+				}
+				if err != nil {
+					t.Errorf("worker %d, width %d: %v", w, width, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// buildOnly builds j's decode and resize as a render would, checks the
+// size it would produce, and closes it.
+func buildOnly(e *Engine, data []byte, j job) error {
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	pin.Pin(&data[0]) // libvips reads the input lazily, as in render
+	vc := &vctx{}
+	defer vc.close()
+	p := &pipe{vc: vc}
+	if err := e.decode(p, data, j, nil, true); err != nil {
+		return err
+	}
+	if g := p.geom(); g.width != j.spec.Width || abs(4*g.height-3*g.width) > 4 {
+		return fmt.Errorf("pipeline makes %dx%d", g.width, g.height)
+	}
+	return nil
 }
 
 // minimalPDF is one 200x100 pt page filled red on the left, blue on the

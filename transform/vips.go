@@ -43,6 +43,10 @@ func startVips() error {
 // cgo is not allowed in test files.
 func mallocArenas() int { return int(C.ip_malloc_arenas()) }
 
+// vectorEnabled reports whether libvips runs ORC code (startVips turns
+// it off: see ip_startup).
+func vectorEnabled() bool { return C.ip_vector_enabled() != 0 }
+
 // configureVips sets process-wide libvips knobs: the last Engine wins, and
 // vector loaders once allowed stay allowed (the Engine still refuses them
 // by its own config before libvips sees the bytes).
