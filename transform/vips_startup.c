@@ -124,7 +124,7 @@ ip_startup(void)
 
 	/* No ORC: libvips 8.14 compiles an ORC program for every reducev,
 	 * reduceh and convolution it builds, and frees it with the
-	 * operation; with liborc 0.4.33 (both Debian 12's) a compile on one
+	 * operation; with liborc 0.4.33 (both are Debian 12's) a compile on one
 	 * thread racing a free on another corrupts orc's list of code
 	 * chunks. Eight threads resizing at once crashed a plain C loop in 2
 	 * of 5 runs (SIGSEGV in orc_code_allocate_codemem), and a
@@ -189,7 +189,6 @@ ip_free(void *p)
 {
 	g_free(p);
 }
-
 
 int
 ip_vector_enabled(void)
