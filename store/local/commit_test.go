@@ -141,22 +141,32 @@ func noErrors(t *testing.T, errs map[string]error) {
 	}
 }
 
-// A lone writer is never held back, however long commitEvery is: with an
-// hour between busy commits, these writes return only if each commits at
-// once.
-func TestCommitterLoneWriterCommitsAtOnce(t *testing.T) {
+// A write to a quiet store commits at once. One that comes within
+// commitEvery of the last commit's start is held to share the next
+// commit with whatever else comes, a lone writer's too: with an hour
+// between busy commits, the second and third writes here wait for Close,
+// and go together.
+func TestCommitterHoldsWritesWhileBusy(t *testing.T) {
 	c, db := openCommitter(t, time.Hour)
-	within(t, "5 sequential writes", func() {
-		for i := range 5 {
-			if err := c.write(put(fmt.Sprint(i))); err != nil {
-				t.Error(err)
-			}
+	within(t, "a write to a quiet store", func() {
+		if err := c.write(put("0")); err != nil {
+			t.Error(err)
 		}
 	})
-	if n := c.commits.Load(); n != 5 {
-		t.Errorf("%d commits for 5 sequential writes, want 5", n)
+	wait := writeAll(c, map[string]func(*bolt.Tx) error{"1": put("1")})
+	waitPending(t, c, 1)
+	more := writeAll(c, map[string]func(*bolt.Tx) error{"2": put("2")})
+	waitPending(t, c, 2)
+	if n := c.commits.Load(); n != 1 {
+		t.Errorf("%d commits before Close, want 1: the writes after the first are held", n)
 	}
-	stored(t, db, "0", "1", "2", "3", "4")
+	within(t, "close", c.close)
+	noErrors(t, wait())
+	noErrors(t, more())
+	if n := c.commits.Load(); n != 2 {
+		t.Errorf("%d commits, want 2: the first at once, then the held two together", n)
+	}
+	stored(t, db, "0", "1", "2")
 }
 
 // Writers that arrive while a commit is being made share the next one; once
@@ -204,13 +214,14 @@ func TestCommitterCapsTheBatch(t *testing.T) {
 }
 
 // Writers that write again as soon as their commit returns are not held
-// for commitEvery: once as many are back as the last commit carried, the
-// next commit goes. With an hour between busy commits, these rounds end
-// only if each commit goes as soon as all eight writers are back.
+// for commitEvery: once as many are back as the last commit carried, and
+// they are a full batch, the next commit goes. With an hour between busy
+// commits, these rounds end only if each commit goes as soon as all eight
+// writers are back.
 func TestCommitterWritersInALoopAreNotHeld(t *testing.T) {
 	c, db := openCommitter(t, time.Hour)
 	release, first := held(t, c, "first")
-	const writers, rounds = 8, 5
+	const writers, rounds = fullBatch, 5
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*rounds)
 	for w := range writers {
