@@ -47,10 +47,11 @@ const maxBatch = 1000
 // queue on bbolt's writer lock.
 //
 // So a lone writer writing back to back is held to a commit every
-// commitEvery (100 writes a second), as are fewer than fullBatch writers
-// in a loop, each round; the roles write from pools of workers (save2db
-// 16, the logger 32), and at their pace each write waits for up to
-// commitEvery.
+// commitEvery, as are fewer than fullBatch writers in a loop, each round
+// (BenchmarkAppendEvents, -cpu 1: one writer went from 3,550 writes a
+// second to 94; 8 and 32 writers stayed at about 22,000 and 60,000). The
+// roles write from pools of workers (save2db 16, the logger 32), and at
+// their pace each write waits for up to commitEvery.
 type committer struct {
 	db       *bolt.DB
 	every    time.Duration
