@@ -43,9 +43,11 @@ func startVips() error {
 // cgo is not allowed in test files.
 func mallocArenas() int { return int(C.ip_malloc_arenas()) }
 
-// vectorEnabled reports whether libvips runs ORC code (startVips turns
-// it off: see ip_startup).
+// vectorEnabled reports whether libvips runs its vector code, and
+// vectorIsORC whether that code is ORC's (libvips before 8.15), which
+// startVips turns off: see ip_startup.
 func vectorEnabled() bool { return C.ip_vector_enabled() != 0 }
+func vectorIsORC() bool   { return C.ip_vector_is_orc() != 0 }
 
 // configureVips sets process-wide libvips knobs: the last Engine wins, and
 // vector loaders once allowed stay allowed (the Engine still refuses them

@@ -17,6 +17,7 @@ enum ip_format {
 int ip_startup(void);
 int ip_malloc_arenas(void);
 int ip_vector_enabled(void);
+int ip_vector_is_orc(void); /* this libvips vectorises with ORC */
 void ip_configure(int concurrency, int cache_ops);
 void ip_allow_vector(int svg, int pdf);
 char *ip_error(void); /* copy of the error buffer, cleared; free() it */

@@ -124,14 +124,17 @@ ip_startup(void)
 
 	/* No ORC: libvips 8.14 compiles an ORC program for every reducev,
 	 * reduceh and convolution it builds, and frees it with the
-	 * operation; with liborc 0.4.33 (both are Debian 12's) a compile on one
-	 * thread racing a free on another corrupts orc's list of code
+	 * operation; with liborc 0.4.33 (both are Debian 12's) a compile on
+	 * one thread racing a free on another corrupts orc's list of code
 	 * chunks. Eight threads resizing at once crashed a plain C loop in 2
-	 * of 5 runs (SIGSEGV in orc_code_allocate_codemem), and a
-	 * transform worker of `imgpipe dev` now and then, or glibc aborted on
-	 * its corrupted heap. Without ORC libvips runs its C loops, about
-	 * 5% slower on the bench's small and large images alike. */
-	vips_vector_set_enabled(FALSE);
+	 * of 5 runs (SIGSEGV in orc_code_allocate_codemem); a transform
+	 * worker of `imgpipe dev` crashed so now and then, or glibc aborted
+	 * on its corrupted heap. Without ORC libvips runs its C loops, about
+	 * 5% slower on the bench's small and large images alike. From 8.15
+	 * libvips vectorises with Highway instead, which the switch would
+	 * turn off for nothing. */
+	if (ip_vector_is_orc())
+		vips_vector_set_enabled(FALSE);
 
 	vips_block_untrusted_set(TRUE);
 	vips_operation_block_set("VipsForeignLoad", TRUE);
@@ -194,4 +197,10 @@ int
 ip_vector_enabled(void)
 {
 	return vips_vector_isenabled();
+}
+
+int
+ip_vector_is_orc(void)
+{
+	return vips_version(0) == 8 && vips_version(1) < 15;
 }
