@@ -163,32 +163,37 @@ func abs(n int) int {
 	return n
 }
 
-// jpegShrink picks libjpeg's shrink-on-load (decoding at 1/2, 1/4 or 1/8
-// in the DCT domain) for an overall reduction by factor: the largest that
-// does not go below the target, as bimg and imgproxy do. vips_thumbnail is
-// more careful (it leaves 2x to the resampler), which makes a 640x480 ->
-// 160x160 cover decode at full size and cost twice bimg's time; the
-// lanczos resize after the block shrink keeps the result sharp enough.
-func jpegShrink(factor float64) int {
-	switch {
-	case factor >= 8:
-		return 8
-	case factor >= 4:
-		return 4
-	case factor >= 2:
-		return 2
-	}
-	return 1
+// jpegScale picks the DCT scale libjpeg decodes a JPEG at for an overall
+// reduction by factor, in eighths (8 is full size): the smallest that does
+// not go below the target, as bimg and imgproxy pick among libvips' 1/2,
+// 1/4 and 1/8. vips_thumbnail is more careful (it leaves 2x to the
+// resampler), which makes a 640x480 -> 160x160 cover decode at full size
+// and cost twice bimg's time; the lanczos resize after the DCT scaling
+// keeps the result sharp enough. libjpeg scales by any eighth: that cover
+// (a third) decodes at 3/8, 240x180 pixels against 320x240 at the half
+// libvips' loader would take, and leaves the resize less to do.
+func jpegScale(factor float64) int {
+	return min(8, max(1, int(math.Ceil(8/factor-1e-9))))
 }
 
-// scaleRect maps a stored-space rect onto an image loaded with shrink k,
-// widened to whole pixels and clipped to the loaded size.
-func scaleRect(r Rect, k int, g geometry) Rect {
-	if k <= 1 {
+// vipsShrink is libvips' shrink-on-load for a scale in eighths: the
+// largest of its 1, 2, 4 and 8 that decodes at least as large.
+func vipsShrink(eighths int) int {
+	k := 8
+	for k > 1 && eighths*k > 8 {
+		k /= 2
+	}
+	return k
+}
+
+// scaleRect maps a stored-space rect onto an image decoded at eighths/8,
+// widened to whole pixels and clipped to the decoded size.
+func scaleRect(r Rect, eighths int, g geometry) Rect {
+	if eighths >= 8 {
 		return r
 	}
-	l, t := r.Left/k, r.Top/k
-	rt := min(g.width, (r.Left+r.Width+k-1)/k)
-	b := min(g.pageHeight, (r.Top+r.Height+k-1)/k)
+	l, t := r.Left*eighths/8, r.Top*eighths/8
+	rt := min(g.width, ((r.Left+r.Width)*eighths+7)/8)
+	b := min(g.pageHeight, ((r.Top+r.Height)*eighths+7)/8)
 	return Rect{Left: l, Top: t, Width: max(1, rt-l), Height: max(1, b-t)}
 }

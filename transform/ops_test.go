@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"fmt"
 	"image"
 	"image/color"
 	"strings"
@@ -182,22 +183,32 @@ func TestBackgroundFlatten(t *testing.T) {
 	}
 }
 
-// Extract before a large reduction loads the JPEG shrunk (1/8 here); the
-// region is still the right one, also on an image stored on its side.
+// Extract before a large reduction loads the JPEG scaled down (1/8 for a
+// width of 40, 3/8 for 260); the region is still the right one, also on an
+// image stored on its side.
 func TestExtractWithShrinkOnLoad(t *testing.T) {
 	e := testEngine(t)
-	if k := jpegShrink(20); k != 8 || jpegShrink(3) != 2 || jpegShrink(1.9) != 1 {
-		t.Fatalf("shrink %d", k)
+	for factor, want := range map[float64]int{20: 1, 8: 1, 4: 2, 3: 3, 2: 4, 1.9: 5, 1.2: 7, 1: 8, 0.5: 8} {
+		if got := jpegScale(factor); got != want {
+			t.Errorf("jpegScale(%v) = %d/8, want %d/8", factor, got, want)
+		}
+	}
+	for eighths, want := range map[int]int{1: 8, 2: 4, 3: 2, 4: 2, 5: 1, 8: 1} {
+		if got := vipsShrink(eighths); got != want {
+			t.Errorf("vipsShrink(%d) = %d, want %d", eighths, got, want)
+		}
 	}
 	up := quadImage(1600, 800)
 	for _, o := range []int{1, 6} {
-		data := fixtures.WithOrientation(encJPEG(t, storedFor(up, o)), o)
-		_, img := process(t, e, data, "extract=800,0,800,400&width=40&format=png")
-		if b := img.Bounds(); b.Dx() != 40 || b.Dy() != 20 {
-			t.Fatalf("o=%d: %v", o, b)
-		}
-		for _, p := range []image.Point{{2, 2}, {37, 2}, {2, 17}, {37, 17}, {20, 10}} {
-			wantPixel(t, img, p.X, p.Y, green, 30, "shrunk extract")
+		for _, w := range []int{40, 260} {
+			data := fixtures.WithOrientation(encJPEG(t, storedFor(up, o)), o)
+			_, img := process(t, e, data, fmt.Sprintf("extract=800,0,800,400&width=%d&format=png", w))
+			if b := img.Bounds(); b.Dx() != w || b.Dy() != w/2 {
+				t.Fatalf("o=%d width=%d: %v", o, w, b)
+			}
+			for _, f := range [][2]float64{{0.05, 0.1}, {0.92, 0.1}, {0.05, 0.85}, {0.92, 0.85}, {0.5, 0.5}} {
+				wantPixel(t, img, int(f[0]*float64(w)), int(f[1]*float64(w/2)), green, 30, "scaled extract")
+			}
 		}
 	}
 }

@@ -14,7 +14,7 @@ type job struct {
 	out     format
 	animate bool  // keep every frame
 	extract *Rect // in stored orientation
-	shrink  int   // JPEG shrink-on-load: 1, 2, 4 or 8
+	scale   int   // JPEG's DCT scale on load, in eighths: 8 is full size
 	resize  resizePlan
 	pixels  int64 // of the output, every frame
 }
@@ -62,9 +62,9 @@ func (e *Engine) plan(s Spec, src inspection) (job, error) {
 	j.resize = planResize(s, sw, sh).stored(src.orientation)
 
 	w, h := predictSize(s, sw, sh)
-	j.shrink = 1
+	j.scale = 8
 	if src.format == fmtJPEG {
-		j.shrink = jpegShrink(math.Min(float64(sw)/float64(w), float64(sh)/float64(h)))
+		j.scale = jpegScale(math.Min(float64(sw)/float64(w), float64(sh)/float64(h)))
 	}
 	if s.Rotate == 90 || s.Rotate == 270 {
 		w, h = h, w

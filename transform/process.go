@@ -177,20 +177,19 @@ func (e *Engine) decode(p *pipe, data []byte, j job, g *C.ip_guard, stream bool)
 			return err
 		}
 	} else {
-		if p.im, err = p.vc.do("load", func(out **C.VipsImage) C.int {
-			return C.ip_load(buf, n, C.int(j.src.format), all, C.int(j.shrink), out)
-		}); err != nil {
+		scale, err := e.load(p, buf, n, j, all, g)
+		if err != nil {
 			return err
 		}
 		w, h := j.src.info.Width, j.src.info.Height
 		if j.extract != nil {
-			x := scaleRect(*j.extract, j.shrink, p.geom())
+			x := scaleRect(*j.extract, scale, p.geom())
 			if err := p.crop(x.Left, x.Top, x.Width, x.Height); err != nil {
 				return err
 			}
 			w, h = j.extract.Width, j.extract.Height
 		}
-		if j.shrink > 1 {
+		if scale < 8 {
 			r = r.exactly(w, h)
 		}
 		if err := p.resize(r, j.src.icc); err != nil {

@@ -1,7 +1,7 @@
 package transform
 
 /*
-#cgo pkg-config: vips
+#cgo pkg-config: vips libjpeg
 #include "vips_bridge.h"
 */
 import "C"
@@ -99,8 +99,13 @@ func (c *vctx) do(op string, f func(out **C.VipsImage) C.int) (*C.VipsImage, err
 		}
 		return nil, &vipsError{op: op, text: takeVipsError()}
 	}
-	c.imgs = append(c.imgs, out)
-	return out, nil
+	return c.own(out), nil
+}
+
+// own keeps an image made outside do.
+func (c *vctx) own(im *C.VipsImage) *C.VipsImage {
+	c.imgs = append(c.imgs, im)
+	return im
 }
 
 // geometry of an image as the pipeline sees it: pages stacked vertically.
