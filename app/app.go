@@ -113,6 +113,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer eng.Close()
+	defer moreProcs(&a.cfg, a.log)()
 
 	metrics := roles.NewMetrics()
 	deps := roles.Deps{Bus: b, Store: st, Engine: eng, Instance: a.cfg.Instance, Log: a.log, Metrics: metrics,
