@@ -123,7 +123,7 @@ func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, h bus.Handler
 	return c, nil
 }
 
-func (c *consumer) handle(msg jetstream.Msg) {
+func (c *consumer) handle(msg jsMsg) {
 	d := c.newDelivery(msg)
 	if c.stopping.Load() && !d.last && !d.exhausted {
 		// Fetched but not started when Drain began: hand it back now

@@ -61,7 +61,7 @@ type pull struct {
 	fetching context.Context    // ends on Drain, and with ctx
 	endFetch context.CancelFunc // ends fetching
 	slots    chan struct{}      // one per message asked for, fetched or in a handler
-	msgs     chan jetstream.Msg // fetched, for the workers; closed when fetching ends
+	msgs     chan jsMsg         // fetched, for the workers; closed when fetching ends
 }
 
 // stop ends the reading at once: what was fetched ahead is dropped, and
@@ -107,7 +107,7 @@ func (c *consumer) open(ctx context.Context) (*pull, error) {
 	// Workers in handlers and as many fetched ahead.
 	p.fetching, p.endFetch = context.WithCancel(p.ctx)
 	p.slots = make(chan struct{}, 2*c.workers)
-	p.msgs = make(chan jetstream.Msg, cap(p.slots))
+	p.msgs = make(chan jsMsg, cap(p.slots))
 	return p, nil
 }
 
@@ -251,7 +251,7 @@ func (c *consumer) prefetch(p *pull) {
 		if p.fetching.Err() != nil || !c.connected(p.fetching) {
 			return
 		}
-		got, err := c.fetchAhead(p, n)
+		got, err := c.askAhead(p, n)
 		for range n - got {
 			<-p.slots
 		}
@@ -259,27 +259,6 @@ func (c *consumer) prefetch(p *pull) {
 			return
 		}
 	}
-}
-
-// fetchAhead asks for n messages and passes on those that come within
-// pullExpiry: an ask can be lost (sent to a replicated consumer whose
-// leader is not elected yet, or held by a leader that then goes away),
-// and leaves the consumer deaf until it expires.
-func (c *consumer) fetchAhead(p *pull, n int) (got int, err error) {
-	ctx, cancel := context.WithTimeout(p.fetching, pullExpiry)
-	defer cancel()
-	batch, err := p.cons.Fetch(n, jetstream.FetchContext(ctx))
-	if err != nil {
-		return 0, err
-	}
-	for msg := range batch.Messages() {
-		p.msgs <- msg // room for every slot: it never waits
-		got++
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return got, err
-	}
-	return got, nil
 }
 
 // work is a worker of a prefetching pull: it handles what the fetcher

@@ -1,14 +1,10 @@
 package natsbus
 
-import (
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
-)
+import "time"
 
 // delivery is bus.Delivery over one JetStream message.
 type delivery struct {
-	msg     jetstream.Msg
+	msg     jsMsg
 	c       *consumer
 	subject string
 	attempt int
@@ -30,7 +26,7 @@ type delivery struct {
 // or hard shutdowns within the few milliseconds each lasts to strand it.
 const verdictDeliveries = 3
 
-func (c *consumer) newDelivery(msg jetstream.Msg) *delivery {
+func (c *consumer) newDelivery(msg jsMsg) *delivery {
 	d := &delivery{msg: msg, c: c, subject: c.b.names.trim(c.cfg.Queue, msg.Subject()), attempt: 1}
 	if md, err := msg.Metadata(); err == nil {
 		d.attempt, d.published = int(md.NumDelivered), md.Timestamp
