@@ -8,7 +8,6 @@ import (
 	"image/gif"
 	stdpng "image/png"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -117,13 +116,7 @@ func TestStripMetadata(t *testing.T) {
 // colours it had: built with bimg (libvips' own ICC transform) from sRGB
 // into Adobe RGB (1998), then processed back.
 func TestICCToSRGB(t *testing.T) {
-	const dir = "/usr/share/color/icc/ghostscript/"
-	a98, srgb := dir+"a98.icc", dir+"srgb.icc"
-	for _, p := range []string{a98, srgb} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skip("no ICC profiles on this machine (Debian's ghostscript ships them)")
-		}
-	}
+	a98, srgb := ghostscriptProfile(t, "a98.icc"), ghostscriptProfile(t, "srgb.icc")
 	e := testEngine(t)
 	want := color.RGBA{40, 160, 90, 255}
 	src := encPNG(t, fixtures.Solid(64, 64, want))
@@ -258,13 +251,7 @@ func TestTimeout(t *testing.T) {
 // CMYK comes out as sRGB with its colours (fixture: libvips' transform into
 // Ghostscript's default CMYK profile, through bimg).
 func TestCMYKToSRGB(t *testing.T) {
-	const dir = "/usr/share/color/icc/ghostscript/"
-	cmyk, srgb := dir+"default_cmyk.icc", dir+"srgb.icc"
-	for _, p := range []string{cmyk, srgb} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skip("no ICC profiles on this machine (Debian's ghostscript ships them)")
-		}
-	}
+	cmyk, srgb := ghostscriptProfile(t, "default_cmyk.icc"), ghostscriptProfile(t, "srgb.icc")
 	e := testEngine(t)
 	want := color.RGBA{150, 110, 90, 255} // inside the CMYK gamut
 	data, err := bimg.Resize(encPNG(t, fixtures.Solid(64, 64, want)), bimg.Options{InputICC: srgb, OutputICC: cmyk, Type: bimg.JPEG, Quality: 95})

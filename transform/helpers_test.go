@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -155,3 +156,15 @@ func wantError(t testing.TB, err error, status int, code string) *Error {
 var _ = io.EOF
 
 func mInfo(w, h, o int) model.Info { return model.Info{Width: w, Height: h, Orientation: o} }
+
+// ghostscriptProfile is the path of one of Ghostscript's ICC profiles; the
+// test is skipped on a machine without them (Debian's ghostscript ships
+// them).
+func ghostscriptProfile(t testing.TB, name string) string {
+	t.Helper()
+	p := "/usr/share/color/icc/ghostscript/" + name
+	if _, err := os.Stat(p); err != nil {
+		t.Skip("no ICC profiles on this machine (Debian's ghostscript ships them)")
+	}
+	return p
+}

@@ -7,7 +7,6 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
-	"os"
 	"testing"
 
 	"github.com/h2non/bimg"
@@ -108,13 +107,7 @@ func TestDirectDecodeDeclines(t *testing.T) {
 	if _, err := jpeg.Decode(bytes.NewReader(junk)); err != nil {
 		t.Fatalf("the junk fixture should decode: %v", err)
 	}
-	const dir = "/usr/share/color/icc/ghostscript/"
-	cmyk, srgb := dir+"default_cmyk.icc", dir+"srgb.icc"
-	for _, p := range []string{cmyk, srgb} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skip("no ICC profiles on this machine (Debian's ghostscript ships them)")
-		}
-	}
+	cmyk, srgb := ghostscriptProfile(t, "default_cmyk.icc"), ghostscriptProfile(t, "srgb.icc")
 	c, err := bimg.Resize(encPNG(t, fixtures.Solid(32, 32, red)), bimg.Options{InputICC: srgb, OutputICC: cmyk, Type: bimg.JPEG})
 	if err != nil {
 		t.Fatal(err)
@@ -127,13 +120,7 @@ func TestDirectDecodeDeclines(t *testing.T) {
 // A JPEG's embedded profile comes with its direct decode, so that its
 // colours are converted to sRGB as libvips' loader had them.
 func TestDirectDecodeICC(t *testing.T) {
-	const dir = "/usr/share/color/icc/ghostscript/"
-	a98, srgb := dir+"a98.icc", dir+"srgb.icc"
-	for _, p := range []string{a98, srgb} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skip("no ICC profiles on this machine (Debian's ghostscript ships them)")
-		}
-	}
+	a98, srgb := ghostscriptProfile(t, "a98.icc"), ghostscriptProfile(t, "srgb.icc")
 	want := color.RGBA{40, 160, 90, 255}
 	tagged, err := bimg.Resize(encPNG(t, fixtures.Solid(64, 64, want)), bimg.Options{InputICC: srgb, OutputICC: a98, Type: bimg.JPEG, Quality: 95})
 	if err != nil {
