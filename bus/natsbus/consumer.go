@@ -71,12 +71,15 @@ func (p *pull) stop() { p.cancel() }
 // drain ends the fetching, letting the workers (and supervise, on Drain)
 // take what was fetched ahead, to hand it back. With the connection down
 // the naks could not reach the server: it stops instead. An open ask is
-// cancelled, the fetcher's as a NoPrefetch worker's: the server delivers
+// ended, the fetcher's as a NoPrefetch worker's: the server delivers
 // nothing more to it once it hears of that (it checks for interest; with
-// leaf nodes or gateways, only for asks over 2 s old), and a message
-// already on its way is lost with the ask, to come again after AckWait,
-// as one lost in flight does. Letting the ask run out instead would hold
-// every drain for its expiry.
+// leaf nodes or gateways, only for asks over 2 s old). What the server
+// had already sent to the fetcher's ask is handed back with the rest
+// (endAsk); a message on its way to a NoPrefetch worker's ask (nats.go's
+// Next) is lost with it, to come again after AckWait, as one lost in
+// flight does. Letting the asks run out instead would hold every drain
+// for their expiry, and hand the messages they took meanwhile back, each
+// a delivery spent.
 func (p *pull) drain(connected bool) {
 	if p.msgs == nil || !connected {
 		p.stop()
