@@ -84,11 +84,13 @@ func (c *consumer) askAhead(p *pull, n int) (got int, err error) {
 
 // endAsk ends an open ask without losing what it brought: see above. What
 // came is passed on like the rest, to be handed back (handle, while
-// stopping). A flush that fails (the connection lost meanwhile) leaves
-// what did not arrive to AckWait, as a stopped pull does.
+// stopping). Without a connection, or when the flush goes unanswered (the
+// server gone meanwhile: a flush waited its whole timeout there, and held
+// Close), what did not arrive is left to AckWait, as a stopped pull
+// leaves it.
 func (c *consumer) endAsk(p *pull, sub *nats.Subscription, ch chan *nats.Msg) (got int) {
-	if err := sub.Drain(); err == nil {
-		_ = c.b.nc.FlushTimeout(2 * time.Second)
+	if err := sub.Drain(); err == nil && c.b.nc.IsConnected() {
+		_ = c.b.nc.FlushTimeout(endAskWait)
 	}
 	for {
 		select {
@@ -103,6 +105,10 @@ func (c *consumer) endAsk(p *pull, sub *nats.Subscription, ch chan *nats.Msg) (g
 		}
 	}
 }
+
+// endAskWait bounds the flush that ends an ask: a round trip to the
+// server, milliseconds when it is there.
+const endAskWait = 500 * time.Millisecond
 
 // isUserMsg tells a message of the stream from a status of the ask.
 func isUserMsg(m *nats.Msg) bool {
