@@ -22,6 +22,8 @@ import (
 // (494 images a second against 436, three interleaved runs each; four and
 // six Ps did no better, for more CPU per image spent looking for work).
 // bimg alone, a loop with no other Go work to hold up, gained nothing.
+// The raise is fixed at start: Go no longer follows a changed container
+// CPU limit until undo hands GOMAXPROCS back to its default.
 func moreProcs(c *Config, log *slog.Logger) (undo func()) {
 	if _, set := os.LookupEnv("GOMAXPROCS"); set || !c.has(RoleTransform) {
 		return func() {}
@@ -30,5 +32,5 @@ func moreProcs(c *Config, log *slog.Logger) (undo func()) {
 	after := before + max(1, before/2)
 	runtime.GOMAXPROCS(after)
 	log.Debug("GOMAXPROCS raised for the transform role", "from", before, "to", after)
-	return func() { runtime.GOMAXPROCS(before) }
+	return func() { runtime.SetDefaultGOMAXPROCS() }
 }

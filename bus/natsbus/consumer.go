@@ -279,7 +279,7 @@ func (c *consumer) work(p *pull) {
 
 // fetch is a NoPrefetch worker: it asks the server for one message when it
 // is free, and handles it. Each ask lasts pullExpiry at most, for the same
-// reason as the fetcher's (fetchAhead): one can be lost.
+// reason as the fetcher's (askAhead): one can be lost.
 func (c *consumer) fetch(p *pull) {
 	for p.ctx.Err() == nil && c.connected(p.ctx) {
 		ctx, cancel := context.WithTimeout(p.ctx, pullExpiry)
