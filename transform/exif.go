@@ -106,3 +106,26 @@ func exifDate(s string) string {
 	}
 	return s[:4] + "-" + s[5:7] + "-" + s[8:10] + "T" + s[11:]
 }
+
+// exifOrientation is the Orientation tag of IFD0 in a raw EXIF block, as
+// inspect has it from libvips: 1 when the block or the tag cannot be read
+// or the value is not one of the eight.
+func exifOrientation(raw []byte) int {
+	t, off, ok := newTIFFReader(bytes.TrimPrefix(raw, []byte("Exif\x00\x00")))
+	if !ok {
+		return 1
+	}
+	ifd0, _, ok := t.ifd(off)
+	if !ok {
+		return 1
+	}
+	e, ok := findEntry(ifd0, tagOrientation)
+	if !ok {
+		return 1
+	}
+	v, ok := t.uint(e)
+	if !ok || v < 1 || v > 8 {
+		return 1
+	}
+	return int(v)
+}

@@ -81,10 +81,31 @@ func FuzzProbe(f *testing.F) {
 		if info.Width <= 0 || info.Height <= 0 {
 			t.Fatalf("probe accepted %dx%d", info.Width, info.Height)
 		}
+		if sniff(data) == fmtJPEG {
+			sameJPEGHeader(t, e, data)
+		}
 		if _, _, err := e.Process(context.Background(), Input{Data: data, Spec: s}); err != nil {
 			if _, ok := AsError(err); !ok {
 				t.Fatalf("process error %T is not *Error: %v", err, err)
 			}
 		}
 	})
+}
+
+// sameJPEGHeader fails unless Process's reading of a JPEG's header from its
+// markers agrees with libvips' (TestJPEGHeaderAgreesWithLibvips).
+func sameJPEGHeader(t *testing.T, e *Engine, data []byte) {
+	t.Helper()
+	got, err := e.inspect(data, false)
+	if err != nil {
+		t.Fatalf("inspect: %v", err)
+	}
+	want := inspection{format: fmtJPEG}
+	if err := e.readHeader(data, &want, false); err != nil {
+		t.Fatalf("libvips' header: %v", err)
+	}
+	want.info.Size = int64(len(data))
+	if got != want {
+		t.Fatalf("from the markers %+v\nlibvips read      %+v", got, want)
+	}
 }

@@ -89,11 +89,29 @@ func (e *Engine) inspect(data []byte, describe bool) (inspection, error) {
 	if l.scans > maxScans {
 		return in, unprocessable(CodeTooLarge, "the jpeg has %d scans, the limit is %d", l.scans, maxScans)
 	}
-	if err := e.readHeader(data, &in, describe); err != nil {
+	if f == fmtJPEG && !describe {
+		err = e.jpegInspection(l, &in)
+	} else {
+		err = e.readHeader(data, &in, describe)
+	}
+	if err != nil {
 		return in, err
 	}
 	in.info.Size = int64(len(data))
 	return in, nil
+}
+
+// jpegInspection fills in what Process needs of a JPEG from the walk of
+// its markers (jpegHeader), with readHeader's checks.
+func (e *Engine) jpegInspection(l layout, in *inspection) error {
+	bands := int64(max(l.jpeg.components, 1))
+	if err := e.checkDecoded(int64(l.width)*int64(l.height)*bands, "the decoded input"); err != nil {
+		return err
+	}
+	in.pages, in.orientation, in.icc = 1, exifOrientation(l.jpeg.exif), iccUsable(l.jpeg.profile())
+	in.info = model.Info{Format: in.format.String(), Width: l.width, Height: l.height,
+		Orientation: in.orientation, Pages: 1}
+	return nil
 }
 
 // header has libvips parse the header of data (no pixels) into vc. The

@@ -11,6 +11,7 @@ type layout struct {
 	width, height int
 	frames        int
 	scans         int // of a JPEG: more than one when progressive
+	jpeg          jpegHeader
 }
 
 // Structural problems; Probe turns them into 422s.
