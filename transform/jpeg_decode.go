@@ -77,14 +77,10 @@ func decodeDirect(data []byte, eighths int, icc bool, maxBytes int, cancelled bo
 		return nil, nil
 	}
 	defer C.ip_unref(im)
-	var n C.size_t
-	p := C.vips_image_write_to_memory(im, &n)
-	if p == nil {
-		return nil, &vipsError{op: "write_to_memory", text: takeVipsError()}
+	d, err := pixelsOf(im)
+	if err != nil {
+		return nil, err
 	}
-	defer C.ip_free(p)
-	return &directImage{
-		pix: C.GoBytes(p, C.int(n)), width: int(C.ip_width(im)), height: int(C.ip_height(im)),
-		bands: int(C.ip_bands(im)), interpretation: interpretation(im), icc: C.ip_has_icc(im) != 0,
-	}, nil
+	d.interpretation, d.icc = interpretation(im), C.ip_has_icc(im) != 0
+	return d, nil
 }

@@ -64,10 +64,11 @@ func (p *pipe) perPage(op string, f func(in *C.VipsImage, out **C.VipsImage) C.i
 // resize scales a still to the plan. A plain image (8-bit sRGB or grey, no
 // alpha, no profile) gets the one vips_resize that vips_thumbnail_image
 // would run on it, with the same factors, without the thumbnail's other
-// steps (each an operation to build, and a line cache); anything else gets
-// vips_thumbnail_image: processing space, premultiplied alpha, profile
-// to sRGB.
-func (p *pipe) resize(r resizePlan, icc bool) error {
+// steps (each an operation to build, and a line cache), or, decoded into
+// memory, the same lanczos3 computed at once under the guard
+// (ip_reduce_memory); anything else gets vips_thumbnail_image:
+// processing space, premultiplied alpha, profile to sRGB.
+func (p *pipe) resize(r resizePlan, icc bool, guard *C.ip_guard) error {
 	g := p.geom()
 	if !icc && g.pages == 1 && C.ip_is_plain(p.im) != 0 {
 		hs, vs := r.shrinkFactors(g.width, g.height)
@@ -75,6 +76,9 @@ func (p *pipe) resize(r resizePlan, icc bool) error {
 			return nil
 		}
 		return p.apply("resize", func(in *C.VipsImage, out **C.VipsImage) C.int {
+			if rc := C.ip_reduce_memory(in, C.double(hs), C.double(vs), guard, out); rc != 0 || *out != nil {
+				return rc
+			}
 			return C.ip_resize_by(in, C.double(hs), C.double(vs), out)
 		})
 	}

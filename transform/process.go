@@ -192,7 +192,7 @@ func (e *Engine) decode(p *pipe, data []byte, j job, g *C.ip_guard, stream bool)
 		if scale < 8 {
 			r = r.exactly(w, h)
 		}
-		if err := p.resize(r, j.src.icc); err != nil {
+		if err := p.resize(r, j.src.icc, g); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,8 @@ package transform
 
 /*
 #cgo pkg-config: vips libjpeg
+#cgo CFLAGS: -O3
+#cgo LDFLAGS: -lm
 #include "vips_bridge.h"
 */
 import "C"
