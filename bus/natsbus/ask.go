@@ -11,9 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// jsMsg is what a consumer uses of a delivered message. jetstream.Msg has
-// it (the one-message asks of NoPrefetch workers); so has askedMsg, a
-// message of the fetcher's own asks.
+// jsMsg is what a consumer uses of a delivered message: askedMsg, a
+// message of the consumer's own asks, has it.
 type jsMsg interface {
 	Subject() string
 	Data() []byte
@@ -25,21 +24,23 @@ type jsMsg interface {
 	InProgress() error
 }
 
-// The fetcher asks on a subscription of its own rather than through
-// nats.go's Fetch, for the end of an ask at Drain. Fetch, its context
-// cancelled, unsubscribes and drops whatever the server had already sent
-// to the ask: a message on its way was lost until AckWait (2 runs in 150
-// of TestDrainHandsBackPrefetched). Here Drain ends the ask with the
+// Consumers ask on subscriptions of their own rather than through
+// nats.go's Fetch or Next, for the end of an ask at Drain. Fetch and Next,
+// their context cancelled, unsubscribe and drop whatever the server had
+// already sent to the ask: a message on its way was lost until AckWait
+// (2 runs in 150 of TestDrainHandsBackPrefetched, and every run of
+// TestDrainHandsBackInFlightNoPrefetch). Here Drain ends the ask with the
 // subscription's Drain and a flush: the server sends nothing more once it
 // has the unsubscribe, and everything it sent before has arrived when the
 // flush returns, to be handed back with the rest of what was fetched.
 
-// askAhead asks for n messages on the consumer and passes on those that
-// come until the ask is complete, the server ends it, pullExpiry passes,
-// or fetching ends (Drain). An ask can be lost (sent to a replicated
-// consumer whose leader is not elected yet, or held by a leader that then
-// goes away), and leaves the consumer deaf until it expires.
-func (c *consumer) askAhead(p *pull, n int) (got int, err error) {
+// ask asks for n messages on the consumer and gives each that comes to
+// deliver until the ask is complete, the server ends it, pullExpiry
+// passes, or fetching ends (Drain). An ask can be lost (sent to a
+// replicated consumer whose leader is not elected yet, or held by a
+// leader that then goes away), and leaves the consumer deaf until it
+// expires.
+func (c *consumer) ask(p *pull, n int, deliver func(jsMsg)) (got int, err error) {
 	nc := c.b.nc
 	// Room for the whole batch and the status that may end it: a full
 	// channel would make the client drop a message (a slow consumer).
@@ -66,7 +67,7 @@ func (c *consumer) askAhead(p *pull, n int) (got int, err error) {
 		select {
 		case m := <-ch:
 			if isUserMsg(m) {
-				p.msgs <- askedMsg{m} // room for every slot: it never waits
+				deliver(askedMsg{m})
 				got++
 			} else if done, err := askStatus(m); done {
 				return got, err
@@ -74,19 +75,19 @@ func (c *consumer) askAhead(p *pull, n int) (got int, err error) {
 		case <-lost.C:
 			return got, nil
 		case <-p.fetching.Done():
-			return got + c.endAsk(p, sub, ch), nil
+			return got + c.endAsk(sub, ch, deliver), nil
 		}
 	}
 	return got, nil
 }
 
 // endAsk ends an open ask without losing what it brought: see above. What
-// came is passed on like the rest, to be handed back (handle, while
+// came is delivered like the rest, to be handed back (handle, while
 // stopping). Without a connection, or when the flush goes unanswered (the
 // server gone meanwhile: a flush waited its whole timeout there, and held
 // Close), what did not arrive is left to AckWait, as a stopped pull
 // leaves it.
-func (c *consumer) endAsk(p *pull, sub *nats.Subscription, ch chan *nats.Msg) (got int) {
+func (c *consumer) endAsk(sub *nats.Subscription, ch chan *nats.Msg, deliver func(jsMsg)) (got int) {
 	if err := sub.Drain(); err == nil && c.b.nc.IsConnected() {
 		_ = c.b.nc.FlushTimeout(endAskWait)
 	}
@@ -94,7 +95,7 @@ func (c *consumer) endAsk(p *pull, sub *nats.Subscription, ch chan *nats.Msg) (g
 		select {
 		case m := <-ch:
 			if isUserMsg(m) {
-				p.msgs <- askedMsg{m}
+				deliver(askedMsg{m})
 				got++
 			}
 		default:

@@ -11,7 +11,6 @@ import (
 
 	"github.com/imgpipe/imgpipe/bus"
 	"github.com/imgpipe/imgpipe/internal/loglimit"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -54,14 +53,14 @@ type consumer struct {
 // heartbeats and pulls another batch every few seconds. Slots bound what
 // a process holds whatever happens to the asks.
 type pull struct {
-	cons   jetstream.Consumer
-	ctx    context.Context // ends when the pull is stopped
-	cancel context.CancelFunc
-	// Prefetching only:
+	cons     jetstream.Consumer
+	ctx      context.Context // ends when the pull is stopped
+	cancel   context.CancelFunc
 	fetching context.Context    // ends on Drain, and with ctx
 	endFetch context.CancelFunc // ends fetching
-	slots    chan struct{}      // one per message asked for, fetched or in a handler
-	msgs     chan jsMsg         // fetched, for the workers; closed when fetching ends
+	// Prefetching only:
+	slots chan struct{} // one per message asked for, fetched or in a handler
+	msgs  chan jsMsg    // fetched, for the workers; closed when fetching ends
 }
 
 // stop ends the reading at once: what was fetched ahead is dropped, and
@@ -74,14 +73,12 @@ func (p *pull) stop() { p.cancel() }
 // ended, the fetcher's as a NoPrefetch worker's: the server delivers
 // nothing more to it once it hears of that (it checks for interest; with
 // leaf nodes or gateways, only for asks over 2 s old). What the server
-// had already sent to the fetcher's ask is handed back with the rest
-// (endAsk); a message on its way to a NoPrefetch worker's ask (nats.go's
-// Next) is lost with it, to come again after AckWait, as one lost in
-// flight does. Letting the asks run out instead would hold every drain
-// for their expiry, and hand the messages they took meanwhile back, each
-// a delivery spent.
+// had already sent to an ask is handed back with the rest (endAsk).
+// Letting the asks run out instead would hold every drain for their
+// expiry, and hand the messages they took meanwhile back, each a
+// delivery spent.
 func (p *pull) drain(connected bool) {
-	if p.msgs == nil || !connected {
+	if !connected {
 		p.stop()
 		return
 	}
@@ -104,11 +101,11 @@ func (c *consumer) open(ctx context.Context) (*pull, error) {
 	}
 	p := &pull{cons: cons}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.fetching, p.endFetch = context.WithCancel(p.ctx)
 	if c.cfg.NoPrefetch {
 		return p, nil
 	}
 	// Workers in handlers and as many fetched ahead.
-	p.fetching, p.endFetch = context.WithCancel(p.ctx)
 	p.slots = make(chan struct{}, 2*c.workers)
 	p.msgs = make(chan jsMsg, cap(p.slots))
 	return p, nil
@@ -254,7 +251,8 @@ func (c *consumer) prefetch(p *pull) {
 		if p.fetching.Err() != nil || !c.connected(p.fetching) {
 			return
 		}
-		got, err := c.askAhead(p, n)
+		// msgs has room for every slot: delivering never waits.
+		got, err := c.ask(p, n, func(m jsMsg) { p.msgs <- m })
 		for range n - got {
 			<-p.slots
 		}
@@ -278,19 +276,17 @@ func (c *consumer) work(p *pull) {
 }
 
 // fetch is a NoPrefetch worker: it asks the server for one message when it
-// is free, and handles it. Each ask lasts pullExpiry at most, for the same
-// reason as the fetcher's (askAhead): one can be lost.
+// is free, and handles it, until fetching ends. An ask that Drain ends
+// brings what was on its way, which handle hands back; once the pull is
+// stopped, it is dropped, to come again after AckWait.
 func (c *consumer) fetch(p *pull) {
-	for p.ctx.Err() == nil && c.connected(p.ctx) {
-		ctx, cancel := context.WithTimeout(p.ctx, pullExpiry)
-		msg, err := p.cons.Next(jetstream.FetchContext(ctx))
-		cancel()
-		switch {
-		case err == nil:
+	for p.fetching.Err() == nil && c.connected(p.fetching) {
+		var msg jsMsg
+		_, err := c.ask(p, 1, func(m jsMsg) { msg = m })
+		if msg != nil && p.ctx.Err() == nil {
 			c.handle(msg)
-		case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-			// Nothing came: ask again.
-		case !c.fetchFailed(p.ctx, err):
+		}
+		if err != nil && !c.fetchFailed(p.fetching, err) {
 			return
 		}
 	}

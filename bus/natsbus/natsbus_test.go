@@ -510,6 +510,75 @@ func TestDrainIdleNoPrefetch(t *testing.T) {
 	}
 }
 
+// TestDrainHandsBackInFlightNoPrefetch: a message the server sends to an
+// idle NoPrefetch worker's ask just as Drain begins is handled or handed
+// back, never left on the way until AckWait (2 minutes): published and
+// drained at once, again and again, each reaches the draining consumer's
+// handler or, at once, the next consumer.
+func TestDrainHandsBackInFlightNoPrefetch(t *testing.T) {
+	ns := startServer(t, t.TempDir(), "")
+	b := connect(t, testConfig("inflight"), ns)
+	ctx := ctxFor(t)
+	js := natstest.JetStream(t, "", nats.InProcessServer(ns))
+	got := make(chan string, 64)
+	handler := func(_ context.Context, d bus.Delivery) error { got <- d.Subject(); return nil }
+	handedBack := 0
+	for i := range 30 {
+		cfg := bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 2, NoPrefetch: true}
+		c, err := b.Consume(ctx, cfg, handler)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			cons, err := js.Consumer(ctx, "INFLIGHT_TRANSFORM", "transform")
+			if err == nil {
+				if info, err := cons.Info(ctx); err == nil && info.NumWaiting >= cfg.Workers {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the workers' asks are not waiting on the server")
+			}
+		}
+		want := fmt.Sprintf("m%d", i)
+		if err := b.Publish(ctx, bus.Message{Queue: bus.Transform, Subject: want}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s := <-got:
+			if s != want {
+				t.Fatalf("got %q, want %q", s, want)
+			}
+			continue // handled before the drain
+		default:
+		}
+		next, err := b.Consume(ctx, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1}, handler)
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s := <-got:
+			if s != want {
+				t.Fatalf("got %q, want %q", s, want)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("round %d: %s was lost on its way to the drained consumer", i, want)
+		}
+		handedBack++
+		if err := next.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every round of the old code (nats.go's Next) lost its message.
+	t.Logf("%d of 30 handed back, the rest handled before the drain", handedBack)
+	if handedBack == 0 {
+		t.Fatal("no message was on its way at a drain: the test tested nothing")
+	}
+}
+
 // TestDrainDeadlineCancelsHandlers: handlers still running near Drain's
 // deadline get their context cancelled before it (hard shutdown). One that
 // returns then hands its message back while the connection is open: it is
