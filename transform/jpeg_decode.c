@@ -37,11 +37,8 @@ static void
 ip_jpeg_progress(j_common_ptr c)
 {
 	ip_jpeg_errors *e = (ip_jpeg_errors *) c->err;
-	ip_guard *g = e->guard;
 
-	if (g && (g_atomic_int_get(&g->cancel) ||
-		g_get_monotonic_time() > g->deadline)) {
-		g_atomic_int_set(&g->fired, 1);
+	if (ip_guard_stops(e->guard)) {
 		e->killed = 1;
 		longjmp(e->jmp, 1);
 	}

@@ -118,17 +118,6 @@ ip_reduce_row(const uint8_t *const *rows, const int16_t *w, int n, int len,
 	}
 }
 
-static int
-ip_guard_stops(ip_guard *g)
-{
-	if (g && (g_atomic_int_get(&g->cancel) ||
-		g_get_monotonic_time() > g->deadline)) {
-		g_atomic_int_set(&g->fired, 1);
-		return 1;
-	}
-	return 0;
-}
-
 /* Reduce the in_rows rows of stride bytes in src to the rows of taps,
  * into dst. */
 static int

@@ -80,6 +80,9 @@ typedef struct {
 int ip_materialize(VipsImage *in, ip_guard *guard, VipsImage **out);
 void ip_guard_cancel(ip_guard *guard);
 int ip_guard_fired(ip_guard *guard);
+/* ip_guard_stops checks the guard (NULL: never stops) and, when it says
+ * stop, sets fired: for the C loops that check it themselves. */
+int ip_guard_stops(ip_guard *guard);
 
 /* ip_jpeg_decode decodes a JPEG with libjpeg straight into a memory image,
  * scaled by eighths/8 in the DCT domain (libjpeg scales by any eighth;

@@ -4,14 +4,22 @@
 
 /* ---- materialise under a kill guard ------------------------------------- */
 
+int
+ip_guard_stops(ip_guard *guard)
+{
+	if (guard && (g_atomic_int_get(&guard->cancel) ||
+		g_get_monotonic_time() > guard->deadline)) {
+		g_atomic_int_set(&guard->fired, 1);
+		return 1;
+	}
+	return 0;
+}
+
 static void
 ip_eval_cb(VipsImage *image, VipsProgress *progress, ip_guard *guard)
 {
-	if (g_atomic_int_get(&guard->cancel) ||
-		g_get_monotonic_time() > guard->deadline) {
-		g_atomic_int_set(&guard->fired, 1);
+	if (ip_guard_stops(guard))
 		vips_image_set_kill(image, TRUE);
-	}
 }
 
 /* Compute in into a new memory image. libvips checks the kill flag of the
