@@ -90,10 +90,19 @@ ip_taps_make(ip_taps *t, int in_n, int out_n, double shrink)
 	return 0;
 }
 
+/* On x86 with glibc the row loop is built twice, for AVX2 and for the
+ * baseline, and the loader picks one for the machine (an ifunc). Other
+ * machines (ARM's NEON is baseline there) and libcs without ifuncs get
+ * the one build. */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GLIBC__)
+#define IP_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define IP_VECTOR_CLONES
+#endif
+
 /* One output row: the sum of n input rows, each times its weight, over
- * len bytes. This loop is where the time goes; built for AVX2 as well,
- * picked at run time. */
-__attribute__((target_clones("avx2", "default")))
+ * len bytes. This loop is where the time goes. */
+IP_VECTOR_CLONES
 static void
 ip_reduce_row(const uint8_t *const *rows, const int16_t *w, int n, int len,
 	int32_t *acc, uint8_t *out)
