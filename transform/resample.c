@@ -36,11 +36,15 @@ ip_lanczos3(double x)
 	return 3.0 * sin(M_PI * x) * sin(M_PI * x / 3.0) / (M_PI * M_PI * x * x);
 }
 
+/* Safe to call again: ip_taps_make frees what it made when it fails, and
+ * its caller frees every ip_taps on its way out. */
 static void
 ip_taps_free(ip_taps *t)
 {
 	g_free(t->first);
 	g_free(t->w);
+	t->first = NULL;
+	t->w = NULL;
 }
 
 /* Output pixel i is centred on input (i + 0.5) * shrink - 0.5, less half
@@ -199,7 +203,11 @@ ip_free_reduced(VipsImage *im, void *pixels)
 }
 
 /* The reduction by vshrink (rows), then hshrink (columns, on the
- * transposed image), through at most two scratch buffers. */
+ * transposed image). Each pass runs when its factor is above one, as
+ * libvips runs reducev or reduceh then, even if the size stays: the
+ * kernel, stretched a little, still filters. Scratch buffers are freed as
+ * soon as they are read: at most three images are held, the input
+ * included. NULL when the guard fired or memory ran out. */
 static uint8_t *
 ip_reduce_pixels(const uint8_t *src, int iw, int ih, int bands, int ow,
 	int oh, double hshrink, double vshrink, ip_guard *g)
@@ -208,26 +216,31 @@ ip_reduce_pixels(const uint8_t *src, int iw, int ih, int bands, int ow,
 	uint8_t *rows = NULL, *across = NULL, *reduced = NULL, *out = NULL;
 	const uint8_t *cur = src;
 
-	if (oh != ih) {
+	if (vshrink > 1.0) {
 		if (ip_taps_make(&v, ih, oh, vshrink) ||
 			!(rows = g_try_malloc((size_t) iw * oh * bands)) ||
 			ip_reduce_rows(src, ih, (size_t) iw * bands, &v, oh, rows, g))
 			goto done;
 		cur = rows;
 	}
-	if (ow != iw) {
+	if (hshrink > 1.0) {
 		if (ip_taps_make(&h, iw, ow, hshrink) ||
-			!(across = g_try_malloc((size_t) iw * oh * bands)) ||
-			!(reduced = g_try_malloc((size_t) ow * oh * bands)))
+			!(across = g_try_malloc((size_t) iw * oh * bands)))
 			goto done;
 		ip_transpose(cur, iw, oh, bands, across);
-		if (ip_reduce_rows(across, iw, (size_t) oh * bands, &h, ow, reduced, g) ||
-			ip_guard_stops(g) ||
+		g_free(rows);
+		rows = NULL;
+		if (!(reduced = g_try_malloc((size_t) ow * oh * bands)) ||
+			ip_reduce_rows(across, iw, (size_t) oh * bands, &h, ow, reduced, g))
+			goto done;
+		g_free(across);
+		across = NULL;
+		if (ip_guard_stops(g) ||
 			!(out = g_try_malloc((size_t) ow * oh * bands)))
 			goto done;
 		ip_transpose(reduced, oh, ow, bands, out);
 	}
-	else if (rows) {
+	else {
 		out = rows;
 		rows = NULL;
 	}
@@ -255,24 +268,30 @@ ip_reduce_memory(VipsImage *in, double hshrink, double vshrink,
 		in->dtype != VIPS_IMAGE_SETBUF_FOREIGN) || !in->data ||
 		in->Coding != VIPS_CODING_NONE ||
 		in->BandFmt != VIPS_FORMAT_UCHAR || (bands != 1 && bands != 3) ||
-		hshrink < 1.0 || vshrink < 1.0)
+		hshrink < 1.0 || vshrink < 1.0 ||
+		(hshrink == 1.0 && vshrink == 1.0))
 		return 0;
-	/* Sized as libvips sizes a reduction. From four times smaller on an
-	 * axis (twice ip_resize_by's gap of 2), libvips averages blocks of
-	 * pixels before its lanczos: that is its, too. */
+	/* Capped and sized as ip_resize_by and libvips cap and size a
+	 * reduction. From four times smaller on an axis (twice
+	 * ip_resize_by's gap of 2), libvips averages blocks of pixels before
+	 * its lanczos: that is its, too. */
+	hshrink = VIPS_MIN(hshrink, in->Xsize);
+	vshrink = VIPS_MIN(vshrink, in->Ysize);
 	ow = VIPS_MAX(1, VIPS_ROUND_UINT(in->Xsize / hshrink));
 	oh = VIPS_MAX(1, VIPS_ROUND_UINT(in->Ysize / vshrink));
-	if ((ow == in->Xsize && oh == in->Ysize) ||
-		in->Xsize >= 4 * ow || in->Ysize >= 4 * oh)
+	if (in->Xsize >= 4 * ow || in->Ysize >= 4 * oh)
 		return 0;
 
 	pixels = ip_reduce_pixels((const uint8_t *) in->data, in->Xsize,
 		in->Ysize, bands, ow, oh, hshrink, vshrink, guard);
-	if (!pixels) {
-		vips_error("imgpipe", guard && g_atomic_int_get(&guard->fired) ?
-			"killed" : "out of memory reducing the image");
+	if (!pixels && guard && g_atomic_int_get(&guard->fired)) {
+		vips_error("imgpipe", "killed");
 		return -1;
 	}
+	/* Out of memory: libvips, which holds a few lines at a time, may
+	 * manage. */
+	if (!pixels)
+		return 0;
 	im = vips_image_new_from_memory(pixels, (size_t) ow * oh * bands,
 		ow, oh, bands, VIPS_FORMAT_UCHAR);
 	if (!im) {

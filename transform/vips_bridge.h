@@ -98,8 +98,10 @@ int ip_jpeg_decode(const void *buf, size_t len, int eighths, int icc, size_t max
 /* ip_reduce_memory reduces an image held in memory (ip_jpeg_decode's) by
  * lanczos3, as ip_resize_by would, on the calling thread in vectorised
  * passes (resample.c), under the guard: -1 when the guard fired. It
- * declines, returning 0 with *out NULL, anything but 8-bit grey or RGB
- * in memory reduced by 1 to 4 on each axis. */
+ * declines, returning 0 with *out NULL, anything but 8-bit grey or RGB in
+ * memory, enlarging, factors that leave libvips a box filter to apply
+ * first (an axis four times smaller or more), and a reduction it has no
+ * memory for. */
 int ip_reduce_memory(VipsImage *in, double hshrink, double vshrink, ip_guard *guard, VipsImage **out);
 
 /* Saving. */
