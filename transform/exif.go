@@ -109,23 +109,71 @@ func exifDate(s string) string {
 
 // exifOrientation is the Orientation tag of IFD0 in a raw EXIF block, as
 // inspect has it from libvips: 1 when the block or the tag cannot be read
-// or the value is not one of the eight.
+// or the value is not one of the eight. libexif reads the entries of a
+// directory that fit in the block, whatever its count says, without
+// needing the next directory's offset after them; libvips then writes the
+// tag's value out as text and reads the number it begins with: the first
+// value of any integer type, a rational's numerator, the digits at the
+// start of a string.
 func exifOrientation(raw []byte) int {
 	t, off, ok := newTIFFReader(bytes.TrimPrefix(raw, []byte("Exif\x00\x00")))
-	if !ok {
+	if !ok || off < 8 || int64(off)+2 > int64(len(t.b)) {
 		return 1
 	}
-	ifd0, _, ok := t.ifd(off)
-	if !ok {
-		return 1
+	start := int64(off) + 2
+	n := min(int64(t.bo.Uint16(t.b[off:])), (int64(len(t.b))-start)/12)
+	for i := range n {
+		b := t.b[start+12*i:]
+		e := tiffEntry{tag: t.bo.Uint16(b), typ: t.bo.Uint16(b[2:]), count: t.bo.Uint32(b[4:]), raw: b[8:12]}
+		if e.tag != tagOrientation {
+			continue
+		}
+		d, ok := t.data(e)
+		if !ok || e.count == 0 {
+			return 1
+		}
+		var v int64
+		switch e.typ {
+		case 1: // BYTE
+			v = int64(d[0])
+		case 6: // SBYTE
+			v = int64(int8(d[0]))
+		case 3: // SHORT
+			v = int64(t.bo.Uint16(d))
+		case 8: // SSHORT
+			v = int64(int16(t.bo.Uint16(d)))
+		case 4, 5: // LONG, RATIONAL's numerator
+			v = int64(t.bo.Uint32(d))
+		case 9, 10: // SLONG, SRATIONAL's numerator
+			v = int64(int32(t.bo.Uint32(d)))
+		case 2: // ASCII
+			v = leadingInt(d)
+		}
+		if v < 1 || v > 8 {
+			return 1
+		}
+		return int(v)
 	}
-	e, ok := findEntry(ifd0, tagOrientation)
-	if !ok {
-		return 1
+	return 1
+}
+
+// leadingInt is the number a string begins with, as C's atoi reads it:
+// blanks, a sign, digits; 0 without digits.
+func leadingInt(b []byte) int64 {
+	b = bytes.TrimLeft(b, " \t\n\v\f\r")
+	neg := len(b) > 0 && b[0] == '-'
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		b = b[1:]
 	}
-	v, ok := t.uint(e)
-	if !ok || v < 1 || v > 8 {
-		return 1
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' || v > 1<<32 {
+			break
+		}
+		v = 10*v + int64(c-'0')
 	}
-	return int(v)
+	if neg {
+		return -v
+	}
+	return v
 }

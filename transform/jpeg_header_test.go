@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"encoding/binary"
 	"image"
 	"image/color"
@@ -59,6 +60,21 @@ func orientationEXIF(bo binary.AppendByteOrder, typ uint16, v uint32, ifd1 bool)
 	return bo.AppendUint32(b, 0)
 }
 
+// orientationAs is a little-endian TIFF block whose IFD0 holds only the
+// Orientation tag, of type typ with count values given as value's bytes
+// (after the directory when longer than four).
+func orientationAs(typ uint16, count uint32, value []byte) []byte {
+	le := binary.LittleEndian
+	b := le.AppendUint32(le.AppendUint16([]byte("II"), 42), 8)
+	b = le.AppendUint32(le.AppendUint16(le.AppendUint16(le.AppendUint16(b, 1), tagOrientation), typ), count)
+	if len(value) <= 4 {
+		b = append(b, append(bytes.Clone(value), make([]byte, 4-len(value))...)...)
+		return le.AppendUint32(b, 0)
+	}
+	b = le.AppendUint32(b, 8+2+12+4)
+	return append(le.AppendUint32(b, 0), value...)
+}
+
 // Process reads a JPEG's header from its markers (jpegHeader) instead of
 // libvips': on every kind of header here, it must learn what libvips
 // learns from the same bytes, or an image would be turned, or its colours
@@ -108,6 +124,38 @@ func TestJPEGHeaderAgreesWithLibvips(t *testing.T) {
 		"icc, one byte":                 withSegments(rgb, iccSeg(1, 1, a98[:1])),
 		"icc, empty":                    withSegments(rgb, iccSeg(1, 1, nil)),
 		"icc of garbage":                withGarbageICC(rgb),
+	}
+	full := orientationEXIF(le, 3, 6, false)
+	noNext := full[:len(full)-4] // IFD0 without the next directory's offset
+	overcounted := bytes.Clone(noNext)
+	le.PutUint16(overcounted[8:], 2) // says 2 entries, holds 1
+	signed := bytes.Clone(full)
+	le.PutUint16(signed[12:], 8) // SSHORT
+	signedLong := orientationEXIF(le, 4, 6, false)
+	le.PutUint16(signedLong[12:], 9) // SLONG
+	twoValues := bytes.Clone(full)
+	le.PutUint32(twoValues[14:], 2) // SHORT count 2, both inline
+	asByte := bytes.Clone(full)
+	le.PutUint16(asByte[12:], 1) // BYTE
+	noValue := bytes.Clone(full)
+	le.PutUint32(noValue[14:], 0)
+	for name, x := range map[string][]byte{
+		"orientation, no next offset": noNext, "orientation, ifd0 overcounted": overcounted,
+		"orientation as sshort": signed, "orientation as slong": signedLong,
+		"orientation, two values": twoValues, "orientation as a byte": asByte,
+		"orientation, no value":                noValue,
+		"orientation as sbyte":                 orientationAs(6, 1, []byte{6}),
+		"orientation, -2":                      orientationAs(8, 1, []byte{0xfe, 0xff}),
+		"orientation as rational":              orientationAs(5, 1, []byte{6, 0, 0, 0, 1, 0, 0, 0}),
+		"orientation as 12/2":                  orientationAs(5, 1, []byte{12, 0, 0, 0, 2, 0, 0, 0}),
+		"orientation as srational":             orientationAs(10, 1, []byte{6, 0, 0, 0, 1, 0, 0, 0}),
+		"orientation as text":                  orientationAs(2, 2, []byte("6\x00")),
+		"orientation as text, 12":              orientationAs(2, 3, []byte("3x\x00")),
+		"orientation undefined":                orientationAs(7, 1, []byte{6}),
+		"orientation as a float":               orientationAs(11, 1, []byte{0, 0, 0xc0, 0x40}),
+		"orientation, values out of the block": orientationAs(3, 200, []byte{6, 0}),
+	} {
+		cases[name] = withSegments(rgb, exifSeg(x))
 	}
 	for o := range uint32(11) {
 		cases["orientation "+string(rune('0'+o))] = withSegments(rgb, exifSeg(orientationEXIF(le, 3, o, false)))
