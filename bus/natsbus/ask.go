@@ -60,7 +60,9 @@ func (c *consumer) ask(p *pull, n int, deliver func(jsMsg)) (got int, err error)
 	if err := nc.PublishRequest(subject, sub.Subject, req); err != nil {
 		return 0, err
 	}
-	// The server answers an expired ask with a 408; a lost one, never.
+	// The server answers an expired ask with a 408; a lost one, never. An
+	// ask that was held up (in the client's reconnect buffer, say) may
+	// still bring a message as it is given up: it is ended as at Drain.
 	lost := time.NewTimer(pullExpiry + time.Second)
 	defer lost.Stop()
 	for got < n {
@@ -73,7 +75,7 @@ func (c *consumer) ask(p *pull, n int, deliver func(jsMsg)) (got int, err error)
 				return got, err
 			}
 		case <-lost.C:
-			return got, nil
+			return got + c.endAsk(sub, ch, deliver), nil
 		case <-p.fetching.Done():
 			return got + c.endAsk(sub, ch, deliver), nil
 		}
@@ -137,8 +139,9 @@ func askStatus(m *nats.Msg) (done bool, err error) {
 	return true, fmt.Errorf("natsbus: ask ended by the server: %s %s", status, descr)
 }
 
-// askedMsg is a message of the fetcher's own asks, with the jetstream.Msg
-// methods a consumer uses, over nats.go's JetStream helpers of nats.Msg.
+// askedMsg is a message of the consumer's own asks (the fetcher's and
+// NoPrefetch workers'), with the jetstream.Msg methods a consumer uses,
+// over nats.go's JetStream helpers of nats.Msg.
 type askedMsg struct{ m *nats.Msg }
 
 func (a askedMsg) Subject() string                    { return a.m.Subject }

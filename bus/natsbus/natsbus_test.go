@@ -514,7 +514,8 @@ func TestDrainIdleNoPrefetch(t *testing.T) {
 // idle NoPrefetch worker's ask just as Drain begins is handled or handed
 // back, never left on the way until AckWait (2 minutes): published and
 // drained at once, again and again, each reaches the draining consumer's
-// handler or, at once, the next consumer.
+// handler or, at once, the next consumer. One that comes to the next
+// consumer as its second delivery was on its way to the drained one.
 func TestDrainHandsBackInFlightNoPrefetch(t *testing.T) {
 	ns := startServer(t, t.TempDir(), "")
 	b := connect(t, testConfig("inflight"), ns)
@@ -522,7 +523,8 @@ func TestDrainHandsBackInFlightNoPrefetch(t *testing.T) {
 	js := natstest.JetStream(t, "", nats.InProcessServer(ns))
 	got := make(chan string, 64)
 	handler := func(_ context.Context, d bus.Delivery) error { got <- d.Subject(); return nil }
-	handedBack := 0
+	second := make(chan bool, 1)
+	handedBack, inFlight := 0, 0
 	for i := range 30 {
 		cfg := bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 2, NoPrefetch: true}
 		c, err := b.Consume(ctx, cfg, handler)
@@ -555,7 +557,11 @@ func TestDrainHandsBackInFlightNoPrefetch(t *testing.T) {
 			continue // handled before the drain
 		default:
 		}
-		next, err := b.Consume(ctx, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1}, handler)
+		next, err := b.Consume(ctx, bus.ConsumerConfig{Queue: bus.Transform, Durable: "transform", Workers: 1},
+			func(ctx context.Context, d bus.Delivery) error {
+				second <- d.Attempt() == 2
+				return handler(ctx, d)
+			})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -568,13 +574,16 @@ func TestDrainHandsBackInFlightNoPrefetch(t *testing.T) {
 			t.Fatalf("round %d: %s was lost on its way to the drained consumer", i, want)
 		}
 		handedBack++
+		if <-second {
+			inFlight++
+		}
 		if err := next.Drain(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Every round of the old code (nats.go's Next) lost its message.
-	t.Logf("%d of 30 handed back, the rest handled before the drain", handedBack)
-	if handedBack == 0 {
+	t.Logf("of 30: %d handed on, %d of them on their way to the drained consumer; the rest handled before the drain", handedBack, inFlight)
+	if inFlight == 0 {
 		t.Fatal("no message was on its way at a drain: the test tested nothing")
 	}
 }
