@@ -23,10 +23,15 @@ import (
 
 func numCPU() int { return runtime.NumCPU() }
 
-// runVips is bimg in a tight loop. libvips runs one thread per operation
-// and keeps no operation cache, as in the pipeline's engine.
+// runVips is bimg in a tight loop. libvips keeps no operation cache and,
+// as in the pipeline's engine, runs without ORC: on Debian 12's libvips
+// 8.14 and liborc 0.4.33, one thread compiling an ORC program while
+// another frees one corrupts liborc's code memory (transform/
+// vips_startup.c), and this phase crashed in `make bench` so (SIGSEGV in
+// g_object_unref, under bimg's save). ORC made libvips about 5% faster.
 func runVips(w workload, images [][]byte) error {
 	bimg.VipsCacheSetMax(0)
+	bimg.VipsVectorSetEnabled(false)
 	opts := bimg.Options{Width: w.OutWidth, Height: w.OutHeight, Crop: w.Crop, Quality: 80, StripMetadata: true}
 	switch w.Format {
 	case "jpeg":
