@@ -2,6 +2,8 @@ package transform
 
 import (
 	"bytes"
+	"encoding/binary"
+	"strconv"
 	"strings"
 
 	"github.com/imgpipe/imgpipe/model"
@@ -109,71 +111,93 @@ func exifDate(s string) string {
 
 // exifOrientation is the Orientation tag of IFD0 in a raw EXIF block, as
 // inspect has it from libvips: 1 when the block or the tag cannot be read
-// or the value is not one of the eight. libexif reads the entries of a
-// directory that fit in the block, whatever its count says, without
-// needing the next directory's offset after them; libvips then writes the
-// tag's value out as text and reads the number it begins with: the first
-// value of any integer type, a rational's numerator, the digits at the
-// start of a string.
+// or the value is not one of the eight. libexif loads the block, libvips
+// writes the tag out as text and reads back the number it begins with, and
+// each has its ways with a damaged block, found by experiment
+// (TestJPEGHeaderAgreesWithLibvips, TestEXIFOrientationAgreesWithLibvips):
+//   - IFD0 may sit anywhere that leaves room for its entry count, and its
+//     entries are read as far as the block holds them, whatever the count
+//     says, with no need for the next directory's offset;
+//   - an Orientation entry libexif cannot load (a type it does not know, no
+//     values, a size that wraps 32 bits, values past the end) is skipped,
+//     and the next one counts.
 func exifOrientation(raw []byte) int {
 	t, off, ok := newTIFFReader(bytes.TrimPrefix(raw, []byte("Exif\x00\x00")))
-	if !ok || off < 8 || int64(off)+2 > int64(len(t.b)) {
+	if !ok || int64(off)+2 > int64(len(t.b)) {
 		return 1
 	}
 	start := int64(off) + 2
 	n := min(int64(t.bo.Uint16(t.b[off:])), (int64(len(t.b))-start)/12)
 	for i := range n {
-		b := t.b[start+12*i:]
-		e := tiffEntry{tag: t.bo.Uint16(b), typ: t.bo.Uint16(b[2:]), count: t.bo.Uint32(b[4:]), raw: b[8:12]}
-		if e.tag != tagOrientation {
+		at := start + 12*i
+		e := t.b[at:]
+		if t.bo.Uint16(e) != tagOrientation {
 			continue
 		}
-		d, ok := t.data(e)
-		if !ok || e.count == 0 {
-			return 1
+		typ, count := t.bo.Uint16(e[2:]), t.bo.Uint32(e[4:])
+		var unit uint32 // libexif knows TIFF's first twelve types, not IFD (13)
+		if typ >= 1 && typ <= 12 {
+			unit = uint32(tiffTypeSize[typ])
 		}
-		var v int64
-		switch e.typ {
-		case 1: // BYTE
-			v = int64(d[0])
-		case 6: // SBYTE
-			v = int64(int8(d[0]))
-		case 3: // SHORT
-			v = int64(t.bo.Uint16(d))
-		case 8: // SSHORT
-			v = int64(int16(t.bo.Uint16(d)))
-		case 4, 5: // LONG, RATIONAL's numerator
-			v = int64(t.bo.Uint32(d))
-		case 9, 10: // SLONG, SRATIONAL's numerator
-			v = int64(int32(t.bo.Uint32(d)))
-		case 2: // ASCII
-			v = leadingInt(d)
+		size := unit * count // in 32 bits, as libexif computes it
+		if size == 0 || size < count {
+			continue
 		}
-		if v < 1 || v > 8 {
-			return 1
+		from := uint64(at + 8)
+		if size > 4 {
+			from = uint64(t.bo.Uint32(e[8:]))
 		}
-		return int(v)
+		if from+uint64(size) > uint64(len(t.b)) {
+			continue
+		}
+		return orientationValue(t.bo, typ, count, t.b[from:from+uint64(size)])
 	}
 	return 1
 }
 
-// leadingInt is the number a string begins with, as C's atoi reads it:
-// blanks, a sign, digits; 0 without digits.
-func leadingInt(b []byte) int64 {
-	b = bytes.TrimLeft(b, " \t\n\v\f\r")
-	neg := len(b) > 0 && b[0] == '-'
-	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
-		b = b[1:]
-	}
+// orientationValue is the number libvips reads from the text it makes of
+// an Orientation entry: the first value, which libexif has made a SHORT
+// (keeping the low 16 bits) if it was of another integer type; a
+// rational's numerator; the number a string begins with. Ten values or
+// more are written out as libexif's words, which give no number.
+func orientationValue(bo binary.ByteOrder, typ uint16, count uint32, d []byte) int {
 	var v int64
-	for _, c := range b {
-		if c < '0' || c > '9' || v > 1<<32 {
-			break
-		}
-		v = 10*v + int64(c-'0')
+	switch {
+	case typ == 2: // ASCII
+		v = cAtoi(d[:min(len(d), 254)])
+	case count >= 10:
+		return 1
+	case typ == 1: // BYTE
+		v = int64(d[0])
+	case typ == 6: // SBYTE
+		v = int64(uint16(int8(d[0])))
+	case typ == 3 || typ == 8: // SHORT, SSHORT
+		v = int64(bo.Uint16(d))
+	case typ == 4 || typ == 9: // LONG, SLONG
+		v = int64(uint16(bo.Uint32(d)))
+	case typ == 5: // RATIONAL
+		v = int64(bo.Uint32(d))
+	case typ == 10: // SRATIONAL
+		v = int64(int32(bo.Uint32(d)))
 	}
-	if neg {
-		return -v
+	if v < 1 || v > 8 {
+		return 1
 	}
-	return v
+	return int(v)
+}
+
+// cAtoi reads the number a C string begins with as glibc's atoi does:
+// strtol's, clamped to 64 bits on overflow, then cut to an int's 32.
+func cAtoi(b []byte) int64 {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	b = bytes.TrimLeft(b, " \t\n\v\f\r")
+	sign := ""
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		sign, b = string(b[:1]), b[1:]
+	}
+	digits := len(b) - len(bytes.TrimLeft(b, "0123456789"))
+	v, _ := strconv.ParseInt(sign+string(b[:digits]), 10, 64) // clamped on overflow; 0 without digits
+	return int64(int32(v))
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"image"
 	"image/color"
+	"math/rand/v2"
 	"os"
 	"testing"
 
@@ -164,5 +165,125 @@ func TestJPEGHeaderAgreesWithLibvips(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sameJPEGHeader(t, e, data)
 		})
+	}
+}
+
+// ifdEntry is one 12-byte IFD entry; value fills its value field.
+func ifdEntry(bo binary.ByteOrder, tag, typ uint16, count uint32, value []byte) []byte {
+	b := make([]byte, 12)
+	bo.PutUint16(b, tag)
+	bo.PutUint16(b[2:], typ)
+	bo.PutUint32(b[4:], count)
+	copy(b[8:], value)
+	return b
+}
+
+// tiffWith is a TIFF block whose IFD0, at 8, holds entries, followed by
+// tail (at 8+2+12*len(entries)+4, where an entry's offset may point).
+func tiffWith(bo binary.AppendByteOrder, entries [][]byte, tail []byte) []byte {
+	b := []byte("II")
+	if bo == binary.AppendByteOrder(binary.BigEndian) {
+		b = []byte("MM")
+	}
+	b = bo.AppendUint16(bo.AppendUint32(bo.AppendUint16(b, 42), 8), uint16(len(entries)))
+	for _, e := range entries {
+		b = append(b, e...)
+	}
+	return append(bo.AppendUint32(b, 0), tail...)
+}
+
+// Damaged EXIF blocks, each a way in which libexif and libvips between
+// them read an Orientation tag (exifOrientation), and random blocks full
+// of Orientation entries of every type and count: Process must turn the
+// image as libvips, and so Probe, says.
+func TestEXIFOrientationAgreesWithLibvips(t *testing.T) {
+	e := testEngine(t)
+	rgb := encJPEG(t, quadImage(16, 16))
+	le, be := binary.LittleEndian, binary.BigEndian
+	u16 := func(bo binary.ByteOrder, v uint16) []byte { return bo.(binary.AppendByteOrder).AppendUint16(nil, v) }
+	u32 := func(bo binary.ByteOrder, v uint32) []byte { return bo.(binary.AppendByteOrder).AppendUint32(nil, v) }
+	orient := func(bo binary.ByteOrder, typ uint16, count uint32, value []byte) []byte {
+		return ifdEntry(bo, tagOrientation, typ, count, value)
+	}
+	const tailAt = 8 + 2 + 12 + 4 // after a one-entry IFD0
+	sixes := bytes.Repeat(u16(le, 6), 10)
+	// IFD0 at 2: its count is the TIFF magic (42), its one real entry the
+	// second that fits.
+	inside := append([]byte{'I', 'I', 42, 0, 2, 0, 0, 0}, make([]byte, 8)...)
+	inside = append(append(inside, orient(le, 3, 1, u16(le, 6))...), 0, 0, 0, 0)
+	cases := map[string][]byte{
+		"big-endian short":         tiffWith(be, [][]byte{orient(be, 3, 1, u16(be, 6))}, nil),
+		"long 0x10006, big-endian": tiffWith(be, [][]byte{orient(be, 4, 1, u32(be, 0x10006))}, nil),
+		"long 0x10006":             tiffWith(le, [][]byte{orient(le, 4, 1, u32(le, 0x10006))}, nil),
+		"slong 0xffff0006":         tiffWith(le, [][]byte{orient(le, 9, 1, u32(le, 0xffff0006))}, nil),
+		"sshort -2":                tiffWith(le, [][]byte{orient(le, 8, 1, u16(le, 0xfffe))}, nil),
+		"sbyte -6":                 tiffWith(le, [][]byte{orient(le, 6, 1, []byte{0xfa})}, nil),
+		"3, then 6":                tiffWith(le, [][]byte{orient(le, 3, 1, u16(le, 3)), orient(le, 3, 1, u16(le, 6))}, nil),
+		"values past the end, 6":   tiffWith(le, [][]byte{orient(le, 3, 200, u32(le, 40)), orient(le, 3, 1, u16(le, 6))}, nil),
+		"no values, then 6":        tiffWith(le, [][]byte{orient(le, 3, 0, nil), orient(le, 3, 1, u16(le, 6))}, nil),
+		"type 0, then 6":           tiffWith(le, [][]byte{orient(le, 0, 1, nil), orient(le, 3, 1, u16(le, 6))}, nil),
+		"type 13 (ifd), then 6":    tiffWith(le, [][]byte{orient(le, 13, 1, u32(le, 6)), orient(le, 3, 1, u16(le, 6))}, nil),
+		"a huge count":             tiffWith(le, [][]byte{orient(le, 3, 0xffffffff, u32(le, tailAt))}, nil),
+		"a count that wraps":       tiffWith(le, [][]byte{orient(le, 3, 0x80000003, u16(le, 6))}, nil),
+		"ten shorts":               tiffWith(le, [][]byte{orient(le, 3, 10, u32(le, tailAt))}, sixes),
+		"nine shorts":              tiffWith(le, [][]byte{orient(le, 3, 9, u32(le, tailAt))}, sixes[:18]),
+		"ten rationals":            tiffWith(le, [][]byte{orient(le, 5, 10, u32(le, tailAt))}, append([]byte{6, 0, 0, 0, 1, 0, 0, 0}, make([]byte, 72)...)),
+		"rational 6/0":             tiffWith(le, [][]byte{orient(le, 5, 1, u32(le, tailAt))}, []byte{6, 0, 0, 0, 0, 0, 0, 0}),
+		"three bytes":              tiffWith(le, [][]byte{orient(le, 1, 3, []byte{7, 1, 1})}, nil),
+		"text +6":                  tiffWith(le, [][]byte{orient(le, 2, 3, []byte("+6\x00"))}, nil),
+		"text ' 7'":                tiffWith(le, [][]byte{orient(le, 2, 3, []byte(" 7\x00"))}, nil),
+		"text without its nul":     tiffWith(le, [][]byte{orient(le, 2, 1, []byte("5"))}, nil),
+		"text 2^32+6":              tiffWith(le, [][]byte{orient(le, 2, 11, u32(le, tailAt))}, []byte("4294967302\x00")),
+		"text -4294967290":         tiffWith(le, [][]byte{orient(le, 2, 12, u32(le, tailAt))}, []byte("-4294967290\x00")),
+		"text beyond 64 bits":      tiffWith(le, [][]byte{orient(le, 2, 24, u32(le, tailAt))}, []byte("99999999999999999999999\x00")),
+		"ifd0 inside the header":   inside,
+	}
+	for name, x := range cases {
+		t.Run(name, func(t *testing.T) { sameJPEGHeader(t, e, withSegments(rgb, exifSeg(x))) })
+	}
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	compared := 0
+	for i := range 3000 {
+		var bo binary.ByteOrder = binary.LittleEndian
+		b := []byte("II\x00\x00\x00\x00\x00\x00")
+		if rng.IntN(2) == 0 {
+			bo, b = binary.BigEndian, []byte("MM\x00\x00\x00\x00\x00\x00")
+		}
+		bo.PutUint16(b[2:], 42)
+		for range 60 + rng.IntN(40) {
+			b = append(b, byte(rng.IntN(12)))
+		}
+		off := uint32(8)
+		if rng.IntN(4) == 0 {
+			off = uint32(rng.IntN(20))
+		}
+		bo.PutUint32(b[4:], off)
+		if off >= 8 {
+			n := 1 + rng.IntN(3)
+			bo.PutUint16(b[off:], uint16(n+rng.IntN(2)))
+			for k := range n {
+				p := int(off) + 2 + 12*k
+				bo.PutUint16(b[p:], tagOrientation)
+				bo.PutUint16(b[p+2:], uint16(rng.IntN(14)))
+				bo.PutUint32(b[p+4:], []uint32{0, 1, 1, 1, 2, 9, 10, 11, 0xffffffff, 0x80000001}[rng.IntN(10)])
+				if rng.IntN(2) == 0 {
+					bo.PutUint32(b[p+8:], uint32(rng.IntN(len(b)+4)))
+				}
+			}
+		}
+		data := withSegments(rgb, exifSeg(b))
+		got, err := e.inspect(data, false)
+		want := inspection{format: fmtJPEG}
+		if err != nil || e.readHeader(data, &want, false) != nil {
+			continue // refused (a directory reached twice, say): not Process's to read
+		}
+		compared++
+		if got.orientation != want.orientation {
+			t.Fatalf("block %d: from the markers %d, libvips %d: % x", i, got.orientation, want.orientation, b)
+		}
+	}
+	if compared < 2000 {
+		t.Fatalf("only %d of 3000 random blocks were read by both", compared)
 	}
 }
