@@ -272,11 +272,13 @@ ip_reduce_memory(VipsImage *in, double hshrink, double vshrink,
 		(hshrink == 1.0 && vshrink == 1.0))
 		return 0;
 	/* Capped and sized as ip_resize_by and libvips cap and size a
-	 * reduction. From four times smaller on an axis (twice
+	 * reduction, through the same arithmetic: ip_resize_by hands libvips
+	 * the inverse of a scale, and a size landing on half a pixel rounds
+	 * by the last bit of that. From four times smaller on an axis (twice
 	 * ip_resize_by's gap of 2), libvips averages blocks of pixels before
 	 * its lanczos: that is its, too. */
-	hshrink = VIPS_MIN(hshrink, in->Xsize);
-	vshrink = VIPS_MIN(vshrink, in->Ysize);
+	hshrink = 1.0 / VIPS_MAX(1.0 / hshrink, 1.0 / in->Xsize);
+	vshrink = 1.0 / VIPS_MAX(1.0 / vshrink, 1.0 / in->Ysize);
 	ow = VIPS_MAX(1, VIPS_ROUND_UINT(in->Xsize / hshrink));
 	oh = VIPS_MAX(1, VIPS_ROUND_UINT(in->Ysize / vshrink));
 	if (in->Xsize >= 4 * ow || in->Ysize >= 4 * oh)

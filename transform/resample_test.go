@@ -91,6 +91,9 @@ func TestReduceMemoryMatchesLibvips(t *testing.T) {
 		{"photo by 1000/999", rgbPixels(1000, 106, 3), 1000, 106, 3, 1000.0 / 999, 1000.0 / 999, 0.2, 5},
 		{"photo by 640/636", rgbPixels(640, 100, 3), 640, 100, 3, 640.0 / 636, 640.0 / 636, 0.2, 5},
 		{"photo past its size", rgbPixels(116, 3, 9), 116, 3, 3, 2.55, 4.03, 0.2, 2},
+		// Sizes that land on half a pixel round as libvips rounds them.
+		{"14x28 by 28/9", rgbPixels(14, 28, 10), 14, 28, 3, 28.0 / 9, 28.0 / 9, 0.2, 2},
+		{"20x10 by 20/6.5", rgbPixels(20, 10, 11), 20, 10, 3, 20 / 6.5, 20 / 6.5, 0.2, 2},
 		{"noise by 1.7", noisePixels(200*150*3, 5), 200, 150, 3, 1.7, 1.7, 0.5, 3},
 		{"zone plate by 1.3", zonePlate(400, 400), 400, 400, 1, 1.3, 1.3, 0.5, 3},
 		{"zone plate by 2.5", zonePlate(400, 400), 400, 400, 1, 2.5, 2.5, 0.5, 3},
