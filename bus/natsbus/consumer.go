@@ -42,8 +42,8 @@ type consumer struct {
 // pull is one server-side consumer and what reads it: a fetcher that asks
 // for as many messages as the process may still hold (one slot each,
 // freed when its handler returns) and passes them to the workers through
-// msgs, or, with NoPrefetch, the workers' own one-message asks, which last
-// as long as ctx.
+// msgs, or, with NoPrefetch, the workers' own one-message asks; either
+// asks while fetching lasts.
 //
 // Not nats.go's Messages iterator, nor its Consume: on a reconnect both
 // forget what they hold and pull a whole batch again. The iterator's
