@@ -67,7 +67,8 @@ func main() {
 	// 400 small images took under a second a phase, and the machine's
 	// speed swings on that scale: one run's rounds gave ratios from 0.66
 	// to 1.28. 2000 take three or four seconds; of two runs of five
-	// rounds, all rounds but one fell within 0.77-0.84.
+	// rounds (of the code of the day), all rounds but one fell within
+	// 0.77-0.84.
 	small := flag.Int("small", 2000, "number of small images")
 	large := flag.Int("large", 40, "number of large images")
 	rounds := flag.Int("rounds", 5, "rounds per set, each timing bimg alone, the engine alone, then the pipeline; medians are printed")

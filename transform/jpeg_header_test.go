@@ -61,19 +61,18 @@ func orientationEXIF(bo binary.AppendByteOrder, typ uint16, v uint32, ifd1 bool)
 	return bo.AppendUint32(b, 0)
 }
 
+// tailAt is where tiffWith puts its tail after a one-entry IFD0.
+const tailAt = 8 + 2 + 12 + 4
+
 // orientationAs is a little-endian TIFF block whose IFD0 holds only the
 // Orientation tag, of type typ with count values given as value's bytes
 // (after the directory when longer than four).
 func orientationAs(typ uint16, count uint32, value []byte) []byte {
 	le := binary.LittleEndian
-	b := le.AppendUint32(le.AppendUint16([]byte("II"), 42), 8)
-	b = le.AppendUint32(le.AppendUint16(le.AppendUint16(le.AppendUint16(b, 1), tagOrientation), typ), count)
 	if len(value) <= 4 {
-		b = append(b, append(bytes.Clone(value), make([]byte, 4-len(value))...)...)
-		return le.AppendUint32(b, 0)
+		return tiffWith(le, [][]byte{ifdEntry(le, tagOrientation, typ, count, value)}, nil)
 	}
-	b = le.AppendUint32(b, 8+2+12+4)
-	return append(le.AppendUint32(b, 0), value...)
+	return tiffWith(le, [][]byte{ifdEntry(le, tagOrientation, typ, count, le.AppendUint32(nil, tailAt))}, value)
 }
 
 // Process reads a JPEG's header from its markers (jpegHeader) instead of
@@ -205,7 +204,6 @@ func TestEXIFOrientationAgreesWithLibvips(t *testing.T) {
 	orient := func(bo binary.ByteOrder, typ uint16, count uint32, value []byte) []byte {
 		return ifdEntry(bo, tagOrientation, typ, count, value)
 	}
-	const tailAt = 8 + 2 + 12 + 4 // after a one-entry IFD0
 	sixes := bytes.Repeat(u16(le, 6), 10)
 	// IFD0 at 2: its count is the TIFF magic (42), its one real entry the
 	// second that fits.

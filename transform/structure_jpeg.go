@@ -57,12 +57,12 @@ func walkJPEG(b []byte) (layout, error) {
 			if l.width == 0 || l.height == 0 {
 				return l, corruptf("jpeg frame is %dx%d", l.width, l.height)
 			}
-		case m == 0xE1 && bytes.HasPrefix(seg, []byte("Exif\x00\x00")):
-			if err := checkEXIF(seg); err != nil {
-				return l, err
-			}
-			l.jpeg.app1(seg)
 		case m == 0xE1:
+			if bytes.HasPrefix(seg, []byte("Exif\x00\x00")) {
+				if err := checkEXIF(seg); err != nil {
+					return l, err
+				}
+			}
 			l.jpeg.app1(seg)
 		case m == 0xE2:
 			l.jpeg.app2(seg)
